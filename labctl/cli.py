@@ -1,0 +1,157 @@
+"""Command line (the edge): parse arguments, call the runner, print results.
+
+The only place that turns LabctlError into a message and an exit code: 2 for invalid input,
+3 for failed expectations, 1 for anything else that went wrong on purpose, 130 for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from labctl import __version__
+from labctl.errors import ExpectationsFailed, LabctlError, ValidationError
+
+DEFAULT_INVENTORY = Path("inventory.yaml")
+
+
+def make_progress(quiet: bool = False) -> Callable[[str], None]:
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        if not quiet:
+            print(f"[{time.monotonic() - started:6.1f}s] {message}", file=sys.stderr, flush=True)
+    return progress
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="labctl", description=(
+        "Declarative, repeatable Linux receive-path tuning experiments (RSS, IRQ affinity, RPS, "
+        "softirqs) on a lab of hosts driven over SSH."))
+    parser.add_argument("--version", action="version", version=f"labctl {__version__}")
+    parser.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY,
+                        help="lab inventory (default: ./inventory.yaml)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                        help="where run directories go (default: ./runs)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="create/start the lab described by the inventory")
+    sub.add_parser("down", help="remove exactly what `up` created")
+    sub.add_parser("status", help="show the lab and each host")
+    run = sub.add_parser("run", help="tune, drive load, snapshot, check expectations")
+    run.add_argument("scenario", type=Path)
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the plan (literal commands included) and change nothing")
+    collect = sub.add_parser("collect", help="rebuild a run's summary and report from raw files")
+    collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
+    schema = sub.add_parser("schema", help="print the JSON Schema of the input files")
+    schema.add_argument("which", nargs="?", choices=["inventory", "scenario"])
+    validate = sub.add_parser("validate", help="validate the inventory and scenarios, touch nothing")
+    validate.add_argument("scenarios", nargs="*", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = make_progress(args.quiet)
+    try:
+        return COMMANDS[args.command](args, progress)
+    except ExpectationsFailed as exc:
+        if exc.outcome is not None:
+            print(exc.outcome.report)
+        print(f"labctl: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except ValidationError as exc:
+        count = len(exc.problems)
+        print(f"labctl: invalid input ({count} problem{'s' if count != 1 else ''}); nothing was "
+              "changed on any host:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return exc.exit_code
+    except LabctlError as exc:
+        print(f"labctl: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("labctl: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_up(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import lab_up
+    state = lab_up(args.inventory, progress)
+    print(f"lab {state.lab} is up ({state.provider}): " + ", ".join(
+        f"{h} ssh {t.user}@{t.address}:{t.port}" + (f" in netns {t.netns}" if t.netns else "")
+        for h, t in state.targets.items()))
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import lab_down
+    removed = lab_down(args.inventory, progress)
+    print("lab removed" if removed else "nothing to remove: the lab is not up")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import lab_status
+    inventory, status = lab_status(args.inventory)
+    if not status:
+        print(f"lab {inventory.lab} ({inventory.provider}): down")
+        return 0
+    print(f"lab {inventory.lab} ({inventory.provider}): up")
+    for host, text in status.items():
+        print(f"  {host:10s} {inventory.hosts[host].role:8s} {text}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl import runner
+    if args.dry_run:
+        print(runner.dry_run(args.inventory, args.scenario, progress), end="")
+        return 0
+    outcome = runner.run(args.inventory, args.scenario, args.runs_dir, progress)
+    print(outcome.report)
+    print(f"run directory: {outcome.run_dir}")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import collect
+    outcome = collect(args.run, args.runs_dir)
+    print(outcome.report)
+    print(f"rebuilt {outcome.run_dir}/summary.json and report.md")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.model import Inventory, Scenario
+    schemas = {"inventory": Inventory.model_json_schema(), "scenario": Scenario.model_json_schema()}
+    print(json.dumps(schemas[args.which] if args.which else schemas, indent=2))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.config import load_inventory, load_scenario
+    inventory = load_inventory(args.inventory)
+    problems = []
+    for path in args.scenarios:
+        try:
+            load_scenario(path, inventory.model)
+        except ValidationError as exc:
+            problems += exc.problems
+    if problems:
+        raise ValidationError(problems)
+    print(f"ok: {args.inventory}" + "".join(f", {p}" for p in args.scenarios))
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
+            "collect": cmd_collect, "schema": cmd_schema, "validate": cmd_validate}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,320 @@
+"""Loading and validation (pure, reads only the given files): YAML -> model, all errors at once.
+
+Each problem carries file:line:column and the key path. Checks that need a host's facts
+(CPU count, isolated CPUs, channel limits) run in `check_against_facts`, still before any
+change is made to a host.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import pydantic
+from pydantic import BaseModel
+
+from labctl.errors import Problem, ValidationError
+from labctl.cpulist import format_cpulist
+from labctl.model import Inventory, Scenario, queue_index
+from labctl.plan import queues_after_channels
+from labctl.yamlpos import KeyPath, Located, format_path, load_located
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[M]):
+    """A validated model with the positions of the file it came from."""
+
+    model: M
+    located: Located
+    path: Path
+    warnings: list[str] = field(default_factory=list)
+
+    def problem(self, key_path: KeyPath, message: str) -> Problem:
+        return self.located.problem(key_path, message)
+
+
+def load_inventory(path: Path) -> Loaded[Inventory]:
+    located = _read(path)
+    model = _validate(Inventory, located)
+    return Loaded(model, located, path)
+
+
+def load_scenario(path: Path, inventory: Inventory) -> Loaded[Scenario]:
+    located = _read(path)
+    scenario = _validate(Scenario, located)
+    problems = cross_check(scenario, inventory, located)
+    if problems:
+        raise ValidationError(problems)
+    if scenario.name is None:
+        scenario = scenario.model_copy(update={"name": path.stem})
+    return Loaded(scenario, located, path)
+
+
+def _read(path: Path) -> Located:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValidationError([Problem(str(path), 0, 0, "", f"cannot read: {exc.strerror}")])
+    located = load_located(text, str(path))
+    if located.problems and located.data is None:
+        raise ValidationError(located.problems)
+    return located
+
+
+def _validate(cls: type[M], located: Located) -> M:
+    problems = list(located.problems)
+    data = located.data
+    if not isinstance(data, dict):
+        problems.append(located.problem((), f"the file must hold a mapping of keys, got {_kind(data)}"))
+        raise ValidationError(problems)
+    try:
+        model = cls.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems += [_problem_from(cls, located, err) for err in exc.errors()]
+        model = None
+    if problems:
+        raise ValidationError(problems)
+    assert model is not None
+    return model
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+def _problem_from(cls: type[BaseModel], located: Located, err: Any) -> Problem:
+    path, of_key = _data_path(located.data, err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return located.problem(path, _unknown_key_message(cls, located.data, path), of_key=True)
+    if kind == "missing":
+        return located.problem(path[:-1], f"required key {path[-1]!r} is missing")
+    message = err["msg"].removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and of_key:
+        message = f"key {path[-1]!r} does not match {err['ctx']['pattern']}"
+    if kind == "union_tag_invalid":
+        tags = err["ctx"]["expected_tags"].replace("'", "")
+        return located.problem(path + ("check",), f"unknown check {err['ctx']['tag']!r}; one of: {tags}")
+    shown = repr(err.get("input"))
+    if "input" in err and not isinstance(err["input"], (dict, list)) and "got " not in message:
+        message += f", got {shown}"
+    container = isinstance(err.get("input"), (dict, list))   # point at its key, not its body
+    return located.problem(path, message, of_key=of_key or container)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[KeyPath, bool]:
+    """Map a pydantic error location to the key path in the data (drops union tags)."""
+    path: list[Any] = []
+    node, of_key = data, False
+    for part in loc:
+        if part == "[key]":
+            of_key = True
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and part not in node and not _is_tag(part, node):
+            path.append(part)       # a missing or unknown key: keep it, stop walking
+            break
+        else:
+            continue                 # a union/discriminator tag pydantic inserted
+        path.append(part)
+    return tuple(path), of_key
+
+
+def _is_tag(part: Any, node: dict[str, Any]) -> bool:
+    return isinstance(part, str) and node.get("check") == part or part in ("function-after",)
+
+
+def _unknown_key_message(cls: type[BaseModel], data: Any, path: KeyPath) -> str:
+    key = path[-1]
+    model = _model_at(cls, data, path[:-1])
+    allowed = sorted(_field_names(model)) if model else []
+    message = f"unknown key {key!r}"
+    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    if close:
+        message += f"; did you mean {close[0]!r}?"
+    elif allowed:
+        message += f"; allowed here: {', '.join(allowed)}"
+    return message
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _model_at(cls: type[BaseModel], data: Any, path: KeyPath) -> type[BaseModel] | None:
+    annotation: Any = cls
+    node = data
+    for part in path:
+        model = _unwrap(annotation, node)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            annotation = model.model_fields[part].annotation
+        else:
+            args = typing.get_args(model)
+            annotation = args[-1] if args else Any
+        node = node[part] if isinstance(node, (dict, list)) else None
+    found = _unwrap(annotation, node)
+    return found if isinstance(found, type) and issubclass(found, BaseModel) else None
+
+
+def _unwrap(annotation: Any, node: Any) -> Any:
+    """Strip Annotated/Optional and pick the union member that fits the data."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = _pick_member(typing.get_args(annotation), node)
+        else:
+            return annotation
+
+
+def _pick_member(members: tuple[Any, ...], node: Any) -> Any:
+    for member in members:
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            tag = member.model_fields.get("check")
+            if tag is None or (isinstance(node, dict) and node.get("check") in typing.get_args(tag.annotation)):
+                return member
+        elif typing.get_origin(member) in (list, dict) and isinstance(node, (list, dict)):
+            return member
+    return members[0]
+
+
+# --------------------------------------------------------------------------- cross checks
+
+def cross_check(scenario: Scenario, inventory: Inventory, located: Located) -> list[Problem]:
+    """Host names and roles in the scenario must exist in the inventory."""
+    problems: list[Problem] = []
+    hosts = inventory.hosts
+
+    def need_host(name: str, where: KeyPath, role: str | None = None) -> None:
+        if name not in hosts:
+            problems.append(located.problem(where, f"no host {name!r} in the inventory "
+                                            f"(hosts: {', '.join(sorted(hosts))})", of_key=True))
+        elif role and hosts[name].role != role:
+            problems.append(located.problem(where, f"host {name!r} has role {hosts[name].role}, "
+                                            f"not {role}"))
+
+    for name in scenario.tuning:
+        need_host(name, ("tuning", name))
+    if scenario.load:
+        need_host(scenario.load.server.host, ("load", "server", "host"))
+        need_host(scenario.load.client.host, ("load", "client", "host"))
+        if scenario.load.server.host == scenario.load.client.host:
+            problems.append(located.problem(("load", "server", "host"),
+                                            "client and server must run on different hosts"))
+    for i, name in enumerate(scenario.snapshot.hosts):
+        need_host(name, ("snapshot", "hosts", i))
+    for i, item in enumerate(scenario.expect):
+        host = getattr(item, "host", None)
+        if host is not None:
+            need_host(host, ("expect", i, "host"))
+        if item.check in ("loss", "rate") and scenario.load is None:
+            problems.append(located.problem(("expect", i), f"{item.check} needs a `load:` section"))
+    return problems
+
+
+# --------------------------------------------------------------------------- against host facts
+
+def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
+                        facts: dict[str, Any]) -> tuple[list[Problem], list[str]]:
+    """Problems and warnings that need the hosts' facts; run before any change is made.
+
+    ``facts`` maps host name -> labctl.facts.HostFacts.
+    """
+    scenario, problems, warnings = loaded.model, [], []
+    for host, tuning in scenario.tuning.items():
+        hf = facts[host]
+        where = ("tuning", host)
+        if not hf.nic.exists:
+            problems.append(loaded.problem(where, f"interface {hf.nic.interface} does not exist on {host}"))
+            continue
+        problems += _channel_problems(loaded, where, tuning, hf)
+        queues = queues_after_channels(tuning.channels, hf)
+        for key, cpus in tuning.irq_affinity.items():
+            problems += _cpu_problems(loaded, where + ("irq_affinity", key), cpus, hf)
+            problems += _queue_problems(loaded, where + ("irq_affinity", key), key, queues, hf)
+        for key, cpus in tuning.rps.items():
+            path = where + ("rps", key)
+            problems += _cpu_problems(loaded, path, cpus, hf)
+            if key != "all":
+                problems += _queue_problems(loaded, path, key, queues, hf)
+            p, w = _isolation(loaded, path, cpus, hf, tuning.allow_isolated_rps)
+            problems, warnings = problems + p, warnings + w
+    problems += _load_cpu_problems(loaded, facts)
+    for i, item in enumerate(scenario.expect):
+        cpus, host = getattr(item, "cpus", None), getattr(item, "host", None)
+        if cpus and host in facts:
+            problems += _cpu_problems(loaded, ("expect", i, "cpus"), cpus, facts[host])
+    return problems, warnings
+
+
+def _cpu_problems(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: Any) -> list[Problem]:
+    missing = cpus - hf.cpus_online
+    if not missing:
+        return []
+    return [loaded.problem(path, f"CPU(s) {format_cpulist(missing)} not online on {hf.host} "
+                           f"(online: {format_cpulist(hf.cpus_online)})")]
+
+
+def _queue_problems(loaded: Loaded[Scenario], path: KeyPath, key: str, queues: int, hf: Any) -> list[Problem]:
+    if queue_index(key) < queues:
+        return []
+    return [loaded.problem(path, f"{key} does not exist: {hf.nic.interface} on {hf.host} will have "
+                           f"{queues} RX queue(s) (rx-0..rx-{queues - 1})")]
+
+
+def _channel_problems(loaded: Loaded[Scenario], where: KeyPath, tuning: Any, hf: Any) -> list[Problem]:
+    if tuning.channels is None:
+        return []
+    maximum = hf.nic.channels_max
+    problems = []
+    for kind in ("combined", "rx", "tx"):
+        want = getattr(tuning.channels, kind)
+        if want is None:
+            continue
+        limit = maximum.get(kind) or (maximum.get("rx") if kind == "combined" else None)
+        if not limit:
+            problems.append(loaded.problem(where + ("channels", kind), f"{hf.nic.interface} on "
+                                           f"{hf.host} has no {kind} channels to set"))
+        elif want > limit:
+            problems.append(loaded.problem(where + ("channels", kind), f"{hf.nic.interface} on "
+                                           f"{hf.host} supports at most {limit} {kind} channels"))
+    return problems
+
+
+def _isolation(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: Any,
+               allowed: bool) -> tuple[list[Problem], list[str]]:
+    isolated = cpus & hf.isolated
+    if not isolated:
+        return [], []
+    housekeeping = format_cpulist(hf.housekeeping)
+    if isolated == cpus:
+        reason = (f"CPU(s) {format_cpulist(cpus)} are isolated on {hf.host} (isolcpus="
+                  f"{format_cpulist(hf.isolated)}); the kernel rejects an RPS mask of only "
+                  f"isolated CPUs (EINVAL). Use a housekeeping CPU: {housekeeping}.")
+        if allowed:
+            return [], [f"{format_path(path)}: {reason} The write will be attempted "
+                        "(allow_isolated_rps) and the kernel's answer recorded."]
+        return [loaded.problem(path, reason)], []
+    return [], [f"{format_path(path)}: CPU(s) {format_cpulist(isolated)} are isolated on {hf.host};"
+                f" the kernel silently keeps only {format_cpulist(cpus - hf.isolated)}"]
+
+
+def _load_cpu_problems(loaded: Loaded[Scenario], facts: dict[str, Any]) -> list[Problem]:
+    load = loaded.model.load
+    if load is None:
+        return []
+    problems = []
+    for role, part in (("server", load.server), ("client", load.client)):
+        if part.cpus and part.host in facts:
+            problems += _cpu_problems(loaded, ("load", role, "cpus"), part.cpus, facts[part.host])
+    return problems

@@ -1,0 +1,82 @@
+"""CPU sets (pure): kernel CPU-list syntax ("0-3,6") and hex masks ("ff,00000000") both ways."""
+
+from __future__ import annotations
+
+import re
+
+_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+)/(\d+))?)?$")
+
+
+class CpuListError(ValueError):
+    """A CPU list or mask that cannot be parsed."""
+
+
+def parse_cpulist(text: str) -> frozenset[int]:
+    """Parse the kernel's list format: "0-3,6", "" (empty set), "0-7:2/4" (groups)."""
+    text = text.strip()
+    if not text:
+        return frozenset()
+    cpus: set[int] = set()
+    for part in text.split(","):
+        match = _RANGE.match(part.strip())
+        if not match:
+            raise CpuListError(f"not a CPU list element: {part.strip()!r} (use e.g. 0-3,6)")
+        first, last, used, group = match.groups()
+        lo = int(first)
+        hi = int(last) if last is not None else lo
+        if hi < lo:
+            raise CpuListError(f"descending CPU range: {part.strip()!r}")
+        if used is None:
+            cpus.update(range(lo, hi + 1))
+            continue
+        used_n, group_n = int(used), int(group)
+        if group_n == 0 or used_n > group_n:
+            raise CpuListError(f"bad CPU range group: {part.strip()!r}")
+        cpus.update(c for c in range(lo, hi + 1) if (c - lo) % group_n < used_n)
+    return frozenset(cpus)
+
+
+def format_cpulist(cpus: frozenset[int] | set[int] | list[int]) -> str:
+    """Format a CPU set the way the kernel does in *_list files: "0-3,6"."""
+    out: list[str] = []
+    ordered = sorted(set(cpus))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def parse_mask(text: str) -> frozenset[int]:
+    """Parse a hex CPU mask, with optional comma-separated 32-bit groups ("ff,00000000")."""
+    cleaned = text.strip().replace(",", "")
+    if cleaned.lower().startswith("0x"):
+        cleaned = cleaned[2:]
+    if not cleaned or not re.fullmatch(r"[0-9a-fA-F]+", cleaned):
+        raise CpuListError(f"not a hex CPU mask: {text.strip()!r}")
+    value = int(cleaned, 16)
+    return frozenset(bit for bit in range(value.bit_length()) if value >> bit & 1)
+
+
+def format_mask(cpus: frozenset[int] | set[int] | list[int], ncpus: int | None = None) -> str:
+    """Format a CPU set as the kernel prints masks: 32-bit hex groups joined by commas.
+
+    With ``ncpus`` the mask is padded like the kernel's for that many CPUs ("00" for 8 CPUs,
+    "00000000,00000001" for 33..64 CPUs); without it, the shortest form ("1", "ff,00000000").
+    """
+    value = 0
+    for cpu in cpus:
+        if cpu < 0:
+            raise CpuListError(f"negative CPU number: {cpu}")
+        value |= 1 << cpu
+    width = (ncpus + 3) // 4 if ncpus else max(1, (value.bit_length() + 3) // 4)
+    digits = f"{value:0{width}x}"
+    groups: list[str] = []
+    while len(digits) > 8:
+        groups.insert(0, digits[-8:])
+        digits = digits[:-8]
+    groups.insert(0, digits)
+    return ",".join(groups)

@@ -1,0 +1,71 @@
+"""Error hierarchy (all layers). Only `labctl.cli` turns these into messages and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class LabctlError(Exception):
+    """Base of every error labctl raises on purpose."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem, located in a file."""
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ValidationError(LabctlError):
+    """Every problem found in the input files, reported at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.path))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class HostError(LabctlError):
+    """A command failed on a lab host."""
+
+    def __init__(self, host: str, command: str, exit_code: int | None, output: str, why: str = ""):
+        self.host, self.command, self.rc, self.output = host, command, exit_code, output
+        tail = "\n".join(output.strip().splitlines()[-8:])
+        head = why or f"command exited {exit_code}"
+        msg = f"{host}: {head}\n  command: {command}"
+        if tail:
+            msg += "\n  output (tail):\n    " + tail.replace("\n", "\n    ")
+        super().__init__(msg)
+
+
+class TransportError(LabctlError):
+    """A host could not be reached, or its identity could not be verified."""
+
+
+class LabError(LabctlError):
+    """A lab provider could not create, inspect or remove the lab."""
+
+
+class RunError(LabctlError):
+    """A run could not be carried out or its artifacts are missing/corrupt."""
+
+
+class ExpectationsFailed(LabctlError):
+    """The run completed but at least one expectation failed."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, outcome: object = None):
+        super().__init__(message)
+        self.outcome = outcome

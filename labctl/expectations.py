@@ -1,0 +1,132 @@
+"""Expectations (pure): evaluate a scenario's assertions against a run's measured deltas."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from labctl.cpulist import format_cpulist
+from labctl.model import (Expectation, IrqConfined, Loss, Rate, RpsMask, Scenario, SoftirqShare,
+                          SoftnetShare, queue_index)
+
+
+@dataclass(frozen=True)
+class ExpectationResult:
+    check: str
+    description: str
+    measured: str
+    bound: str
+    passed: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def share_of(values: dict[int, int], cpus: frozenset[int]) -> tuple[float, int]:
+    """(fraction of the total on cpus, total)."""
+    total = sum(values.values())
+    on = sum(v for cpu, v in values.items() if cpu in cpus)
+    return (on / total if total else 0.0), total
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    parts = ([f">= {low:.0%}"] if low is not None else []) + ([f"<= {high:.0%}"] if high is not None else [])
+    return " and ".join(parts)
+
+
+def _within(value: float, low: float | None, high: float | None) -> bool:
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
+def evaluate(scenario: Scenario, measured: dict[str, Any]) -> list[ExpectationResult]:
+    """measured: the analysis of a run (see labctl.analysis.analyse)."""
+    return [_evaluate_one(item, measured) for item in scenario.expect]
+
+
+def _evaluate_one(item: Expectation, m: dict[str, Any]) -> ExpectationResult:
+    if isinstance(item, SoftirqShare):
+        return _softirq_share(item, m)
+    if isinstance(item, SoftnetShare):
+        return _softnet_share(item, m)
+    if isinstance(item, IrqConfined):
+        return _irq_confined(item, m)
+    if isinstance(item, Loss):
+        return _loss(item, m)
+    if isinstance(item, Rate):
+        return _rate(item, m)
+    return _rps_mask(item, m)
+
+
+def _host(m: dict[str, Any], host: str) -> dict[str, Any]:
+    return m.get("hosts", {}).get(host, {})
+
+
+def _share_result(check: str, what: str, values: dict[int, int], cpus: frozenset[int],
+                  low: float | None, high: float | None) -> ExpectationResult:
+    fraction, total = share_of(values, cpus)
+    description = f"{what} on CPUs {format_cpulist(cpus)}"
+    if total == 0:
+        return ExpectationResult(check, description, f"no {what} counted at all", _bounds(low, high), False)
+    return ExpectationResult(check, description, f"{fraction:.1%} of {total}", _bounds(low, high),
+                             _within(fraction, low, high))
+
+
+def _softirq_share(item: SoftirqShare, m: dict[str, Any]) -> ExpectationResult:
+    values = _host(m, item.host).get("softirqs", {}).get(item.softirq, {})
+    return _share_result(item.check, f"{item.host} {item.softirq}", values, item.cpus, item.min, item.max)
+
+
+def _softnet_share(item: SoftnetShare, m: dict[str, Any]) -> ExpectationResult:
+    softnet = _host(m, item.host).get("softnet", {})
+    values = {cpu: row.get(item.column, 0) for cpu, row in softnet.items()}
+    return _share_result(item.check, f"{item.host} softnet {item.column}", values, item.cpus,
+                         item.min, item.max)
+
+
+def _irq_confined(item: IrqConfined, m: dict[str, Any]) -> ExpectationResult:
+    rows = _host(m, item.host).get("nic_irqs", [])
+    wanted = None if item.queues == "all" else {queue_index(q) for q in item.queues}
+    per_cpu: dict[int, int] = {}
+    for row in rows:
+        if wanted is None or row["queue"] in wanted:
+            for cpu, count in row["per_cpu"].items():
+                per_cpu[cpu] = per_cpu.get(cpu, 0) + count
+    what = f"{item.host} NIC RX IRQs ({'all queues' if wanted is None else ', '.join(item.queues)})"
+    if not rows:
+        return ExpectationResult(item.check, what + f" on CPUs {format_cpulist(item.cpus)}",
+                                 "this NIC has no IRQs", f">= {item.min_share:.0%}", False)
+    return _share_result(item.check, what, per_cpu, item.cpus, item.min_share, None)
+
+
+def _loss(item: Loss, m: dict[str, Any]) -> ExpectationResult:
+    lg = m.get("loadgen") or {}
+    loss = lg.get("loss")
+    bound = f"<= {item.max:.2%}"
+    if loss is None:
+        return ExpectationResult(item.check, "message loss", "no loadgen results", bound, False)
+    return ExpectationResult(item.check, "message loss (client sent vs server received)",
+                             f"{loss:.2%} ({lg['received']} of {lg['sent']} received)", bound,
+                             loss <= item.max)
+
+
+def _rate(item: Rate, m: dict[str, Any]) -> ExpectationResult:
+    lg = m.get("loadgen") or {}
+    bound = f">= {item.min_fraction:.0%} of asked"
+    if not lg.get("asked_rate"):
+        return ExpectationResult(item.check, "achieved rate", "no loadgen results", bound, False)
+    fraction = lg["achieved_rate"] / lg["asked_rate"]
+    return ExpectationResult(item.check, "achieved client rate vs asked",
+                             f"{lg['achieved_rate']:.0f}/s of {lg['asked_rate']}/s ({fraction:.1%})",
+                             bound, fraction >= item.min_fraction)
+
+
+def _rps_mask(item: RpsMask, m: dict[str, Any]) -> ExpectationResult:
+    rps = _host(m, item.host).get("rps_after", {})
+    want = item.equals
+    queues = sorted(rps) if item.queue == "all" else [queue_index(item.queue)]
+    observed = {q: rps.get(q) for q in queues}
+    shown = ", ".join(f"rx-{q}: {format_cpulist(v) if v else 'none' if v is not None else 'missing'}"
+                      for q, v in observed.items())
+    passed = bool(observed) and all(v == want for v in observed.values())
+    return ExpectationResult(item.check, f"{item.host} read-back RPS mask of {item.queue}",
+                             shown or "no queues", f"== {format_cpulist(want) or 'none'}", passed)

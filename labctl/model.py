@@ -1,0 +1,299 @@
+"""The model (pure): inventory and scenario as frozen pydantic models.
+
+The same classes validate the YAML files and generate `labctl schema`. Unknown keys are
+forbidden everywhere; CPU sets accept the kernel's list syntax ("0-3,6"), a single number or
+a YAML list of numbers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo,
+                      WithJsonSchema, field_validator, model_validator)
+
+from labctl.cpulist import CpuListError, format_cpulist, parse_cpulist
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,11}$"
+QUEUE_PATTERN = re.compile(r"^rx-(\d+)$")
+
+
+def _to_cpuset(value: Any) -> frozenset[int]:
+    if isinstance(value, bool):
+        raise ValueError("a CPU set, not a boolean")
+    if isinstance(value, int):
+        cpus = frozenset({value})
+    elif isinstance(value, str):
+        try:
+            cpus = parse_cpulist(value)
+        except CpuListError as exc:
+            raise ValueError(str(exc)) from None
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise ValueError("a list of CPU numbers must hold integers only")
+        cpus = frozenset(value)
+    else:
+        raise ValueError('a CPU set: "0-3,6", a CPU number, or a list of CPU numbers')
+    if any(c < 0 for c in cpus):
+        raise ValueError("CPU numbers are >= 0")
+    if not cpus:
+        raise ValueError("an empty CPU set")
+    return cpus
+
+
+CpuSet = Annotated[
+    frozenset[int],
+    BeforeValidator(_to_cpuset),
+    PlainSerializer(lambda cpus: format_cpulist(cpus), return_type=str),
+    WithJsonSchema({
+        "description": 'CPU set: kernel list syntax "0-3,6", a CPU number, or a list of numbers',
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$"},
+            {"type": "integer", "minimum": 0},
+            {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        ],
+    }),
+]
+
+
+
+def _to_rps_cpuset(value: Any) -> frozenset[int]:
+    if isinstance(value, str) and value.strip().lower() in ("none", "off"):
+        return frozenset()
+    return _to_cpuset(value)
+
+
+RpsCpuSet = Annotated[
+    frozenset[int],
+    BeforeValidator(_to_rps_cpuset),
+    PlainSerializer(lambda cpus: format_cpulist(cpus) or "none", return_type=str),
+    WithJsonSchema({
+        "description": 'RPS CPUs: like a CPU set, or "none" to turn RPS off',
+        "anyOf": [
+            {"type": "string", "pattern": r"^\s*(none|off|\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*)\s*$"},
+            {"type": "integer", "minimum": 0},
+            {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1},
+        ],
+    }),
+]
+
+QueueName = Annotated[str, Field(pattern=r"^rx-\d+$", description="an RX queue: rx-0, rx-1, ...")]
+QueueKey = Annotated[str, Field(pattern=r"^(rx-\d+|all)$",
+                                description="an RX queue (rx-0, rx-1, ...) or 'all'")]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def queue_index(name: str) -> int:
+    """'rx-3' -> 3."""
+    match = QUEUE_PATTERN.match(name)
+    if not match:
+        raise ValueError(f"not an RX queue name: {name!r}")
+    return int(match.group(1))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- inventory
+
+class SshAccess(Strict):
+    """How to reach an existing host (provider `ssh`)."""
+
+    address: str = Field(description="IP address or DNS name of the host's SSH server")
+    port: int = Field(22, ge=1, le=65535)
+    user: str = "root"
+    key: str = Field(description="path to the private key (relative to the inventory file)")
+    known_hosts: str = Field(description="known_hosts file that pins the host's key")
+    netns: str | None = Field(None, description="open the TCP connection inside this netns")
+
+
+class HostSpec(Strict):
+    role: Literal["dut", "loadgen"]
+    interface: str = Field("eth1", pattern=r"^[A-Za-z0-9_.:-]{1,15}$",
+                           description="the test (data) interface")
+    data_address: str = Field(description="address/prefix on the test interface, e.g. 198.18.0.1/24")
+    ssh: SshAccess | None = None
+
+    @field_validator("data_address")
+    @classmethod
+    def _interface_address(cls, value: str) -> str:
+        try:
+            iface = ipaddress.ip_interface(value)
+        except ValueError:
+            raise ValueError(f"not an address/prefix: {value!r} (e.g. 198.18.0.1/24)") from None
+        if "/" not in value:
+            raise ValueError(f"give a prefix length too: {value}/24")
+        return str(iface)
+
+
+class NetnsOptions(Strict):
+    queues: int = Field(4, ge=1, le=64, description="RX and TX queues of each veth end")
+
+
+class Inventory(Strict):
+    """A lab: where its hosts are and how to reach them."""
+
+    lab: str = Field(pattern=NAME_PATTERN, description="lab name; prefixes what `up` creates")
+    provider: Literal["netns", "ssh"]
+    netns: NetnsOptions = NetnsOptions()
+    hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostSpec]
+
+    @field_validator("hosts")
+    @classmethod
+    def _roles_and_access(cls, hosts: dict[str, HostSpec], info: ValidationInfo) -> dict[str, HostSpec]:
+        roles = [h.role for h in hosts.values()]
+        if roles.count("dut") != 1 or roles.count("loadgen") != 1:
+            raise ValueError("a lab has exactly one host with role dut and one with role "
+                             f"loadgen (got {sorted(roles)})")
+        missing = [n for n, h in hosts.items() if h.ssh is None]
+        if info.data.get("provider") == "ssh" and missing:
+            raise ValueError(f"provider ssh: hosts {missing} need an `ssh:` section")
+        return hosts
+
+    def host_with_role(self, role: str) -> str:
+        return next(name for name, h in self.hosts.items() if h.role == role)
+
+
+# --------------------------------------------------------------------------- scenario
+
+class Channels(Strict):
+    """`ethtool -L`: either combined, or rx and tx, as the device supports."""
+
+    combined: int | None = Field(None, ge=1, le=1024)
+    rx: int | None = Field(None, ge=1, le=1024)
+    tx: int | None = Field(None, ge=1, le=1024)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Channels":
+        if self.combined is None and self.rx is None and self.tx is None:
+            raise ValueError("give combined, or rx and/or tx")
+        if self.combined is not None and (self.rx is not None or self.tx is not None):
+            raise ValueError("combined and rx/tx are exclusive")
+        return self
+
+    @property
+    def rx_queues(self) -> int | None:
+        return self.combined if self.combined is not None else self.rx
+
+
+class HostTuning(Strict):
+    irqbalance: Literal["stop", "start", "leave"] = "leave"
+    channels: Channels | None = None
+    irq_affinity: dict[QueueName, CpuSet] = Field(
+        default_factory=dict, description="RX queue -> CPUs for its IRQ (smp_affinity_list)")
+    rps: dict[QueueKey, RpsCpuSet] = Field(
+        default_factory=dict, description="RX queue (or all) -> RPS CPUs (rps_cpus), or none")
+    allow_isolated_rps: bool = Field(
+        False, description="attempt RPS masks the kernel will refuse (to record its answer)")
+
+
+class ServerLoad(Strict):
+    host: str = "dut"
+    protocol: Literal["udp", "tcp"] = "udp"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=256)
+    cpus: CpuSet | None = None
+
+
+class ClientLoad(Strict):
+    host: str = "loadgen"
+    rate: int = Field(gt=0, le=10_000_000, description="messages per second, all workers")
+    duration: float = Field(gt=0, le=3600, description="seconds of load")
+    payload: int = Field(64, ge=1, le=65507, description="bytes per message")
+    flows: int = Field(4, ge=1, le=4096)
+    workers: int = Field(1, ge=1, le=256)
+    new_socket_per_message: bool = False
+    cpus: CpuSet | None = None
+
+
+class Load(Strict):
+    server: ServerLoad = ServerLoad()
+    client: ClientLoad
+
+
+PROBE_NAMES = ("interrupts", "softirqs", "softnet_stat", "stat", "ethtool_stats")
+ProbeName = Literal["interrupts", "softirqs", "softnet_stat", "stat", "ethtool_stats"]
+
+
+class Snapshot(Strict):
+    hosts: list[str] = Field(default_factory=lambda: ["dut"])
+    probes: list[ProbeName] = Field(default_factory=lambda: list(PROBE_NAMES))
+
+
+class _ShareBounds(Strict):
+    """A share expectation needs at least one bound, and min <= max."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "_ShareBounds":
+        low, high = getattr(self, "min"), getattr(self, "max")
+        if low is None and high is None:
+            raise ValueError("give min and/or max")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"min {low} is above max {high}")
+        return self
+
+
+class SoftirqShare(_ShareBounds):
+    check: Literal["softirq_share"]
+    host: str = "dut"
+    softirq: str = Field("NET_RX", pattern=r"^[A-Z_]+$")
+    cpus: CpuSet
+    min: Fraction | None = None
+    max: Fraction | None = None
+
+
+class SoftnetShare(_ShareBounds):
+    check: Literal["softnet_share"]
+    host: str = "dut"
+    column: Literal["processed", "dropped", "time_squeeze", "received_rps", "flow_limit"]
+    cpus: CpuSet
+    min: Fraction | None = None
+    max: Fraction | None = None
+
+
+class IrqConfined(Strict):
+    check: Literal["irq_confined"]
+    host: str = "dut"
+    queues: list[QueueName] | Literal["all"] = "all"
+    cpus: CpuSet
+    min_share: Fraction = Field(1.0, description="share of the queues' IRQs on those CPUs")
+
+
+class Loss(Strict):
+    check: Literal["loss"]
+    max: Fraction
+
+
+class Rate(Strict):
+    check: Literal["rate"]
+    min_fraction: Fraction = Field(description="achieved / asked rate of the client")
+
+
+class RpsMask(Strict):
+    check: Literal["rps_mask"]
+    host: str = "dut"
+    queue: QueueKey
+    equals: RpsCpuSet
+
+
+Expectation = Annotated[
+    Union[SoftirqShare, SoftnetShare, IrqConfined, Loss, Rate, RpsMask],
+    Field(discriminator="check"),
+]
+EXPECTATION_KINDS = ("softirq_share", "softnet_share", "irq_confined", "loss", "rate", "rps_mask")
+
+
+class Scenario(Strict):
+    """One experiment: tuning per host, load, snapshots and expectations."""
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    description: str = ""
+    keep_tuning: bool = False
+    tuning: dict[str, HostTuning] = Field(default_factory=dict)
+    load: Load | None = None
+    settle: float = Field(1.0, ge=0, le=60, description="seconds between tuning and load")
+    snapshot: Snapshot = Snapshot()
+    expect: list[Expectation] = Field(default_factory=list)

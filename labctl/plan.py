@@ -1,0 +1,407 @@
+"""Planning (pure): (inventory, scenario, host facts, run id) -> ordered actions.
+
+The plan is data. `labctl run --dry-run` prints it; the executor walks it. Every change
+carries the literal command that undoes it, computed from the facts read just before; every
+value that enters a command is quoted here.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from labctl import probes
+from labctl.cpulist import format_cpulist, format_mask
+from labctl.facts import HostFacts
+from labctl.model import Channels, HostTuning, Inventory, Load, Scenario, queue_index
+from labctl.sections import build_script
+
+Kind = Literal["change", "skip", "sleep", "upload", "start", "wait_file", "snapshot",
+               "wait_process", "stop", "fetch"]
+Phase = Literal["prepare", "tune", "load", "measure", "finish"]
+
+LOADGEN_REMOTE_NAME = "labctl-loadgen.py"
+
+
+@dataclass(frozen=True)
+class Readback:
+    """How to verify a change: a command whose output must parse to the expected value."""
+
+    command: str
+    kind: Literal["mask", "cpulist", "channels"]
+    expected: Any
+
+
+@dataclass(frozen=True)
+class Action:
+    host: str
+    phase: Phase
+    kind: Kind
+    description: str
+    command: str = ""
+    undo: str | None = None
+    readback: Readback | None = None
+    process: str | None = None         # name of the process a start/stop/wait refers to
+    local: str | None = None           # upload source / fetch destination (relative to run dir)
+    remote: str | None = None
+    timeout: float = 60.0
+    expect_failure: bool = False       # attempted on purpose to record the kernel's answer
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    run_id: str
+    workdir: dict[str, str]            # host -> remote working directory
+    actions: tuple[Action, ...] = field(default_factory=tuple)
+
+    def for_phase(self, phase: str) -> list[Action]:
+        return [a for a in self.actions if a.phase == phase]
+
+
+def q(*parts: object) -> str:
+    """Quote each part for sh and join them: the one way values enter commands."""
+    return shlex.join(str(p) for p in parts)
+
+
+def remote_workdir(run_id: str) -> str:
+    return f"/tmp/labctl-{run_id}"
+
+
+def build_plan(inventory: Inventory, scenario: Scenario, facts: dict[str, HostFacts],
+               run_id: str) -> Plan:
+    hosts = _involved_hosts(scenario)
+    workdir = {h: remote_workdir(run_id) for h in hosts}
+    actions: list[Action] = []
+    for host in hosts:
+        actions.append(Action(host, "prepare", "change", "create the run's working directory",
+                              command=q("mkdir", "-p", workdir[host]),
+                              undo=q("rm", "-rf", workdir[host])))
+    for host, tuning in scenario.tuning.items():
+        actions += tuning_actions(host, tuning, facts[host])
+    if scenario.load:
+        actions += load_actions(inventory, scenario, facts, workdir)
+    else:
+        actions.append(settle_action(scenario))
+        actions += snapshot_actions(scenario, facts, "before")
+        actions.append(Action("-", "measure", "sleep", "measurement window without load", timeout=5.0))
+        actions += snapshot_actions(scenario, facts, "after")
+    return Plan(run_id, workdir, tuple(actions))
+
+
+def _involved_hosts(scenario: Scenario) -> list[str]:
+    names: list[str] = list(scenario.tuning)
+    if scenario.load:
+        names += [scenario.load.server.host, scenario.load.client.host]
+    names += scenario.snapshot.hosts
+    return list(dict.fromkeys(names))
+
+
+# --------------------------------------------------------------------------- tuning
+
+def tuning_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
+    actions = irqbalance_actions(host, tuning, facts)
+    if tuning.channels is not None:
+        actions.append(channels_action(host, tuning.channels, facts))
+    actions += irq_affinity_actions(host, tuning, facts)
+    actions += rps_actions(host, tuning, facts)
+    return actions
+
+
+def irqbalance_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
+    if tuning.irqbalance == "leave":
+        return []
+    if facts.shared_kernel:
+        return [Action(host, "tune", "skip", f"irqbalance {tuning.irqbalance}: not applicable, "
+                       "this lab host shares the machine's kernel (netns) and irqbalance is "
+                       "host-wide")]
+    if facts.irqbalance == "absent":
+        return [Action(host, "tune", "skip", "irqbalance is not installed on this host")]
+    want_active = tuning.irqbalance == "start"
+    if (facts.irqbalance == "active") == want_active:
+        return [Action(host, "tune", "skip", f"irqbalance already {facts.irqbalance}")]
+    verb, undo = ("start", "stop") if want_active else ("stop", "start")
+    return [Action(host, "tune", "change", f"{verb} irqbalance (was {facts.irqbalance})",
+                   command=q("systemctl", verb, "irqbalance"),
+                   undo=q("systemctl", undo, "irqbalance"))]
+
+
+def channel_args(channels: Channels, facts: HostFacts) -> tuple[list[str], str]:
+    """`ethtool -L` arguments in the form the device supports, and a note if translated."""
+    if channels.combined is not None and not facts.nic.supports_combined:
+        n = channels.combined
+        return ["rx", str(n), "tx", str(n)], f"device has no combined channels: rx {n} tx {n}"
+    pairs = [(k, getattr(channels, k)) for k in ("combined", "rx", "tx")]
+    return [str(x) for k, v in pairs if v is not None for x in (k, v)], ""
+
+
+def original_channel_args(facts: HostFacts) -> list[str]:
+    current = facts.nic.channels_current
+    keys = ("combined",) if facts.nic.supports_combined else ("rx", "tx")
+    return [str(x) for k in keys if current.get(k) for x in (k, current[k])]
+
+
+def channels_action(host: str, channels: Channels, facts: HostFacts) -> Action:
+    iface = facts.nic.interface
+    args, note = channel_args(channels, facts)
+    expected = dict(zip(args[::2], (int(v) for v in args[1::2])))
+    undo = "; ".join([q("ethtool", "-L", iface, *original_channel_args(facts))]
+                     + reapply_commands(facts))
+    return Action(host, "tune", "change",
+                  f"set {iface} channels {' '.join(args)} (was "
+                  f"{' '.join(original_channel_args(facts)) or 'unknown'})",
+                  command=q("ethtool", "-L", iface, *args), undo=undo,
+                  readback=Readback(q("ethtool", "-l", iface), "channels", expected),
+                  warnings=(note,) if note else ())
+
+
+def reapply_commands(facts: HostFacts) -> list[str]:
+    """After channels change back, put every original RPS mask and IRQ affinity back
+    (virtio resets IRQ affinity on `ethtool -L`; re-created rx-N queues start with RPS off)."""
+    cmds = [write_command(rps_path(facts.nic.interface, q), format_mask(cpus, facts.cpus_possible))
+            for q, cpus in sorted(facts.nic.rps_cpus.items())]
+    irqs = list(facts.nic.rx_irqs.values()) + list(facts.nic.tx_irqs.values())
+    cmds += [write_command(f"/proc/irq/{irq}/smp_affinity_list", format_cpulist(facts.irq_affinity[irq]))
+             for irq in irqs if irq in facts.irq_affinity and not facts.shared_kernel]
+    return cmds
+
+
+def write_command(path: str, value: str) -> str:
+    return f"echo {shlex.quote(value)} > {shlex.quote(path)}"
+
+
+def rps_path(interface: str, queue: int) -> str:
+    return f"/sys/class/net/{interface}/queues/rx-{queue}/rps_cpus"
+
+
+def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
+    actions = []
+    for name, cpus in sorted(tuning.irq_affinity.items()):
+        queue = queue_index(name)
+        irq = facts.nic.rx_irqs.get(queue)
+        if facts.shared_kernel or irq is None:
+            why = ("this lab host shares the machine's kernel (netns): /proc/irq is host-wide "
+                   "and veth has no IRQs") if facts.shared_kernel else \
+                  f"{facts.nic.interface} has no IRQ for {name}"
+            actions.append(Action(host, "tune", "skip", f"IRQ affinity of {name} -> CPUs "
+                                  f"{format_cpulist(cpus)}: not applicable, {why}"))
+            continue
+        path = f"/proc/irq/{irq}/smp_affinity_list"
+        original = facts.irq_affinity.get(irq)
+        actions.append(Action(
+            host, "tune", "change",
+            f"pin IRQ {irq} ({facts.nic.device}-input.{queue}, {name}) to CPUs {format_cpulist(cpus)}"
+            f" (was {format_cpulist(original) if original is not None else 'unknown'})",
+            command=write_command(path, format_cpulist(cpus)),
+            undo=write_command(path, format_cpulist(original)) if original else None,
+            readback=Readback(q("cat", path), "cpulist", cpus)))
+    return actions
+
+
+def rps_queues(tuning: HostTuning, facts: HostFacts) -> list[tuple[int, frozenset[int]]]:
+    """Expand 'all' to every RX queue there will be after the channels step."""
+    count = queues_after_channels(tuning.channels, facts)
+    result: dict[int, frozenset[int]] = {}
+    if "all" in tuning.rps:
+        result.update({q: tuning.rps["all"] for q in range(count)})
+    result.update({queue_index(k): v for k, v in tuning.rps.items() if k != "all"})
+    return sorted(result.items())
+
+
+def queues_after_channels(channels: Channels | None, facts: HostFacts) -> int:
+    if channels is not None and channels.rx_queues is not None:
+        return channels.rx_queues
+    return facts.nic.rx_queues
+
+
+def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
+    actions = []
+    for queue, cpus in rps_queues(tuning, facts):
+        path = rps_path(facts.nic.interface, queue)
+        kept = cpus - facts.isolated
+        mask = format_mask(cpus, facts.cpus_possible)
+        original = facts.nic.rps_cpus.get(queue, frozenset())
+        refused = bool(cpus) and not kept
+        warnings = () if refused or kept == cpus else (
+            f"rx-{queue}: CPUs {format_cpulist(cpus & facts.isolated)} are isolated; the kernel "
+            f"keeps only {format_cpulist(kept)} of RPS mask {mask}",)
+        actions.append(Action(
+            host, "tune", "change",
+            f"RPS of rx-{queue} -> CPUs {format_cpulist(cpus)} (mask {mask}, was "
+            f"{format_cpulist(original) or 'off'})"
+            + (" — expected to be refused by the kernel (isolated CPUs only)" if refused else ""),
+            command=write_command(path, mask),
+            undo=write_command(path, format_mask(original, facts.cpus_possible)),
+            readback=None if refused else Readback(q("cat", path), "mask", kept),
+            expect_failure=refused, warnings=warnings))
+    return actions
+
+
+# --------------------------------------------------------------------------- load
+
+def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, HostFacts],
+                 workdir: dict[str, str]) -> list[Action]:
+    assert scenario.load is not None
+    load = scenario.load
+    server, client = load.server.host, load.client.host
+    actions = [Action(h, "load", "upload", "copy labctl-loadgen",
+                      local="labctl/loadgen.py", remote=f"{workdir[h]}/{LOADGEN_REMOTE_NAME}")
+               for h in (server, client)]
+    actions.append(start_server_action(inventory, load, workdir[server]))
+    actions.append(Action(server, "load", "wait_file", "wait until the server's sockets are bound",
+                          remote=f"{workdir[server]}/server.ready", process="server", timeout=15))
+    actions.append(settle_action(scenario))
+    actions += snapshot_actions(scenario, facts, "before")
+    actions.append(start_client_action(inventory, load, workdir[client]))
+    actions.append(Action(client, "load", "wait_process", f"wait for the client ({load.client.duration:g} s)",
+                          process="client", timeout=load.client.duration + 30))
+    actions += snapshot_actions(scenario, facts, "after")
+    actions.append(Action(server, "finish", "stop", "stop the server (SIGTERM), wait for its result",
+                          process="server", remote=f"{workdir[server]}/server.json", timeout=15))
+    for host, role in ((server, "server"), (client, "client")):
+        for name in (f"{role}.json", f"{role}.log"):
+            actions.append(Action(host, "finish", "fetch", f"fetch {name}",
+                                  remote=f"{workdir[host]}/{name}", local=f"loadgen/{name}"))
+    return actions
+
+
+def settle_action(scenario: Scenario) -> Action:
+    return Action("-", "measure", "sleep", f"let the tuning settle ({scenario.settle:g} s)",
+                  timeout=scenario.settle)
+
+
+def server_address(inventory: Inventory, host: str) -> str:
+    return inventory.hosts[host].data_address.split("/")[0]
+
+
+def start_server_action(inventory: Inventory, load: Load, workdir: str) -> Action:
+    s = load.server
+    argv = ["python3", f"{workdir}/{LOADGEN_REMOTE_NAME}", "server", "--protocol", s.protocol,
+            "--bind", server_address(inventory, s.host), "--port", s.port, "--workers", s.workers,
+            "--result", f"{workdir}/server.json", "--ready-file", f"{workdir}/server.ready"]
+    if s.cpus:
+        argv += ["--cpus", format_cpulist(s.cpus)]
+    return Action(s.host, "load", "start", f"start the {s.protocol} server ({s.workers} worker(s)"
+                  + (f", CPUs {format_cpulist(s.cpus)})" if s.cpus else ")"),
+                  command=detached_command(argv, f"{workdir}/server.log"), process="server")
+
+
+def start_client_action(inventory: Inventory, load: Load, workdir: str) -> Action:
+    c, s = load.client, load.server
+    argv = ["python3", f"{workdir}/{LOADGEN_REMOTE_NAME}", "client", "--protocol", s.protocol,
+            "--host", server_address(inventory, s.host), "--port", s.port, "--rate", c.rate,
+            "--duration", f"{c.duration:g}", "--payload", c.payload, "--flows", c.flows,
+            "--workers", c.workers, "--result", f"{workdir}/client.json"]
+    if c.cpus:
+        argv += ["--cpus", format_cpulist(c.cpus)]
+    if c.new_socket_per_message:
+        argv.append("--new-socket-per-message")
+    return Action(c.host, "load", "start",
+                  f"start the client: {c.rate} msg/s for {c.duration:g} s, {c.flows} flow(s), "
+                  f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
+                  process="client")
+
+
+def detached_command(argv: list[object], log: str) -> str:
+    """Start in a new session with all three streams redirected (else SSH hangs); print PID."""
+    return f"setsid {q(*argv)} </dev/null >{shlex.quote(log)} 2>&1 & echo $!"
+
+
+def stop_command(pid: int, timeout: float) -> str:
+    """SIGTERM, wait up to timeout, then SIGKILL; exit 0 when it ended by SIGTERM."""
+    tries = max(1, int(timeout / 0.05))
+    return (f"kill -TERM {pid} 2>/dev/null; i=0; while kill -0 {pid} 2>/dev/null; do "
+            f"i=$((i+1)); [ $i -ge {tries} ] && {{ kill -KILL {pid}; exit 1; }}; sleep 0.05; done")
+
+
+def wait_file_command(path: str, timeout: float) -> str:
+    tries = max(1, int(timeout / 0.02))
+    return (f"i=0; until [ -e {shlex.quote(path)} ]; do i=$((i+1)); "
+            f"[ $i -ge {tries} ] && exit 1; sleep 0.02; done")
+
+
+def running_command(pid: int) -> str:
+    return f"kill -0 {pid} 2>/dev/null"
+
+
+# --------------------------------------------------------------------------- snapshots
+
+def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, str]:
+    """Probe name -> command for one host's snapshot (one batched round trip)."""
+    iface = facts.nic.interface
+    commands: dict[str, str] = {}
+    for name in scenario.snapshot.probes:
+        if name == "ethtool_stats":
+            commands[name] = probes.ethtool_stats(iface).command
+        else:
+            commands[name] = probes.PROBES[name].command
+    commands["rps_cpus"] = (f"for q in {shlex.quote(f'/sys/class/net/{iface}/queues')}/rx-*; "
+                            "do echo \"${q##*/} $(cat $q/rps_cpus)\"; done")
+    irqs = sorted(set(facts.nic.rx_irqs.values()) | set(facts.nic.tx_irqs.values()), key=int)
+    if irqs:
+        commands["irq_affinity"] = "grep -H . " + " ".join(
+            shlex.quote(f"/proc/irq/{i}/smp_affinity_list") for i in irqs)
+    return commands
+
+
+def snapshot_actions(scenario: Scenario, facts: dict[str, HostFacts], phase: str) -> list[Action]:
+    return [Action(host, "measure", "snapshot", f"snapshot {phase}: "
+                   + ", ".join(snapshot_probe_commands(scenario, facts[host])),
+                   command=build_script(snapshot_probe_commands(scenario, facts[host])),
+                   local=phase) for host in scenario.snapshot.hosts]
+
+
+# --------------------------------------------------------------------------- rendering
+
+def render_plan(plan: Plan) -> str:
+    """The plan as `labctl run --dry-run` prints it: every action with its literal command."""
+    lines = [f"plan for run {plan.run_id} ({len(plan.actions)} actions)"]
+    phase = None
+    for number, action in enumerate(plan.actions, 1):
+        if action.phase != phase:
+            phase = action.phase
+            lines.append(f"\n== {phase}")
+        lines.append(f"{number:3d}. [{action.host}] {action.kind}: {action.description}")
+        lines += [f"       warning: {w}" for w in action.warnings]
+        command = _display_command(action)
+        if command:
+            lines += ["       $ " + part for part in command.splitlines()]
+        if action.readback:
+            lines.append(f"       read back: $ {action.readback.command}  "
+                         f"(expect {_shown(action.readback.expected)})")
+        if action.undo:
+            lines.append(f"       undo: $ {action.undo}")
+    return "\n".join(lines) + "\n"
+
+
+def _display_command(action: Action) -> str:
+    if action.kind == "upload":
+        return f"(sftp) {action.local} -> {action.remote}"
+    if action.kind == "fetch":
+        return f"(sftp) {action.remote} -> runs/{plan_placeholder()}/{action.host}/{action.local}"
+    if action.kind == "wait_file":
+        return wait_file_command(action.remote or "", action.timeout)
+    if action.kind == "stop":
+        return stop_command_template(action.process or "?", action.timeout)
+    if action.kind == "wait_process":
+        return f"{running_command_template(action.process or '?')}  (polled until it fails)"
+    return action.command
+
+
+def plan_placeholder() -> str:
+    return "<run-id>"
+
+
+def stop_command_template(process: str, timeout: float) -> str:
+    return stop_command(0, timeout).replace(" 0", f" <pid of {process}>")
+
+
+def running_command_template(process: str) -> str:
+    return running_command(0).replace(" 0", f" <pid of {process}>")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, frozenset):
+        return format_cpulist(value) or "none"
+    return str(value)

@@ -1,0 +1,50 @@
+"""Lab providers (side effects): create, inspect and remove labs; pick one by inventory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+from labctl.errors import LabError
+from labctl.labstate import LabState, StateFile
+from labctl.model import Inventory
+
+Progress = Callable[[str], None]
+
+
+class Provider(Protocol):
+    def up(self, progress: Progress) -> LabState: ...
+    def down(self, progress: Progress) -> bool: ...
+    def status(self) -> dict[str, str]: ...
+
+
+def lab_dir(inventory_path: Path, inventory: Inventory) -> Path:
+    """Where a lab keeps its state, keys and daemon files: beside its inventory."""
+    return inventory_path.resolve().parent / ".labctl" / inventory.lab
+
+
+def state_file(inventory_path: Path, inventory: Inventory) -> StateFile:
+    return StateFile(lab_dir(inventory_path, inventory) / "state.json")
+
+
+def provider_for(inventory_path: Path, inventory: Inventory) -> Provider:
+    directory = lab_dir(inventory_path, inventory)
+    if inventory.provider == "netns":
+        from labctl.providers.netns import NetnsProvider
+        return NetnsProvider(inventory, directory)
+    if inventory.provider == "ssh":
+        from labctl.providers.ssh import SshProvider
+        return SshProvider(inventory, directory, inventory_path.resolve().parent)
+    raise LabError(f"provider {inventory.provider!r} is not available in this version")
+
+
+def load_state(inventory_path: Path, inventory: Inventory) -> LabState:
+    """The state of a lab that is up, or a LabError that says to run `labctl up`."""
+    sf = state_file(inventory_path, inventory)
+    if not sf.exists():
+        raise LabError(f"lab {inventory.lab!r} is not up (no {sf.path}): run `labctl up` first")
+    state = sf.load()
+    if state.status != "up":
+        raise LabError(f"lab {inventory.lab!r} is {state.status} (half made or half removed): "
+                       "run `labctl up` to finish it, or `labctl down` to remove it")
+    return state

@@ -1,0 +1,152 @@
+"""Reports (pure): a run's summary -> report.md (tables a person reads at a glance)."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from labctl.cpulist import format_cpulist
+
+SOFTNET_COLUMNS = ("processed", "dropped", "time_squeeze", "received_rps", "flow_limit")
+
+
+def table(header: list[str], rows: Iterable[list[Any]]) -> str:
+    """A Markdown table with right-aligned numeric columns."""
+    rows = [[_cell(c) for c in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    numeric = [bool(rows) and all(_is_number(r[i]) for r in rows) for i in range(len(header))]
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) if n else c.ljust(w)
+                                 for c, w, n in zip(cells, widths, numeric)) + " |"
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2))
+                         for w, n in zip(widths, numeric)) + "|"
+    return "\n".join([line(header), sep] + [line(r) for r in rows])
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _is_number(text: str) -> bool:
+    return text.replace(",", "").replace(".", "", 1).replace("%", "").lstrip("-").isdigit()
+
+
+def cpu_label(cpu: int, isolated: list[int]) -> str:
+    return f"CPU{cpu}*" if cpu in isolated else f"CPU{cpu}"
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    out = [f"# labctl run {summary['run_id']}", ""]
+    out += _header(summary)
+    out += _expectations(summary)
+    out += _loadgen(summary.get("loadgen"))
+    for host, data in summary.get("hosts", {}).items():
+        out += _host_section(host, data)
+    out += _steps(summary)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _header(s: dict[str, Any]) -> list[str]:
+    lines = [f"- scenario: **{s['scenario']}**" + (f" — {s['description']}" if s.get("description") else ""),
+             f"- lab: {s['lab']} (provider {s['provider']}), labctl {s['labctl_version']}",
+             f"- started {s['started']}, window {s.get('window_seconds', 0):.1f} s"]
+    for host, f in s.get("facts", {}).items():
+        lines.append(f"- {host}: kernel {f.get('kernel')}, CPUs {f.get('cpus_online')}, isolated "
+                     f"{f.get('isolated') or 'none'}, NIC {f.get('nic', {}).get('interface')} "
+                     f"({f.get('nic', {}).get('driver') or '?'})")
+    if s["provider"] == "netns":
+        lines.append("- netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and softnet_stat are "
+                     "host-wide (all namespaces share one kernel); veth has no IRQs.")
+    lines.append("- `*` marks isolated CPUs.")
+    return lines + [""]
+
+
+def _expectations(s: dict[str, Any]) -> list[str]:
+    results = s.get("expectations", [])
+    if not results:
+        return ["## Expectations", "", "none", ""]
+    passed = sum(r["passed"] for r in results)
+    rows = [["PASS" if r["passed"] else "FAIL", r["check"], r["description"], r["measured"], r["bound"]]
+            for r in results]
+    return [f"## Expectations: {passed}/{len(results)} passed", "",
+            table(["result", "check", "what", "measured", "expected"], rows), ""]
+
+
+def _loadgen(lg: dict[str, Any] | None) -> list[str]:
+    if not lg:
+        return []
+    loss = "n/a" if lg.get("loss") is None else f"{lg['loss']:.2%}"
+    rows = [[lg.get("protocol"), lg.get("asked_rate"), lg.get("achieved_rate", 0.0),
+             lg.get("sent"), lg.get("received"), loss, lg.get("client_errors")]]
+    return ["## Load", "", table(["protocol", "asked msg/s", "achieved msg/s", "sent", "received",
+                                  "loss", "client errors"], rows), ""]
+
+
+def _host_section(host: str, d: dict[str, Any]) -> list[str]:
+    cpus, iso = d.get("cpus", []), d.get("isolated", [])
+    labels = [cpu_label(c, iso) for c in cpus]
+    out = [f"## {host}", ""]
+    if d.get("nic_irqs"):
+        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})"] + [r["per_cpu"].get(c, 0) for c in cpus]
+                for r in d["nic_irqs"]]
+        out += ["### NIC RX IRQs per CPU (delta)", "", table(["queue"] + labels, rows), ""]
+    elif d.get("shared_kernel"):
+        out += ["NIC RX IRQs: none (veth in a netns lab has no IRQs).", ""]
+    if d.get("softirqs"):
+        rows = [[name] + [d["softirqs"][name].get(c, 0) for c in cpus] + [_share_text(d["softirqs"][name], cpus)]
+                for name in ("NET_RX", "NET_TX") if name in d["softirqs"]]
+        out += ["### Softirqs per CPU (delta)", "", table(["softirq"] + labels + ["share"], rows), ""]
+    if d.get("softnet"):
+        rows = [[col] + [d["softnet"].get(c, {}).get(col, 0) for c in cpus] for col in SOFTNET_COLUMNS]
+        out += ["### softnet_stat per CPU (delta)", "", table(["column"] + labels, rows), ""]
+    if d.get("cpu_percent"):
+        keys = ("irq", "softirq", "user", "system", "idle")
+        rows = [[f"%{k}"] + [d["cpu_percent"].get(c, {}).get(k, 0.0) for c in cpus] for k in keys]
+        out += ["### CPU time per CPU (%)", "", table(["time"] + labels, rows), ""]
+    out += _queues_and_rps(d)
+    return out
+
+
+def _share_text(values: dict[int, int], cpus: list[int]) -> str:
+    total = sum(values.values())
+    if not total:
+        return "-"
+    top = max(cpus, key=lambda c: values.get(c, 0))
+    return f"{values.get(top, 0) / total:.0%} on CPU{top}"
+
+
+def _queues_and_rps(d: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    queues = d.get("nic_queues", {})
+    if queues:
+        keys = sorted({k for v in queues.values() for k in v if k.endswith("packets")})
+        rows = [[q] + [v.get(k, 0) for k in keys] for q, v in sorted(queues.items())]
+        out += ["### NIC queue counters (delta)", "", table(["queue"] + keys, rows), ""]
+    before, after = d.get("rps_before", {}), d.get("rps_after", {})
+    if before or after:
+        rows = [[f"rx-{q}", format_cpulist(before.get(q, frozenset())) or "off",
+                 format_cpulist(after.get(q, frozenset())) or "off"] for q in sorted(set(before) | set(after))]
+        out += ["### RPS CPUs (read back)", "", table(["queue", "before load", "after load"], rows), ""]
+    return out
+
+
+def _steps(s: dict[str, Any]) -> list[str]:
+    steps = [st for st in s.get("steps", []) if st["kind"] in ("change", "skip")]
+    out = []
+    if steps:
+        rows = [[st["host"], st["status"], st["description"], st.get("observed") or ""] for st in steps]
+        out += ["## Tuning steps", "", table(["host", "status", "step", "read back"], rows), ""]
+    restore = s.get("restore", [])
+    if restore:
+        failed = [r for r in restore if r["status"] != "ok"]
+        out += [f"## Restore: {len(restore) - len(failed)}/{len(restore)} steps ok"
+                + ("" if not s.get("keep_tuning") else " (keep_tuning: tuning left in place)"), ""]
+        out += [f"- FAILED {r['host']}: {r['description']}: {r['output']}" for r in failed]
+        out += [""] if failed else []
+    warnings = s.get("warnings", [])
+    if warnings:
+        out += ["## Warnings", ""] + [f"- {w}" for w in warnings] + [""]
+    return out

@@ -1,0 +1,193 @@
+"""Orchestration (side effects): the commands `up`, `run`, `collect`, `down`, `status`.
+
+Loads and validates input, talks to providers and transports, hands the plan to the
+executor, and builds reports from a run's raw files. Returns data; the CLI prints it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from labctl import __version__
+from labctl.analysis import analyse_host, loadgen_summary
+from labctl.config import Loaded, check_against_facts, load_inventory, load_scenario
+from labctl.errors import ExpectationsFailed, LabctlError, RunError, ValidationError
+from labctl.executor import Executor, require_ok
+from labctl.expectations import evaluate
+from labctl.facts import HostFacts, facts_script, parse_facts
+from labctl.labstate import LabState
+from labctl.model import Inventory, Scenario
+from labctl.plan import Plan, build_plan, render_plan
+from labctl.providers import load_state, provider_for
+from labctl.report import render_markdown
+from labctl.runs import RunDir, find_run, new_run_id
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    summary: dict[str, Any]
+    report: str
+
+
+def lab_up(inventory_path: Path, progress: Progress) -> LabState:
+    inventory = load_inventory(inventory_path).model
+    return provider_for(inventory_path, inventory).up(progress)
+
+
+def lab_down(inventory_path: Path, progress: Progress) -> bool:
+    inventory = load_inventory(inventory_path).model
+    return provider_for(inventory_path, inventory).down(progress)
+
+
+def lab_status(inventory_path: Path) -> tuple[Inventory, dict[str, str]]:
+    inventory = load_inventory(inventory_path).model
+    return inventory, provider_for(inventory_path, inventory).status()
+
+
+def open_transports(state: LabState, hosts: list[str]) -> dict[str, Any]:
+    from labctl.transport import open_all      # fabric is heavy: imported only when needed
+    return open_all({h: state.targets[h] for h in hosts})
+
+
+def gather_facts(transports: dict[str, Any], inventory: Inventory) -> dict[str, HostFacts]:
+    shared = inventory.provider == "netns"
+
+    def one(host: str) -> HostFacts:
+        iface = inventory.hosts[host].interface
+        out = transports[host].run_script(facts_script(iface), check=False).stdout
+        return parse_facts(host, out, iface, shared)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(transports))) as pool:
+        return dict(zip(transports, pool.map(one, transports)))
+
+
+def prepare_run(inventory_path: Path, scenario_path: Path, progress: Progress
+                ) -> tuple[Loaded[Inventory], Loaded[Scenario], LabState]:
+    inventory = load_inventory(inventory_path)
+    scenario = load_scenario(scenario_path, inventory.model)
+    state = load_state(inventory_path, inventory.model)
+    return inventory, scenario, state
+
+
+def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transports: dict[str, Any],
+             progress: Progress) -> tuple[Plan, dict[str, HostFacts], list[str]]:
+    facts = gather_facts(transports, inventory.model)
+    problems, warnings = check_against_facts(scenario, inventory.model, facts)
+    if problems:
+        raise ValidationError(problems)
+    for warning in warnings:
+        progress(f"warning: {warning}")
+    assert scenario.model.name
+    plan = build_plan(inventory.model, scenario.model, facts, new_run_id(scenario.model.name))
+    return plan, facts, warnings
+
+
+def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> str:
+    inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
+    transports = open_transports(state, list(inventory.model.hosts))
+    try:
+        plan, _, _ = plan_run(inventory, scenario, transports, progress)
+    finally:
+        for t in transports.values():
+            t.close()
+    return render_plan(plan)
+
+
+def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress) -> RunOutcome:
+    inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
+    started = time.monotonic()
+    transports = open_transports(state, list(inventory.model.hosts))
+    progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
+    try:
+        plan, facts, warnings = plan_run(inventory, scenario, transports, progress)
+        run_dir = RunDir.create(runs_root, plan.run_id)
+        _write_manifest(run_dir, inventory, scenario, state, facts, plan, warnings)
+        progress(f"run {run_dir.path}")
+        outcome = Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
+    finally:
+        for t in transports.values():
+            t.close()
+    result = collect(run_dir.path, runs_root)
+    require_ok(outcome)
+    failed = [e for e in result.summary["expectations"] if not e["passed"]]
+    if failed:
+        raise ExpectationsFailed(f"{len(failed)} expectation(s) failed; report: "
+                                 f"{run_dir.path / 'report.md'}", result)
+    return result
+
+
+def _write_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
+                    state: LabState, facts: dict[str, HostFacts], plan: Plan, warnings: list[str]) -> None:
+    run_dir.write_json("manifest.json", {
+        "run_id": run_dir.run_id,
+        "labctl_version": __version__,
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "inventory": {"path": str(inventory.path), "model": inventory.model.model_dump(mode="json")},
+        "scenario": {"path": str(scenario.path), "model": scenario.model.model_dump(mode="json"),
+                     "text": scenario.path.read_text()},
+        "lab": {"name": state.lab, "provider": state.provider, "facts": state.facts},
+        "facts": {h: f.to_json() for h, f in facts.items()},
+        "warnings": warnings,
+        "plan": [asdict(a) for a in plan.actions],
+    })
+
+
+def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
+    """Rebuild summary.json and report.md of a run from its raw files."""
+    run_dir = find_run(runs_root, str(run) if run else None)
+    manifest = run_dir.read_json("manifest.json")
+    steps = run_dir.read_json("steps.json") if (run_dir.path / "steps.json").exists() else {}
+    summary = build_summary(run_dir, manifest, steps)
+    run_dir.write_json("summary.json", summary)
+    report = render_markdown(summary)
+    run_dir.write_text("report.md", report)
+    return RunOutcome(run_dir.path, summary, report)
+
+
+def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, Any]) -> dict[str, Any]:
+    scenario = Scenario.model_validate(manifest["scenario"]["model"])
+    hosts = {}
+    for host, facts in manifest["facts"].items():
+        if host in scenario.snapshot.hosts:
+            hosts[host] = analyse_host(lambda p, ph, h=host: run_dir.read_raw(h, p, ph), facts)
+    measured = {"hosts": hosts, "loadgen": _loadgen(run_dir, scenario)}
+    results = evaluate(scenario, measured)
+    return {
+        "run_id": manifest["run_id"], "scenario": scenario.name, "description": scenario.description,
+        "lab": manifest["lab"]["name"], "provider": manifest["lab"]["provider"],
+        "labctl_version": manifest["labctl_version"], "started": manifest["started"],
+        "keep_tuning": scenario.keep_tuning, "facts": manifest["facts"],
+        "window_seconds": _window(steps),
+        "expectations": [r.to_json() for r in results],
+        "loadgen": measured["loadgen"], "hosts": hosts,
+        "steps": steps.get("steps", []), "restore": steps.get("restore", []),
+        "interrupted": steps.get("interrupted"), "error": steps.get("error"),
+        "warnings": manifest.get("warnings", []) + [w for s in steps.get("steps", []) for w in s.get("warnings", [])],
+    }
+
+
+def _window(steps: dict[str, Any]) -> float:
+    return sum(s["seconds"] for s in steps.get("steps", []) if s["kind"] == "wait_process")
+
+
+def _loadgen(run_dir: RunDir, scenario: Scenario) -> dict[str, Any] | None:
+    if scenario.load is None:
+        return None
+    def read(host: str, name: str) -> dict[str, Any] | None:
+        path = run_dir.path / host / "loadgen" / name
+        if not path.exists():
+            return None
+        try:
+            return RunDir(path.parent).read_json(name)
+        except RunError:
+            return None
+    return loadgen_summary(read(scenario.load.server.host, "server.json"),
+                           read(scenario.load.client.host, "client.json"))

@@ -1,0 +1,91 @@
+"""Run artifacts (file I/O only): runs/<UTC timestamp>-<scenario>/ and what lives in it.
+
+Raw data is written once and never overwritten; every report is rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from labctl.errors import RunError
+
+RAW_PHASES = ("before", "after")
+
+
+def new_run_id(scenario_name: str, now: _dt.datetime | None = None) -> str:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{scenario_name}"
+
+
+class RunDir:
+    """One run's directory."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, runs_root: Path, run_id: str) -> "RunDir":
+        path = runs_root / run_id
+        suffix = 1
+        while path.exists():
+            suffix += 1
+            path = runs_root / f"{run_id}.{suffix}"
+        path.mkdir(parents=True)
+        return cls(path)
+
+    def raw_path(self, host: str, probe: str, phase: str) -> Path:
+        return self.path / host / f"{probe}.{phase}"
+
+    def write_raw(self, host: str, probe: str, phase: str, text: str) -> Path:
+        target = self.raw_path(host, probe, phase)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            raise RunError(f"refusing to overwrite raw data {target}")
+        target.write_text(text)
+        return target
+
+    def read_raw(self, host: str, probe: str, phase: str) -> str | None:
+        target = self.raw_path(host, probe, phase)
+        return target.read_text() if target.exists() else None
+
+    def write_json(self, name: str, data: Any) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        return target
+
+    def read_json(self, name: str) -> Any:
+        target = self.path / name
+        try:
+            return json.loads(target.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{target} is missing: is {self.path} a labctl run directory?") from None
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{target} is not valid JSON: {exc}") from None
+
+    def write_text(self, name: str, text: str) -> Path:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        return target
+
+
+def find_run(runs_root: Path, name: str | None) -> RunDir:
+    """A run by path or id; without a name, the newest run in runs_root."""
+    if name:
+        for candidate in (Path(name), runs_root / name):
+            if (candidate / "manifest.json").exists():
+                return RunDir(candidate)
+        raise RunError(f"no run {name!r} (looked for {name}/manifest.json and "
+                       f"{runs_root / name}/manifest.json)")
+    runs = sorted(p for p in runs_root.glob("*") if (p / "manifest.json").exists()) if runs_root.exists() else []
+    if not runs:
+        raise RunError(f"no runs in {runs_root}/ yet: `labctl run SCENARIO` makes one")
+    return RunDir(max(runs, key=lambda p: (p / "manifest.json").stat().st_mtime))

@@ -1,0 +1,34 @@
+#!/bin/bash
+# Install everything labctl and its tests need on a Debian 12 machine (run as root):
+# Debian packages, then a virtualenv in .venv with labctl and its test dependencies.
+# Idempotent: packages already installed are not fetched again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "setup.sh: run as root (labctl creates network namespaces and starts sshd)" >&2
+  exit 1
+fi
+
+packages=(python3 python3-venv python3-pip openssh-server openssh-client iproute2 ethtool
+          iperf3 procps netcat-openbsd ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Downloads go to a cache directory when one is given (CI), never required.
+if [[ -n ${LABCTL_CACHE:-} ]]; then
+  mkdir -p "$LABCTL_CACHE/pip" && export PIP_CACHE_DIR=$LABCTL_CACHE/pip
+fi
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+echo "setup: ready ($(.venv/bin/labctl --version))"
