@@ -68,7 +68,7 @@ class Lab:
     lg_if: str
     dut_if: str
     workdir: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
 
     def run(self, namespace: str, argv: list[str], timeout: float = 60) -> str:
@@ -80,7 +80,7 @@ class Lab:
             raise RuntimeError(f"{' '.join(argv)} in {namespace}: exit {done.returncode}: {done.stderr.strip()}")
         return done.stdout
 
-    def start(self, namespace: str, argv: list[str], log_name: str) -> subprocess.Popen:
+    def start(self, namespace: str, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
         """Start argv in the background inside `namespace`, output to a log file."""
         log = open(self.workdir / log_name, "w")
         process = subprocess.Popen(
@@ -114,7 +114,7 @@ def build_lab(lab: Lab) -> None:
         sh(["ip", "-n", namespace, "link", "set", interface, "up"])
 
 
-def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+def stop_process(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10) -> None:
     """Stop one process we started, by its PID; SIGKILL if it does not go."""
     if process.poll() is not None:
         return
@@ -155,7 +155,7 @@ class Measurement:
         return self.rx_packets / self.seconds if self.seconds > 0 else 0.0
 
 
-def start_loadgen_server(lab: Lab, tag: str) -> tuple[subprocess.Popen, Path]:
+def start_loadgen_server(lab: Lab, tag: str) -> tuple[subprocess.Popen[bytes], Path]:
     """The labctl-loadgen UDP server in dut; returns it and its result path once ready."""
     ready, result = lab.workdir / f"{tag}.ready", lab.workdir / f"{tag}.server.json"
     server = lab.start(lab.dut, [sys.executable, str(LOADGEN), "server", "--protocol", "udp",
@@ -165,7 +165,7 @@ def start_loadgen_server(lab: Lab, tag: str) -> tuple[subprocess.Popen, Path]:
     return server, result
 
 
-def with_loadgen_server(lab: Lab, tag: str, send: Callable[[], tuple[float, int]]) -> Measurement:
+def with_loadgen_server(lab: Lab, tag: str, name: str, send: Callable[[], tuple[float, int]]) -> Measurement:
     """Run `send` (-> seconds, sent) against a fresh loadgen server; count at the receiver."""
     server, result = start_loadgen_server(lab, tag)
     before = lab.rx_packets()
@@ -174,7 +174,7 @@ def with_loadgen_server(lab: Lab, tag: str, send: Callable[[], tuple[float, int]
     after = lab.rx_packets()
     stop_process(server)
     received = json.loads(result.read_text())["received"]
-    return Measurement(tag, after - before, seconds, sent, received)
+    return Measurement(name, after - before, seconds, sent, received)
 
 
 def loadgen_max(lab: Lab, seconds: float, workers: int, flows: int) -> Measurement:
@@ -188,7 +188,7 @@ def loadgen_max(lab: Lab, seconds: float, workers: int, flows: int) -> Measureme
         document = json.loads(result.read_text())
         return document["duration"], document["sent"]
 
-    return with_loadgen_server(lab, f"labctl-loadgen --max ({workers} workers, {flows} flows)", send)
+    return with_loadgen_server(lab, "a", f"labctl-loadgen --max ({workers} workers, {flows} flows)", send)
 
 
 def new_socket_baseline(lab: Lab, seconds: float) -> Measurement:
@@ -200,7 +200,7 @@ def new_socket_baseline(lab: Lab, seconds: float) -> Measurement:
         document = json.loads(output)
         return document["duration"], document["sent"]
 
-    return with_loadgen_server(lab, "new socket per message (baseline)", send)
+    return with_loadgen_server(lab, "b", "new socket per message (baseline)", send)
 
 
 def iperf3_udp(lab: Lab, seconds: float) -> Measurement:

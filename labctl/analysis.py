@@ -6,6 +6,7 @@ CPU keys, used by the expectations and the reports and saved as summary.json.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 from labctl import deltas, probes
@@ -50,7 +51,8 @@ def _pair(read: RawReader, probe: str, parse: Callable[[str], Any]) -> tuple[Any
 
 
 def _row_dict(row: Any) -> dict[str, int]:
-    return {k: v for k, v in vars(row).items() if isinstance(v, int)} if not isinstance(row, dict) else row
+    """A softnet row as a dict, without the columns this kernel does not print (None)."""
+    return {k: v for k, v in dataclasses.asdict(row).items() if v is not None}
 
 
 def parse_rps_listing(text: str) -> dict[int, frozenset[int]]:

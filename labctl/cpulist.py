@@ -40,6 +40,8 @@ def format_cpulist(cpus: frozenset[int] | set[int] | list[int]) -> str:
     """Format a CPU set the way the kernel does in *_list files: "0-3,6"."""
     out: list[str] = []
     ordered = sorted(set(cpus))
+    if ordered and ordered[0] < 0:
+        raise CpuListError(f"negative CPU number: {ordered[0]}")
     i = 0
     while i < len(ordered):
         j = i
@@ -51,13 +53,20 @@ def format_cpulist(cpus: frozenset[int] | set[int] | list[int]) -> str:
 
 
 def parse_mask(text: str) -> frozenset[int]:
-    """Parse a hex CPU mask, with optional comma-separated 32-bit groups ("ff,00000000")."""
-    cleaned = text.strip().replace(",", "")
+    """Parse a hex CPU mask; comma-separated groups are 32 bits each ("1,00000001" = CPUs 0, 32)."""
+    cleaned = text.strip()
     if cleaned.lower().startswith("0x"):
         cleaned = cleaned[2:]
-    if not cleaned or not re.fullmatch(r"[0-9a-fA-F]+", cleaned):
-        raise CpuListError(f"not a hex CPU mask: {text.strip()!r}")
-    value = int(cleaned, 16)
+    groups = cleaned.split(",")
+    if not all(re.fullmatch(r"[0-9a-fA-F]{1,8}", g) for g in groups) or (
+            len(groups) == 1 and not groups[0]):
+        if len(groups) == 1 and re.fullmatch(r"[0-9a-fA-F]+", cleaned):
+            groups = [cleaned]          # one long group without commas: plain hex
+        else:
+            raise CpuListError(f"not a hex CPU mask: {text.strip()!r} (32-bit groups: ff,00000000)")
+    value = 0
+    for group in groups:
+        value = (value << (32 if len(groups) > 1 else 0)) | int(group, 16)
     return frozenset(bit for bit in range(value.bit_length()) if value >> bit & 1)
 
 
@@ -65,7 +74,7 @@ def format_mask(cpus: frozenset[int] | set[int] | list[int], ncpus: int | None =
     """Format a CPU set as the kernel prints masks: 32-bit hex groups joined by commas.
 
     With ``ncpus`` the mask is padded like the kernel's for that many CPUs ("00" for 8 CPUs,
-    "00000000,00000001" for 33..64 CPUs); without it, the shortest form ("1", "ff,00000000").
+    "00,00000001" for 40); without it, the shortest form ("1", "ff,00000000").
     """
     value = 0
     for cpu in cpus:

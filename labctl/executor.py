@@ -294,6 +294,7 @@ class Executor:
 
     def _undo_one(self, index: int, undo: Undo) -> StepResult:
         result = StepResult(index, undo.host, "restore", f"undo: {undo.description}", "ok")
+        started = time.monotonic()
         try:
             res = self.transports[undo.host].run(undo.command, check=False, timeout=60)
             result.output = (res.stdout + res.stderr).strip()
@@ -303,6 +304,7 @@ class Executor:
                               f"{result.output}")
         except LabctlError as exc:
             result.status, result.output = "failed", str(exc)
+        result.seconds = round(time.monotonic() - started, 4)
         return result
 
     def _save(self, outcome: Outcome) -> None:

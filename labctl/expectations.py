@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from labctl.cpulist import format_cpulist
+from labctl.deltas import share
 from labctl.model import (Expectation, IrqConfined, Loss, Rate, RpsMask, Scenario, SoftirqShare,
                           SoftnetShare, queue_index)
 
@@ -24,9 +25,7 @@ class ExpectationResult:
 
 def share_of(values: dict[int, int], cpus: frozenset[int]) -> tuple[float, int]:
     """(fraction of the total on cpus, total)."""
-    total = sum(values.values())
-    on = sum(v for cpu, v in values.items() if cpu in cpus)
-    return (on / total if total else 0.0), total
+    return share(values, cpus), sum(values.values())
 
 
 def _bounds(low: float | None, high: float | None) -> str:
@@ -65,8 +64,9 @@ def _share_result(check: str, what: str, values: dict[int, int], cpus: frozenset
                   low: float | None, high: float | None) -> ExpectationResult:
     fraction, total = share_of(values, cpus)
     description = f"{what} on CPUs {format_cpulist(cpus)}"
-    if total == 0:
-        return ExpectationResult(check, description, f"no {what} counted at all", _bounds(low, high), False)
+    if total == 0:   # nothing at all: passes an upper bound only, never a lower one
+        return ExpectationResult(check, description, f"none counted ({what})", _bounds(low, high),
+                                 not low)
     return ExpectationResult(check, description, f"{fraction:.1%} of {total}", _bounds(low, high),
                              _within(fraction, low, high))
 

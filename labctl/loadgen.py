@@ -24,6 +24,20 @@ message length (header included), sequence number (mod 2**32; 0 in ``--max`` mod
 messages are pre-built). The UDP server counts datagrams without parsing them; the TCP
 server frames the stream with the header to count messages.
 
+Result files (JSON, written atomically when the run ends):
+  server: {role, protocol, bind, port, received, bytes, errors, started, stopped, duration,
+           rate_achieved, drops (udp: socket buffer overflows) | connections (tcp),
+           workers: [{pid, cpus, received, bytes, errors, connections, drops,
+                      cpu_time_user, cpu_time_system}]}
+  client: {role, protocol, host, port, mode (paced|max), asked_rate, asked_duration, payload,
+           flows (null with --new-socket-per-message), new_socket_per_message, duration, sent,
+           bytes, errors, achieved_rate, started, stopped,
+           workers: [{pid, cpus, flows, source_ports, rate, sent, bytes, errors, duration,
+                      achieved_rate}]}
+  started/stopped are Unix times; "received" counts datagrams (udp) or whole messages (tcp).
+  A run with a failed worker still writes its file, with "failures", and exits 1.
+The ready file (server) holds {pid, protocol, port, workers: [pids]}: SIGTERM that pid.
+
 Exit codes: 0 done, 1 runtime failure (port in use, worker crashed), 2 invalid arguments.
 Errors while sending/receiving (ECONNREFUSED, ECONNRESET, ...) are counted, not fatal.
 """
@@ -43,7 +57,7 @@ import struct
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, NoReturn, Optional, Sequence, Tuple
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -65,9 +79,10 @@ MAX_MODE_BATCH = 64  # messages per flow between clock reads in --max mode
 TCP_MAX_BLOCK = 64  # messages joined into one write per flow in TCP --max mode
 DRAIN_LIMIT = 65536  # datagrams read after a stop request from what is already queued
 DRAIN_SECONDS = 2.0  # at most this long reading what TCP peers had sent before the stop
+CONNECT_TIMEOUT = 3.0  # seconds a long-lived TCP flow waits for its connect
 
 Message = Dict[str, Any]
-SendFunction = Callable[[Any], None]
+SendFunction = Callable[[Any], Any]
 
 
 class UsageError(Exception):
@@ -120,7 +135,7 @@ class ClientConfig:
 
 def parse_cpu_list(text: str) -> Tuple[int, ...]:
     """Parse a CPU list like "6,7" or "0-3,6" into sorted CPU numbers (non-empty)."""
-    cpus = set()
+    cpus: set[int] = set()
     for part in text.split(","):
         part = part.strip()
         first, _, last = part.partition("-")
@@ -213,13 +228,18 @@ class StreamFramer:
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line) instead of printing usage and exiting."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         raise UsageError(message)
+
+
+def _program_name() -> str:
+    """"loadgen.py" when run as a file, "labctl-loadgen" as the console script."""
+    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "loadgen.py"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The `loadgen.py` command line: `server` and `client` subcommands."""
-    parser = _ArgumentParser(prog="loadgen.py", description="UDP/TCP load generator for labctl")
+    parser = _ArgumentParser(prog=_program_name(), description="UDP/TCP load generator for labctl")
     commands = parser.add_subparsers(dest="role", required=True, metavar="{server,client}")
     server = commands.add_parser("server", help="receive and count until stopped")
     server.add_argument("--protocol", choices=("udp", "tcp"), required=True)
@@ -242,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--flows", type=int, help="sockets (source ports); default --workers")
     client.add_argument("--workers", type=int, default=1, help="sending processes")
     client.add_argument("--cpus", help="pin the client to these CPUs, e.g. 0-3")
-    client.add_argument("--new-socket-per-message", action="store_true")
+    client.add_argument("--new-socket-per-message", action="store_true",
+                        help="open and close a socket per message, as golang-loadgen (a new flow each)")
     client.add_argument("--result", required=True, help="JSON result file")
     return parser
 
@@ -262,6 +283,8 @@ def _check_common(args: argparse.Namespace) -> None:
 
 def _server_config(args: argparse.Namespace) -> ServerConfig:
     _check_common(args)
+    if args.ready_file and not os.path.isdir(os.path.dirname(os.path.abspath(args.ready_file))):
+        raise UsageError(f"--ready-file: directory of {args.ready_file} does not exist")
     return ServerConfig(
         protocol=args.protocol,
         bind=args.bind,
@@ -330,7 +353,8 @@ def _receive_message(channel: socket.socket, pending: bytearray) -> Message:
         pending += chunk
     line, _, rest = bytes(pending).partition(b"\n")
     pending[:] = rest
-    return json.loads(line)
+    message: Message = json.loads(line)
+    return message
 
 
 def _raise_stop(signum: int, frame: Any) -> None:
@@ -393,7 +417,7 @@ class WorkerHandle:
 WorkerBody = Callable[[int, socket.socket], None]
 
 
-def _worker_process(index: int, channel: socket.socket, body: WorkerBody, parent_pid: int) -> None:
+def _worker_process(index: int, channel: socket.socket, body: WorkerBody, parent_pid: int) -> NoReturn:
     """Run in the forked child: never returns."""
     code = EXIT_OK
     try:
@@ -409,12 +433,32 @@ def _worker_process(index: int, channel: socket.socket, body: WorkerBody, parent
         os._exit(code)
 
 
+def _fork_worker(index: int, body: WorkerBody, parent_pid: int, siblings: List[WorkerHandle]) -> WorkerHandle:
+    """Fork one worker; if forking fails, kill the ones already forked (`siblings`)."""
+    parent_end, child_end = socket.socketpair()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        for sibling in siblings:
+            os.kill(sibling.pid, signal.SIGKILL)
+            os.waitpid(sibling.pid, 0)
+        raise LoadgenError(f"cannot fork worker {index}: {exc.strerror}") from None
+    if pid == 0:
+        for sibling in siblings:
+            sibling.channel.close()
+        parent_end.close()
+        _worker_process(index, child_end, body, parent_pid)
+    child_end.close()
+    return WorkerHandle(index, pid, parent_end)
+
+
 class WorkerPool:
     """Forked workers, the parent's channel to each, and stop forwarding."""
 
     def __init__(self, handles: List[WorkerHandle]) -> None:
         self.handles = handles
         self.stop_requested_at: Optional[float] = None
+        self.problems: List[str] = []
         self._selector = selectors.DefaultSelector()
         for handle in handles:
             self._selector.register(handle.channel, selectors.EVENT_READ, handle)
@@ -427,15 +471,7 @@ class WorkerPool:
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             for index in range(count):
-                parent_end, child_end = socket.socketpair()
-                pid = os.fork()
-                if pid == 0:
-                    for handle in handles:
-                        handle.channel.close()
-                    parent_end.close()
-                    _worker_process(index, child_end, body, parent_pid)
-                child_end.close()
-                handles.append(WorkerHandle(index, pid, parent_end))
+                handles.append(_fork_worker(index, body, parent_pid, handles))
             pool = cls(handles)
             for stop_signal in STOP_SIGNALS:
                 signal.signal(stop_signal, lambda signum, frame: pool.request_stop())
@@ -497,9 +533,14 @@ class WorkerPool:
                 return False
             self._pump(timeout)
 
-    def all_sent(self, kind: str) -> bool:
-        """True if every worker sent a `kind` message."""
-        return all(kind in h.messages for h in self.handles)
+    def wait_ready(self) -> bool:
+        """Wait until every worker is ready; False (and a noted problem unless stopped) if not."""
+        self.gather("ready", time.monotonic() + READY_TIMEOUT)
+        if all("ready" in h.messages for h in self.handles):
+            return True
+        if self.stop_requested_at is None and not any("error" in h.messages for h in self.handles):
+            self.problems.append(f"workers not ready within {READY_TIMEOUT:g} s")
+        return False
 
     def collect_results(self, deadline: Optional[float]) -> None:
         """Wait for every result; at `deadline` stop the workers, after the grace kill them."""
@@ -511,7 +552,7 @@ class WorkerPool:
 
     def failures(self) -> List[str]:
         """One line per worker that reported an error or no result."""
-        lines = []
+        lines = list(self.problems)
         for handle in self.handles:
             if "error" in handle.messages:
                 lines.append(f"worker {handle.pid}: {handle.messages['error']['message']}")
@@ -702,7 +743,9 @@ def tcp_accept_all(listener: socket.socket, selector: selectors.BaseSelector, st
         selector.register(connection, selectors.EVENT_READ, StreamFramer())
 
 
-def tcp_read(key: selectors.SelectorKey, selector: selectors.BaseSelector, view: memoryview, stats: ServerStats) -> None:
+def tcp_read(
+    key: selectors.SelectorKey, selector: selectors.BaseSelector, view: memoryview, stats: ServerStats
+) -> None:
     """Read once from a connection; count bytes and whole messages; close at EOF/error."""
     connection: socket.socket = key.fileobj  # type: ignore[assignment]
     framer: StreamFramer = key.data
@@ -726,7 +769,13 @@ def tcp_read(key: selectors.SelectorKey, selector: selectors.BaseSelector, view:
     connection.close()
 
 
-def tcp_serve_once(listener: socket.socket, selector: selectors.BaseSelector, view: memoryview, stats: ServerStats, timeout: Optional[float]) -> int:
+def tcp_serve_once(
+    listener: socket.socket,
+    selector: selectors.BaseSelector,
+    view: memoryview,
+    stats: ServerStats,
+    timeout: Optional[float],
+) -> int:
     """Handle one round of readiness events; return how many there were."""
     events = selector.select(timeout)
     for key, _mask in events:
@@ -810,10 +859,8 @@ def server_summary(config: ServerConfig, workers: List[Message], started: float,
 
 
 def _write_ready_file(path: str, config: ServerConfig, pool: WorkerPool) -> None:
-    write_json_atomically(
-        path,
-        {"pid": os.getpid(), "protocol": config.protocol, "port": config.port, "workers": [h.pid for h in pool.handles]},
-    )
+    workers = [h.pid for h in pool.handles]
+    write_json_atomically(path, {"pid": os.getpid(), "protocol": config.protocol, "port": config.port, "workers": workers})
 
 
 def run_server(config: ServerConfig) -> int:
@@ -825,7 +872,7 @@ def run_server(config: ServerConfig) -> int:
         for sock in sockets:
             sock.close()
         ready_at, started = time.monotonic(), time.time()
-        if pool.gather("ready", ready_at + READY_TIMEOUT) and pool.all_sent("ready"):
+        if pool.wait_ready():
             if config.ready_file:
                 _write_ready_file(config.ready_file, config, pool)
             ready_at, started = time.monotonic(), time.time()
@@ -834,7 +881,8 @@ def run_server(config: ServerConfig) -> int:
         else:
             pool.collect_results(time.monotonic())
         stopped_at = pool.stop_requested_at or time.monotonic()
-    return _finish(config.result, pool, server_summary(config, _results(pool), started, max(0.0, stopped_at - ready_at)))
+    duration = max(0.0, stopped_at - ready_at)
+    return _finish(config.result, pool, server_summary(config, _results(pool), started, duration))
 
 
 def _results(pool: WorkerPool) -> List[Message]:
@@ -885,7 +933,9 @@ class TcpFlow:
         sock = socket.socket(self.family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.settimeout(CONNECT_TIMEOUT)
             sock.connect(self.address)
+            sock.settimeout(None)
         except OSError:
             sock.close()
             raise
@@ -955,7 +1005,9 @@ def open_flows(config: ClientConfig, count: int, errors: List[int]) -> FlowSet:
     return flows
 
 
-def send_paced(senders: List[SendFunction], rate: float, start: float, end: float, payload_size: int, stats: ClientStats) -> None:
+def send_paced(
+    senders: List[SendFunction], rate: float, start: float, end: float, payload_size: int, stats: ClientStats
+) -> None:
     """Send at `rate`/s against absolute deadlines from `start`, round-robin over flows.
 
     When behind (slow sends, preemption) it sends the owed messages back to back, in batches
@@ -1016,12 +1068,14 @@ def send_max(senders: List[SendFunction], end: float, payload: bytes, per_call: 
 def _max_payload(config: ClientConfig) -> Tuple[bytes, int]:
     """(bytes per send, messages per send) for --max mode."""
     message = bytes(build_message(config.payload))
-    if config.protocol == "tcp":
+    if config.protocol == "tcp" and not config.new_socket_per_message:
         return message * TCP_MAX_BLOCK, TCP_MAX_BLOCK
     return message, 1
 
 
-def _client_send(config: ClientConfig, index: int, flows: FlowSet, start: float, end: float, stats: ClientStats) -> None:
+def _client_send(
+    config: ClientConfig, index: int, flows: FlowSet, start: float, end: float, stats: ClientStats
+) -> None:
     if config.rate is None:
         payload, per_call = _max_payload(config)
         send_max(flows.senders, end, payload, per_call, stats)
@@ -1032,7 +1086,7 @@ def _client_send(config: ClientConfig, index: int, flows: FlowSet, start: float,
 def _client_worker(index: int, channel: socket.socket, config: ClientConfig) -> None:
     """Body of one client worker: open flows, report ready, wait for go, send, report."""
     pin_to_cpus(config.cpus)
-    my_flows = flows_of_worker(config.flows, config.workers, index)
+    my_flows = [] if config.new_socket_per_message else flows_of_worker(config.flows, config.workers, index)
     rate = worker_rate(config, index) if config.rate is not None else None
     stats = ClientStats(pid=os.getpid(), cpus=current_cpus(), flows=len(my_flows), source_ports=[], rate=rate)
     flows = FlowSet([], [], [])
@@ -1082,7 +1136,7 @@ def client_summary(config: ClientConfig, workers: List[Message], started: float,
         "asked_rate": config.rate,
         "asked_duration": config.duration,
         "payload": config.payload,
-        "flows": config.flows,
+        "flows": None if config.new_socket_per_message else config.flows,  # None: one per message
         "new_socket_per_message": config.new_socket_per_message,
         "duration": duration,
         "sent": sent,
@@ -1102,7 +1156,7 @@ def run_client(config: ClientConfig) -> int:
     with WorkerPool.start(config.workers, lambda i, ch: _client_worker(i, ch, config)) as pool:
         start = time.monotonic() + START_MARGIN
         started = time.time() + START_MARGIN
-        if pool.gather("ready", time.monotonic() + READY_TIMEOUT) and pool.all_sent("ready"):
+        if pool.wait_ready():
             start = time.monotonic() + START_MARGIN
             started = time.time() + START_MARGIN
             end = start + config.duration
@@ -1128,11 +1182,16 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
             return run_server(config)
         return run_client(config)
     except UsageError as exc:
-        print(f"loadgen.py: error: {exc}", file=sys.stderr)
+        print(f"{_program_name()}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except LoadgenError as exc:
-        print(f"loadgen.py: {exc}", file=sys.stderr)
+        print(f"{_program_name()}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as exc:  # result or ready file not writable, ...
+        print(f"{_program_name()}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:  # Ctrl-C before the workers were started
+        return 130
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else EXIT_OK
 

@@ -294,6 +294,6 @@ class Scenario(Strict):
     keep_tuning: bool = False
     tuning: dict[str, HostTuning] = Field(default_factory=dict)
     load: Load | None = None
-    settle: float = Field(1.0, ge=0, le=60, description="seconds between tuning and load")
+    settle: float = Field(0.0, ge=0, le=60, description="seconds to wait between tuning and the first snapshot")
     snapshot: Snapshot = Snapshot()
     expect: list[Expectation] = Field(default_factory=list)

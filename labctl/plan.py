@@ -48,6 +48,7 @@ class Action:
     timeout: float = 60.0
     expect_failure: bool = False       # attempted on purpose to record the kernel's answer
     warnings: tuple[str, ...] = ()
+    probes: tuple[tuple[str, str], ...] = ()   # snapshot: (probe, command), one batched script
 
 
 @dataclass(frozen=True)
@@ -308,7 +309,7 @@ def detached_command(argv: list[object], log: str) -> str:
     return f"setsid {q(*argv)} </dev/null >{shlex.quote(log)} 2>&1 & echo $!"
 
 
-def stop_command(pid: int, timeout: float) -> str:
+def stop_command(pid: int | str, timeout: float) -> str:
     """SIGTERM, wait up to timeout, then SIGKILL; exit 0 when it ended by SIGTERM."""
     tries = max(1, int(timeout / 0.05))
     return (f"kill -TERM {pid} 2>/dev/null; i=0; while kill -0 {pid} 2>/dev/null; do "
@@ -321,7 +322,7 @@ def wait_file_command(path: str, timeout: float) -> str:
             f"[ $i -ge {tries} ] && exit 1; sleep 0.02; done")
 
 
-def running_command(pid: int) -> str:
+def running_command(pid: int | str) -> str:
     return f"kill -0 {pid} 2>/dev/null"
 
 
@@ -346,10 +347,14 @@ def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, s
 
 
 def snapshot_actions(scenario: Scenario, facts: dict[str, HostFacts], phase: str) -> list[Action]:
-    return [Action(host, "measure", "snapshot", f"snapshot {phase}: "
-                   + ", ".join(snapshot_probe_commands(scenario, facts[host])),
-                   command=build_script(snapshot_probe_commands(scenario, facts[host])),
-                   local=phase) for host in scenario.snapshot.hosts]
+    actions = []
+    for host in scenario.snapshot.hosts:
+        commands = snapshot_probe_commands(scenario, facts[host])
+        actions.append(Action(host, "measure", "snapshot",
+                              f"snapshot {phase} ({len(commands)} probes in one round trip)",
+                              command=build_script(commands), local=phase,
+                              probes=tuple(commands.items())))
+    return actions
 
 
 # --------------------------------------------------------------------------- rendering
@@ -386,6 +391,9 @@ def _display_command(action: Action) -> str:
         return stop_command_template(action.process or "?", action.timeout)
     if action.kind == "wait_process":
         return f"{running_command_template(action.process or '?')}  (polled until it fails)"
+    if action.kind == "snapshot":
+        return "\n".join(f"{command}   # -> {action.host}/{name}.{action.local}"
+                         for name, command in action.probes)
     return action.command
 
 
@@ -394,11 +402,11 @@ def plan_placeholder() -> str:
 
 
 def stop_command_template(process: str, timeout: float) -> str:
-    return stop_command(0, timeout).replace(" 0", f" <pid of {process}>")
+    return stop_command(f"<pid of {process}>", timeout)
 
 
 def running_command_template(process: str) -> str:
-    return running_command(0).replace(" 0", f" <pid of {process}>")
+    return running_command(f"<pid of {process}>")
 
 
 def _shown(value: Any) -> str:

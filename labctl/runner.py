@@ -38,8 +38,19 @@ class RunOutcome:
 
 
 def lab_up(inventory_path: Path, progress: Progress) -> LabState:
+    """Create the lab (or find it up), then prove each host answers over SSH with its pinned key."""
     inventory = load_inventory(inventory_path).model
-    return provider_for(inventory_path, inventory).up(progress)
+    state = provider_for(inventory_path, inventory).up(progress)
+    started = time.monotonic()
+    transports = open_transports(state, list(state.targets))
+    try:
+        for host, transport in transports.items():
+            transport.run("true")
+    finally:
+        for transport in transports.values():
+            transport.close()
+    progress(f"all hosts answer over SSH, host keys pinned ({time.monotonic() - started:.2f} s)")
+    return state
 
 
 def lab_down(inventory_path: Path, progress: Progress) -> bool:

@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,10 +103,29 @@ def _release_bench_user(lock: int) -> None:
     except BlockingIOError:
         os.close(lock)                # another session still uses the user
         return
-    if CREATED_MARK.exists():
-        subprocess.run(["userdel", "--remove", BENCH_USER], capture_output=True)
+    try:
+        if CREATED_MARK.exists():
+            _remove_bench_user()
+    finally:
+        os.close(lock)
+
+
+def _remove_bench_user(wait: float = 10.0) -> None:
+    """userdel once the user's SSH sessions are gone (they end shortly after the client
+    disconnects). Zombies do not count: here PID 1 is slow to reap the daemon's orphans,
+    so --force. If it still fails, the marker stays and the next session tries again."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and _live_processes_of(BENCH_USER):
+        time.sleep(0.05)
+    removed = subprocess.run(["userdel", "--force", "--remove", BENCH_USER],
+                             capture_output=True)
+    if removed.returncode == 0:
         shutil.rmtree(BENCH_HOME, ignore_errors=True)
-    os.close(lock)
+
+
+def _live_processes_of(user: str) -> bool:
+    states = subprocess.run(["ps", "-u", user, "-o", "stat="], capture_output=True, text=True)
+    return any(not state.startswith("Z") for state in states.stdout.split())
 
 
 def _locked_file(path: Path, operation: int) -> int:

@@ -348,7 +348,7 @@ def test_connect_in_netns_leaves_caller_namespace_alone(sshd_netns: Any) -> None
 def test_run_parallel_on_two_transports(root_t: SshTransport, user_t: SshTransport) -> None:
     started = time.monotonic()
     results = run_parallel([(root_t, "sleep 0.6; id -un"), (user_t, "sleep 0.6; id -un")])
-    assert time.monotonic() - started < 1.1
+    assert time.monotonic() - started < 1.15   # serial would take >= 1.2 s
     assert [r.stdout for r in results] == ["root\n", "labctl-bench\n"]
     with pytest.raises(HostError) as caught:
         run_parallel([(root_t, "true"), (user_t, "exit 9"), (root_t, "exit 8")])

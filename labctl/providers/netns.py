@@ -117,9 +117,11 @@ class NetnsProvider:
         for host, spec in ((dut, dut_spec), (lg, lg_spec)):
             ns = self.namespace(host)
             _ip("-n", ns, "addr", "add", spec.data_address, "dev", spec.interface)
+            # veth receives through per-RX-queue NAPI (like a NIC; per-queue counters work)
+            # only with GRO on before the link is up, and for local UDP senders with TSO
+            # also UDP GRO forwarding on the receiver.
+            _in_ns(ns, "ethtool", "-K", spec.interface, "gro", "on", "rx-udp-gro-forwarding", "on")
             _ip("-n", ns, "link", "set", spec.interface, "up")
-            # GRO makes veth receive through NAPI, per RX queue: per-queue counters work then
-            _in_ns(ns, "ethtool", "-K", spec.interface, "gro", "on")
 
     def _sshd(self, state: LabState, host: str, port: int, client_key: Path) -> str:
         host_dir = self.ssh_dir / host

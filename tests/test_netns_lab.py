@@ -1,0 +1,175 @@
+"""Integration: the whole netns lab on the real kernel, driven over real sshd.
+
+up -> run netns_baseline -> run netns_rps_cpu1 -> collect -> down, then SIGINT during the
+load window. Traffic stays inside the namespaces the test creates; everything is removed
+at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl import cli
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _in_ns(ns: str, *argv: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (PID 1 on some machines reaps orphans slowly)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Lab:
+    def __init__(self, directory: Path, name: str):
+        self.dir, self.name = directory, name
+        self.inventory = directory / "inventory.yaml"
+        self.runs = directory / "runs"
+
+    def labctl(self, *args: str) -> int:
+        return cli.main(["-q", "-i", str(self.inventory), "--runs-dir", str(self.runs), *args])
+
+    def ns(self, host: str) -> str:
+        return f"{self.name}-{host}"
+
+    def summary(self, run: Path) -> dict:
+        return json.loads((run / "summary.json").read_text())
+
+    def newest_run(self) -> Path:
+        return max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    name = f"lt{os.getpid() % 100000}"
+    data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+    data["lab"] = name
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    the_lab = Lab(tmp_path, name)
+    yield the_lab
+    the_lab.labctl("down")
+    assert not {the_lab.ns("dut"), the_lab.ns("loadgen")} & _namespaces()
+
+
+def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab.labctl("up") == 0
+    assert {lab.ns("dut"), lab.ns("loadgen")} <= _namespaces()
+    state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
+    sshd_pids = [int(r["id"]) for r in state["resources"] if r["kind"] == "process"]
+    assert len(sshd_pids) == 2
+
+    started = time.monotonic()
+    assert lab.labctl("up") == 0, "up on a running lab is a no-op"
+    assert time.monotonic() - started < 2.0
+
+    assert lab.labctl("run", "scenarios/netns_baseline.yaml") == 0, capsys.readouterr().out
+    baseline = lab.summary(lab.newest_run())
+    assert lab.labctl("run", "scenarios/netns_rps_cpu1.yaml") == 0, capsys.readouterr().out
+    rps_run = lab.newest_run()
+    rps = lab.summary(rps_run)
+
+    for summary in (baseline, rps):
+        assert all(e["passed"] for e in summary["expectations"]), summary["expectations"]
+        assert all(r["status"] == "ok" for r in summary["restore"])
+    # RPS moves NET_RX and received_rps to CPU 1, against the baseline of the same lab
+    def share(values: dict, cpu: int) -> float:
+        total = sum(values.values())
+        return values.get(str(cpu), values.get(cpu, 0)) / total if total else 0.0
+    net_rx = lambda s: s["hosts"]["dut"]["softirqs"]["NET_RX"]
+    rps_recv = lambda s: {c: row["received_rps"] for c, row in s["hosts"]["dut"]["softnet"].items()}
+    assert share(net_rx(rps), 1) > share(net_rx(baseline), 1) + 0.2
+    assert sum(rps_recv(rps).values()) > 1000 > sum(rps_recv(baseline).values()) / 10
+    # the host is as it was: RPS off on every queue, 4 queues
+    for q in range(4):
+        assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
+    assert not _processes_mentioning(f"/tmp/labctl-{rps_run.name}")
+    assert not Path(f"/tmp/labctl-{rps_run.name}").exists()
+
+    report = (rps_run / "report.md").read_text()
+    (rps_run / "report.md").unlink()
+    assert lab.labctl("collect", str(rps_run)) == 0
+    assert (rps_run / "report.md").read_text() == report
+
+    assert lab.labctl("down") == 0
+    assert not {lab.ns("dut"), lab.ns("loadgen")} & _namespaces()
+    for pid in sshd_pids:
+        assert not _running(pid)
+    assert not (lab.dir / ".labctl").exists()
+    assert lab.labctl("down") == 0, "down twice is fine"
+
+
+def test_sigint_during_load_restores(lab: Lab) -> None:
+    assert lab.labctl("up") == 0
+    scenario = lab.dir / "scenarios" / "long.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "tuning": {"dut": {"channels": {"rx": 2, "tx": 2}, "rps": {"all": 1}}},
+        "load": {"server": {"cpus": 1}, "client": {"rate": 2000, "duration": 60, "cpus": 0}},
+    }))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "-i", str(lab.inventory), "--runs-dir", str(lab.runs),
+         "run", str(scenario)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=lab.dir)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "start the client" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert "start the client" in seen, seen
+        time.sleep(1.0)
+        rps_during = _in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus")
+        assert int(rps_during, 16) == 2
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    listing = _in_ns(lab.ns("dut"), "ls", "/sys/class/net/eth1/queues")
+    assert listing.split().count("rx-0") == 1 and "rx-3" in listing, "channels back to 4"
+    for q in range(4):
+        assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
+    run = lab.newest_run()
+    assert not _processes_mentioning(f"/tmp/labctl-{run.name}"), "loadgen processes stopped"
+    steps = json.loads((run / "steps.json").read_text())
+    assert steps["interrupted"]
+    assert all(r["status"] == "ok" for r in steps["restore"])
