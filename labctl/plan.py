@@ -311,9 +311,9 @@ def detached_command(argv: list[object], log: str) -> str:
 
 def stop_command(pid: int | str, timeout: float) -> str:
     """SIGTERM, wait up to timeout, then SIGKILL; exit 0 when it ended by SIGTERM."""
-    tries = max(1, int(timeout / 0.05))
-    return (f"kill -TERM {pid} 2>/dev/null; i=0; while kill -0 {pid} 2>/dev/null; do "
-            f"i=$((i+1)); [ $i -ge {tries} ] && {{ kill -KILL {pid}; exit 1; }}; sleep 0.05; done")
+    tries = max(1, int(timeout / 0.02))
+    return (f"kill -TERM {pid} 2>/dev/null; i=0; while {running_command(pid)}; do "
+            f"i=$((i+1)); [ $i -ge {tries} ] && {{ kill -KILL {pid}; exit 1; }}; sleep 0.02; done")
 
 
 def wait_file_command(path: str, timeout: float) -> str:
@@ -323,7 +323,10 @@ def wait_file_command(path: str, timeout: float) -> str:
 
 
 def running_command(pid: int | str) -> str:
-    return f"kill -0 {pid} 2>/dev/null"
+    """True while the process runs. A zombie counts as ended: a detached process is an
+    orphan, and some init processes reap orphans only after a second or two."""
+    return (f"{{ kill -0 {pid} 2>/dev/null && "
+            f"! grep -q '^State:[[:space:]]*Z' /proc/{pid}/status 2>/dev/null; }}")
 
 
 # --------------------------------------------------------------------------- snapshots
