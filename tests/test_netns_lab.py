@@ -173,3 +173,53 @@ def test_sigint_during_load_restores(lab: Lab) -> None:
     steps = json.loads((run / "steps.json").read_text())
     assert steps["interrupted"]
     assert all(r["status"] == "ok" for r in steps["restore"])
+
+
+def test_ssh_provider_on_existing_hosts(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """The `ssh` provider drives hosts labctl did not create: here the netns lab's sshds,
+    reached with their pinned keys; a host whose key is not pinned is refused."""
+    assert lab.labctl("up") == 0
+    state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
+    existing = lab.dir / "existing"
+    existing.mkdir()
+    hosts = {}
+    for name, target in state["targets"].items():
+        hosts[name] = {"role": name, "data_address": f"198.18.0.{1 if name == 'dut' else 2}/24",
+                       "ssh": {"address": target["address"], "port": target["port"],
+                               "user": target["user"], "key": target["key_file"],
+                               "known_hosts": target["known_hosts"], "netns": target["netns"]}}
+    inventory = existing / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"lab": "existing", "provider": "ssh", "hosts": hosts}))
+    scenario = existing / "rps.yaml"
+    scenario.write_text(yaml.safe_dump({
+        "tuning": {"dut": {"rps": {"rx-0": "0-1"}}},
+        "expect": [{"check": "rps_mask", "queue": "rx-0", "equals": "0-1"}]}))
+    ssh = ["-q", "-i", str(inventory), "--runs-dir", str(existing / "runs")]
+    assert cli.main([*ssh, "up"]) == 0
+    assert cli.main([*ssh, "run", str(scenario)]) == 0, capsys.readouterr()
+    assert int(_in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus"), 16) == 0
+    assert cli.main([*ssh, "down"]) == 0
+    assert {lab.ns("dut"), lab.ns("loadgen")} <= _namespaces(), "ssh down leaves hosts alone"
+
+    capsys.readouterr()
+    (existing / "empty_known_hosts").write_text("")
+    for host in hosts.values():
+        host["ssh"]["known_hosts"] = str(existing / "empty_known_hosts")
+    inventory.write_text(yaml.safe_dump({"lab": "existing", "provider": "ssh", "hosts": hosts}))
+    assert cli.main([*ssh, "up"]) == 1
+    err = capsys.readouterr().err
+    assert "host key" in err.lower() and "Traceback" not in err
+    cli.main([*ssh, "down"])
+
+
+def test_run_without_lab_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+    data["lab"] = "nolab"
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
+    args = ["-i", str(tmp_path / "inventory.yaml"), "--runs-dir", str(tmp_path / "runs")]
+    assert cli.main([*args, "run", str(ROOT / "scenarios" / "netns_baseline.yaml")]) == 1
+    assert "run `labctl up` first" in capsys.readouterr().err
+    assert cli.main([*args, "collect"]) == 1
+    assert "no runs" in capsys.readouterr().err
+    assert cli.main([*args, "status"]) == 0
+    assert "down" in capsys.readouterr().out
