@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args, progress)
     except ExpectationsFailed as exc:
-        if exc.outcome is not None:
-            print(exc.outcome.report)
+        report = getattr(exc.outcome, "report", None)
+        if report:
+            print(report)
         print(f"labctl: {exc}", file=sys.stderr)
         return exc.exit_code
     except ValidationError as exc:

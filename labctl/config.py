@@ -230,7 +230,9 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
 
     ``facts`` maps host name -> labctl.facts.HostFacts.
     """
-    scenario, problems, warnings = loaded.model, [], []
+    scenario = loaded.model
+    problems: list[Problem] = []
+    warnings: list[str] = []
     for host, tuning in scenario.tuning.items():
         hf = facts[host]
         where = ("tuning", host)
@@ -251,9 +253,10 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
             problems, warnings = problems + p, warnings + w
     problems += _load_cpu_problems(loaded, facts)
     for i, item in enumerate(scenario.expect):
-        cpus, host = getattr(item, "cpus", None), getattr(item, "host", None)
-        if cpus and host in facts:
-            problems += _cpu_problems(loaded, ("expect", i, "cpus"), cpus, facts[host])
+        expected_cpus: frozenset[int] | None = getattr(item, "cpus", None)
+        expected_host: str | None = getattr(item, "host", None)
+        if expected_cpus and expected_host in facts:
+            problems += _cpu_problems(loaded, ("expect", i, "cpus"), expected_cpus, facts[expected_host])
     return problems, warnings
 
 

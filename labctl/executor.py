@@ -7,6 +7,7 @@ presses Ctrl-C — unless the scenario keeps its tuning. Processes it started ar
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 import time
@@ -261,8 +262,8 @@ class Executor:
 
     # ------------------------------------------------------------------ the end
     def _log_tail(self, host: str, path: str) -> str:
-        res = self.transports[host].run(f"tail -n 20 {path} 2>/dev/null", check=False)
-        return res.stdout
+        res = self.transports[host].run(f"tail -n 20 {shlex.quote(path)} 2>/dev/null", check=False)
+        return str(res.stdout)
 
     def _reset_shells(self) -> None:
         for name, transport in self.transports.items():

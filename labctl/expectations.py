@@ -57,7 +57,8 @@ def _evaluate_one(item: Expectation, m: dict[str, Any]) -> ExpectationResult:
 
 
 def _host(m: dict[str, Any], host: str) -> dict[str, Any]:
-    return m.get("hosts", {}).get(host, {})
+    found: dict[str, Any] = m.get("hosts", {}).get(host, {})
+    return found
 
 
 def _share_result(check: str, what: str, values: dict[int, int], cpus: frozenset[int],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo,
@@ -214,13 +215,12 @@ class Load(Strict):
     client: ClientLoad
 
 
-PROBE_NAMES = ("interrupts", "softirqs", "softnet_stat", "stat", "ethtool_stats")
 ProbeName = Literal["interrupts", "softirqs", "softnet_stat", "stat", "ethtool_stats"]
 
 
 class Snapshot(Strict):
     hosts: list[str] = Field(default_factory=lambda: ["dut"])
-    probes: list[ProbeName] = Field(default_factory=lambda: list(PROBE_NAMES))
+    probes: list[ProbeName] = Field(default_factory=lambda: list(typing.get_args(ProbeName)))
 
 
 class _ShareBounds(Strict):

@@ -7,6 +7,7 @@ executor, and builds reports from a run's raw files. Returns data; the CLI print
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -168,7 +169,7 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
     hosts = {}
     for host, facts in manifest["facts"].items():
         if host in scenario.snapshot.hosts:
-            hosts[host] = analyse_host(lambda p, ph, h=host: run_dir.read_raw(h, p, ph), facts)
+            hosts[host] = analyse_host(functools.partial(run_dir.read_raw, host), facts)
     measured = {"hosts": hosts, "loadgen": _loadgen(run_dir, scenario)}
     results = evaluate(scenario, measured)
     return {
@@ -186,7 +187,7 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
 
 
 def _window(steps: dict[str, Any]) -> float:
-    return sum(s["seconds"] for s in steps.get("steps", []) if s["kind"] == "wait_process")
+    return float(sum(s["seconds"] for s in steps.get("steps", []) if s["kind"] == "wait_process"))
 
 
 def _loadgen(run_dir: RunDir, scenario: Scenario) -> dict[str, Any] | None:
@@ -197,7 +198,8 @@ def _loadgen(run_dir: RunDir, scenario: Scenario) -> dict[str, Any] | None:
         if not path.exists():
             return None
         try:
-            return RunDir(path.parent).read_json(name)
+            data: dict[str, Any] = RunDir(path.parent).read_json(name)
+            return data
         except RunError:
             return None
     return loadgen_summary(read(scenario.load.server.host, "server.json"),

@@ -42,7 +42,7 @@ def split_sections(text: str) -> dict[str, Section]:
         match = _LINE.match(line)
         if match and match.group(1) == "begin" and current is None:
             current, body = match.group(2), []
-        elif match and match.group(1) == "end" and match.group(2) == current:
+        elif match and match.group(1) == "end" and current is not None and match.group(2) == current:
             sections[current] = Section(current, "\n".join(body), int(match.group(3) or 0))
             current = None
         elif current is not None:

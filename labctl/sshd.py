@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from labctl.errors import LabError
+from labctl.nsexec import netns_argv
 
 SSHD_PATH = "/usr/sbin/sshd"          # sshd re-execs itself: it must be an absolute path
 PRIVSEP_DIR = Path("/run/sshd")
@@ -89,8 +90,8 @@ def start_sshd_in_netns(netns: str, config: Path, log: Path, wait: float = 5.0) 
     pid_file.unlink(missing_ok=True)
     _ensure_privsep_dir()
     log_start = log.stat().st_size if log.exists() else 0     # -E appends
-    argv = ["ip", "netns", "exec", netns, SSHD_PATH, "-f", str(config.absolute()),
-            "-E", str(log.absolute())]
+    argv = netns_argv(netns, [SSHD_PATH, "-f", str(config.absolute()), "-E", str(log.absolute())],
+                      own_sysfs=True)
     done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise LabError(

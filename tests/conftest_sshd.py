@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from labctl import sshd
+from labctl.nsexec import netns_argv
 from labctl.labstate import SshTarget
 
 BENCH_USER = "labctl-bench"
@@ -74,7 +75,7 @@ def _run(*argv: str) -> None:
 def _namespace(name: str) -> Iterator[str]:
     _run("ip", "netns", "add", name)
     try:
-        _run("ip", "-n", name, "link", "set", "lo", "up")
+        _run(*netns_argv(name, ["ip", "link", "set", "lo", "up"]))
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)

@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from labctl import cli
+from labctl.nsexec import run_in_netns
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,8 +32,7 @@ def _namespaces() -> set[str]:
 
 
 def _in_ns(ns: str, *argv: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
-                          check=True).stdout
+    return run_in_netns(ns, list(argv), own_sysfs=True).stdout
 
 
 def _processes_mentioning(text: str) -> list[int]:

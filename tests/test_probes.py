@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import pytest
 
 from labctl.deltas import nic_queue_deltas
+from labctl.nsexec import netns_argv
 from labctl.probes import (
     PROBES,
     Probe,
@@ -566,7 +567,7 @@ def run_probe(command: str, netns: str | None = None) -> str:
     """Run a probe command like the executor would (through a shell), return its stdout."""
     argv = ["sh", "-c", command]
     if netns is not None:
-        argv = ["ip", "netns", "exec", netns, *argv]
+        argv = netns_argv(netns, argv, own_sysfs=True)
     return subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
 
 
@@ -596,12 +597,12 @@ def veth_pair() -> Iterator[tuple[str, str]]:
         ["ip", "link", "add", "lcfxt0", "netns", ns_a, "numrxqueues", "4", "numtxqueues", "4",
          "type", "veth", "peer", "name", "lcfxt1", "netns", ns_b, "numrxqueues", "4",
          "numtxqueues", "4"],
-        ["ip", "-n", ns_a, "addr", "add", "10.251.1.1/30", "dev", "lcfxt0"],
-        ["ip", "-n", ns_b, "addr", "add", "10.251.1.2/30", "dev", "lcfxt1"],
-        ["ip", "netns", "exec", ns_b, "ethtool", "-K", "lcfxt1", "gro", "on"],
-        ["ip", "-n", ns_a, "link", "set", "lcfxt0", "up"],
-        ["ip", "-n", ns_b, "link", "set", "lcfxt1", "up"],
-        ["ip", "netns", "exec", ns_b, "ethtool", "-K", "lcfxt1", "rx-udp-gro-forwarding", "on"],
+        netns_argv(ns_a, ["ip", "addr", "add", "10.251.1.1/30", "dev", "lcfxt0"]),
+        netns_argv(ns_b, ["ip", "addr", "add", "10.251.1.2/30", "dev", "lcfxt1"]),
+        netns_argv(ns_b, ["ethtool", "-K", "lcfxt1", "gro", "on"]),
+        netns_argv(ns_a, ["ip", "link", "set", "lcfxt0", "up"]),
+        netns_argv(ns_b, ["ip", "link", "set", "lcfxt1", "up"]),
+        netns_argv(ns_b, ["ethtool", "-K", "lcfxt1", "rx-udp-gro-forwarding", "on"]),
     ]
     try:
         for argv in setup:
@@ -636,7 +637,7 @@ def test_veth_probes_live(veth_pair: tuple[str, str]) -> None:
     assert probe_b(ethtool_rss("lcfxt1")).indirection is None  # ethtool -x exits 1 on veth
     assert probe_b(rps_cpus("lcfxt1", 0)) == frozenset()
     before = probe_b(ethtool_stats("lcfxt1"))
-    send = ["ip", "netns", "exec", ns_a, sys.executable, "-c", SEND_UDP]
+    send = netns_argv(ns_a, [sys.executable, "-c", SEND_UDP])
     subprocess.run(send, check=True, timeout=30, capture_output=True)
     after = probe_b(ethtool_stats("lcfxt1"))
     received = sum(

@@ -17,6 +17,7 @@ from labctl import sshd
 from labctl.errors import LabError, LabctlError
 from labctl.labstate import LabState, Resource, SshTarget, StateFile
 from labctl.model import Inventory
+from labctl.nsexec import run_in_netns
 from labctl.providers import Progress
 
 SSH_BASE_PORT = 2200
@@ -30,11 +31,8 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def _in_ns(netns: str, *argv: str) -> None:
-    done = subprocess.run(["ip", "netns", "exec", netns, *argv], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise LabError(f"{netns}: {' '.join(argv)} failed: {done.stderr.strip()}")
+def _in_ns(netns: str, *argv: str, check: bool = True) -> None:
+    run_in_netns(netns, list(argv), check=check)
 
 
 def existing_namespaces() -> set[str]:
@@ -90,7 +88,7 @@ class NetnsProvider:
             ns = self.namespace(host)
             _ip("netns", "add", ns)
             self.state_file.record(state, Resource("netns", ns))
-            _ip("-n", ns, "link", "set", "lo", "up")
+            _in_ns(ns, "ip", "link", "set", "lo", "up")
         self._veth(state)
         progress(f"namespaces and a {self.inventory.netns.queues}-queue veth pair ready")
         known_hosts = self.ssh_dir / "known_hosts"
@@ -116,12 +114,12 @@ class NetnsProvider:
                                                {"netns": self.namespace(dut)}))
         for host, spec in ((dut, dut_spec), (lg, lg_spec)):
             ns = self.namespace(host)
-            _ip("-n", ns, "addr", "add", spec.data_address, "dev", spec.interface)
+            _in_ns(ns, "ip", "addr", "add", spec.data_address, "dev", spec.interface)
             # veth receives through per-RX-queue NAPI (like a NIC; per-queue counters work)
             # only with GRO on before the link is up, and for local UDP senders with TSO
             # also UDP GRO forwarding on the receiver.
             _in_ns(ns, "ethtool", "-K", spec.interface, "gro", "on", "rx-udp-gro-forwarding", "on")
-            _ip("-n", ns, "link", "set", spec.interface, "up")
+            _in_ns(ns, "ip", "link", "set", spec.interface, "up")
 
     def _sshd(self, state: LabState, host: str, port: int, client_key: Path) -> str:
         host_dir = self.ssh_dir / host
@@ -164,7 +162,8 @@ class NetnsProvider:
             if _is_our_sshd(int(res.id), res.info.get("config", "")):
                 sshd.stop_pid(int(res.id))
         elif res.kind == "veth":
-            _ip("-n", res.info["netns"], "link", "del", res.id, check=False)
+            if res.info["netns"] in existing_namespaces():
+                _in_ns(res.info["netns"], "ip", "link", "del", res.id, check=False)
         elif res.kind == "netns":
             _ip("netns", "del", res.id, check=False)
         elif res.kind == "dir":
@@ -182,8 +181,9 @@ class NetnsProvider:
             ns = self.namespace(host)
             res = sshd_of.get(host)
             alive = res is not None and _is_our_sshd(int(res.id), res.info.get("config", ""))
+            sshd_text = f", sshd PID {res.id} running" if res is not None and alive else ", sshd NOT running"
             result[host] = ("namespace " + ns + (" present" if ns in namespaces else " MISSING")
-                            + (f", sshd PID {res.id} running" if alive else ", sshd NOT running"))
+                            + sshd_text)
         return result
 
 
