@@ -10,7 +10,7 @@ import dataclasses
 from typing import Any, Callable
 
 from labctl import deltas, probes
-from labctl.cpulist import parse_cpulist, parse_mask
+from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
 
 RawReader = Callable[[str, str], "str | None"]     # (probe, phase) -> text or None
 
@@ -39,7 +39,7 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
     for phase in ("before", "after"):
         text = read("rps_cpus", phase)
         if text is not None:
-            result[f"rps_{phase}"] = parse_rps_listing(text)
+            result[f"rps_{phase}"] = {q: format_cpulist(c) for q, c in parse_rps_listing(text).items()}
     return result
 
 

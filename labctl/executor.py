@@ -156,26 +156,27 @@ class Executor:
 
     def _do_change(self, action: Action, result: StepResult) -> None:
         self.progress(f"{action.host}: {action.description}")
+        undo = Undo(action.host, action.undo, action.description, action.phase == "tune") if action.undo else None
+        if undo:    # before running: an interrupted change may be applied already (undo is idempotent)
+            self.undo.append(undo)
         res = self.transports[action.host].run(action.command, check=False, timeout=action.timeout)
         result.output = (res.stdout + res.stderr).strip()
         if action.expect_failure:
-            self._expected_failure(action, res, result)
+            self._expected_failure(action, res, result, undo)
             return
         if res.exited != 0:
             result.status = "failed"
             raise HostError(action.host, action.command, res.exited, result.output)
-        if action.undo:
-            self.undo.append(Undo(action.host, action.undo, action.description, action.phase == "tune"))
         if action.readback:
             self._check_readback(action, result)
 
-    def _expected_failure(self, action: Action, res: Any, result: StepResult) -> None:
+    def _expected_failure(self, action: Action, res: Any, result: StepResult, undo: Undo | None) -> None:
         if res.exited != 0:
             result.status = "refused-as-expected"
+            if undo:
+                self.undo.remove(undo)    # nothing changed
             self.progress(f"{action.host}: kernel refused, as expected: {result.output}")
             return
-        if action.undo:
-            self.undo.append(Undo(action.host, action.undo, action.description, action.phase == "tune"))
         result.status = "ok"
         result.warnings.append("the kernel accepted a write that was expected to be refused")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from labctl.cpulist import format_cpulist
+from labctl.cpulist import format_cpulist, parse_cpulist
 from labctl.deltas import share
 from labctl.model import (Expectation, IrqConfined, Loss, Rate, RpsMask, Scenario, SoftirqShare,
                           SoftnetShare, queue_index)
@@ -126,8 +126,9 @@ def _rps_mask(item: RpsMask, m: dict[str, Any]) -> ExpectationResult:
     want = item.equals
     queues = sorted(rps) if item.queue == "all" else [queue_index(item.queue)]
     observed = {q: rps.get(q) for q in queues}
-    shown = ", ".join(f"rx-{q}: {format_cpulist(v) if v else 'none' if v is not None else 'missing'}"
+    shown = ", ".join(f"rx-{q}: {v or 'none' if v is not None else 'missing'}"
                       for q, v in observed.items())
-    passed = bool(observed) and all(v == want for v in observed.values())
+    passed = bool(observed) and all(v is not None and parse_cpulist(v) == want
+                                    for v in observed.values())
     return ExpectationResult(item.check, f"{item.host} read-back RPS mask of {item.queue}",
                              shown or "no queues", f"== {format_cpulist(want) or 'none'}", passed)

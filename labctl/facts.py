@@ -51,12 +51,13 @@ class HostFacts:
     pid1_cpus_allowed: frozenset[int]
     default_smp_affinity: frozenset[int]
     irq_affinity: dict[str, frozenset[int]]          # IRQ number -> smp_affinity_list
-    irqbalance: str                                  # active | inactive | absent
+    irqbalance: str                                  # active | inactive | absent | unknown
     tuned_profile: str
     python3: str
     sysctls: dict[str, str]
     nic: NicFacts
     shared_kernel: bool = False       # netns lab: /proc/irq, softirqs, stat are the host's
+    systemd: bool = True              # services are managed with systemctl
 
     @property
     def housekeeping(self) -> frozenset[int]:
@@ -92,10 +93,10 @@ def facts_script(interface: str) -> str:
         "pid1": "grep Cpus_allowed_list /proc/1/status",
         "default_affinity": "cat /proc/irq/default_smp_affinity",
         "irq_affinity": "grep -H . /proc/irq/*/smp_affinity_list",
-        "irqbalance": "if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then "
-                      "systemctl is-active irqbalance; elif pidof irqbalance >/dev/null; then "
-                      "echo active; elif command -v irqbalance >/dev/null; then echo inactive; "
-                      "else echo absent; fi",
+        "irqbalance": "if ! command -v irqbalance >/dev/null; then echo absent; "
+                      "elif [ -d /run/systemd/system ]; then systemctl is-active irqbalance; "
+                      "elif pidof irqbalance >/dev/null; then echo active; else echo inactive; fi",
+        "systemd": "test -d /run/systemd/system",
         "tuned": "tuned-adm active 2>/dev/null || echo 'No current active profile.'",
         "python3": "python3 -c 'import sys; print(sys.version.split()[0])'",
         "sysctls": "sysctl " + " ".join(SYSCTLS),
@@ -123,13 +124,19 @@ def parse_facts(host: str, text: str, interface: str, shared_kernel: bool) -> Ho
         pid1_cpus_allowed=probes.parse_status_cpus_allowed(out.get("pid1", "")) if out.get("pid1") else frozenset(),
         default_smp_affinity=parse_mask(out["default_affinity"]) if out.get("default_affinity") else frozenset(),
         irq_affinity=_irq_affinities(out.get("irq_affinity", "")),
-        irqbalance=out.get("irqbalance", "absent").splitlines()[-1] if out.get("irqbalance") else "inactive",
+        irqbalance=_last_line(s["irqbalance"].output if "irqbalance" in s else "", "unknown"),
+        systemd="systemd" in s and s["systemd"].status == 0,
         tuned_profile=_tuned(out.get("tuned", "")),
         python3=out.get("python3", ""),
         sysctls=_sysctls(out.get("sysctls", "")),
         nic=_nic(interface, s, out),
         shared_kernel=shared_kernel,
     )
+
+
+def _last_line(text: str, default: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1].strip() if lines else default
 
 
 def _irq_affinities(text: str) -> dict[str, frozenset[int]]:

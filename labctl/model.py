@@ -113,7 +113,7 @@ class SshAccess(Strict):
 
 class HostSpec(Strict):
     role: Literal["dut", "loadgen"]
-    interface: str = Field("eth1", pattern=r"^[A-Za-z0-9_.:-]{1,15}$",
+    interface: str = Field("eth1", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}$",
                            description="the test (data) interface")
     data_address: str = Field(description="address/prefix on the test interface, e.g. 198.18.0.1/24")
     ssh: SshAccess | None = None
@@ -223,35 +223,31 @@ class Snapshot(Strict):
     probes: list[ProbeName] = Field(default_factory=lambda: list(typing.get_args(ProbeName)))
 
 
-class _ShareBounds(Strict):
-    """A share expectation needs at least one bound, and min <= max."""
+class _CpuShare(Strict):
+    """A share of a per-CPU counter on a CPU set, with at least one bound (min <= max)."""
+
+    host: str = "dut"
+    cpus: CpuSet
+    min: Fraction | None = None
+    max: Fraction | None = None
 
     @model_validator(mode="after")
-    def _bounds(self) -> "_ShareBounds":
-        low, high = getattr(self, "min"), getattr(self, "max")
-        if low is None and high is None:
+    def _bounds(self) -> "_CpuShare":
+        if self.min is None and self.max is None:
             raise ValueError("give min and/or max")
-        if low is not None and high is not None and low > high:
-            raise ValueError(f"min {low} is above max {high}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
         return self
 
 
-class SoftirqShare(_ShareBounds):
+class SoftirqShare(_CpuShare):
     check: Literal["softirq_share"]
-    host: str = "dut"
     softirq: str = Field("NET_RX", pattern=r"^[A-Z_]+$")
-    cpus: CpuSet
-    min: Fraction | None = None
-    max: Fraction | None = None
 
 
-class SoftnetShare(_ShareBounds):
+class SoftnetShare(_CpuShare):
     check: Literal["softnet_share"]
-    host: str = "dut"
     column: Literal["processed", "dropped", "time_squeeze", "received_rps", "flow_limit"]
-    cpus: CpuSet
-    min: Fraction | None = None
-    max: Fraction | None = None
 
 
 class IrqConfined(Strict):

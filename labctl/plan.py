@@ -122,10 +122,12 @@ def irqbalance_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[
     want_active = tuning.irqbalance == "start"
     if (facts.irqbalance == "active") == want_active:
         return [Action(host, "tune", "skip", f"irqbalance already {facts.irqbalance}")]
-    verb, undo = ("start", "stop") if want_active else ("stop", "start")
+    start, stop = ((q("systemctl", "start", "irqbalance"), q("systemctl", "stop", "irqbalance"))
+                   if facts.systemd else ("irqbalance", "kill $(pidof irqbalance)"))
+    command, undo = (start, stop) if want_active else (stop, start)
+    verb = "start" if want_active else "stop"
     return [Action(host, "tune", "change", f"{verb} irqbalance (was {facts.irqbalance})",
-                   command=q("systemctl", verb, "irqbalance"),
-                   undo=q("systemctl", undo, "irqbalance"))]
+                   command=command, undo=undo)]
 
 
 def channel_args(channels: Channels, facts: HostFacts) -> tuple[list[str], str]:
@@ -147,8 +149,7 @@ def channels_action(host: str, channels: Channels, facts: HostFacts) -> Action:
     iface = facts.nic.interface
     args, note = channel_args(channels, facts)
     expected = dict(zip(args[::2], (int(v) for v in args[1::2])))
-    undo = "; ".join([q("ethtool", "-L", iface, *original_channel_args(facts))]
-                     + reapply_commands(facts))
+    undo = all_of([q("ethtool", "-L", iface, *original_channel_args(facts))] + reapply_commands(facts))
     return Action(host, "tune", "change",
                   f"set {iface} channels {' '.join(args)} (was "
                   f"{' '.join(original_channel_args(facts)) or 'unknown'})",
@@ -166,6 +167,11 @@ def reapply_commands(facts: HostFacts) -> list[str]:
     cmds += [write_command(f"/proc/irq/{irq}/smp_affinity_list", format_cpulist(facts.irq_affinity[irq]))
              for irq in irqs if irq in facts.irq_affinity and not facts.shared_kernel]
     return cmds
+
+
+def all_of(commands: list[str]) -> str:
+    """Run every command even if one fails; fail if any failed (a restore must try all)."""
+    return "rc=0; " + " ".join(f"{{ {c}; }} || rc=1;" for c in commands) + " exit $rc"
 
 
 def write_command(path: str, value: str) -> str:

@@ -127,8 +127,8 @@ def _queues_and_rps(d: dict[str, Any]) -> list[str]:
         out += ["### NIC queue counters (delta)", "", table(["queue"] + keys, rows), ""]
     before, after = d.get("rps_before", {}), d.get("rps_after", {})
     if before or after:
-        rows = [[f"rx-{q}", format_cpulist(before.get(q, frozenset())) or "off",
-                 format_cpulist(after.get(q, frozenset())) or "off"] for q in sorted(set(before) | set(after))]
+        rows = [[f"rx-{q}", before.get(q) or "off", after.get(q) or "off"]
+                for q in sorted(set(before) | set(after))]
         out += ["### RPS CPUs (read back)", "", table(["queue", "before load", "after load"], rows), ""]
     return out
 

@@ -80,18 +80,23 @@ def load_located(text: str, file: str) -> Located:
 def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, located: Located) -> Any:
     located.values[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        explicit = len(node.value) - sum(k.tag == "tag:yaml.org,2002:merge" for k, _ in node.value)
+        loader.flatten_mapping(node)        # puts merged (<<: *anchor) pairs first
+        merged = len(node.value) - explicit
         result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
+        written: set[Any] = set()          # keys written in this mapping itself
+        for index, (key_node, value_node) in enumerate(node.value):
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 located.problems.append(located.problem(path, "mapping keys must be plain scalars"))
                 continue
-            if key in result:
+            if index >= merged and key in written:   # overriding a merged key is fine
                 line, column = _mark(key_node)
                 located.problems.append(
                     Problem(located.file, line, column, format_path(path + (key,)),
                             "duplicate key (YAML would silently keep only the last one)"))
+            if index >= merged:
+                written.add(key)
             located.keys[path + (key,)] = _mark(key_node)
             result[key] = _construct(loader, value_node, path + (key,), located)
         return result

@@ -166,7 +166,7 @@ def test_rate_without_loadgen_results_fails(measured: dict[str, Any]) -> None:
 
 # --------------------------------------------------------------------------- rps_mask
 
-RPS = host(rps_after={0: frozenset({1}), 1: frozenset({1}), 2: frozenset()})
+RPS = host(rps_after={0: "1", 1: "1", 2: ""})
 
 
 @pytest.mark.parametrize("expectation,passed,measured,bound", [
@@ -184,9 +184,9 @@ def test_rps_mask(expectation: dict[str, Any], passed: bool, measured: str, boun
 
 
 def test_rps_mask_all_with_every_queue_equal() -> None:
-    measured = host(rps_after={0: frozenset({1}), 1: frozenset({1})})
+    measured = host(rps_after={0: "1", 1: "1"})
     assert check({"check": "rps_mask", "queue": "all", "equals": 1}, measured).passed
-    off = host(rps_after={0: frozenset(), 1: frozenset(), 2: frozenset(), 3: frozenset()})
+    off = host(rps_after={0: "", 1: "", 2: "", 3: ""})
     result = check({"check": "rps_mask", "queue": "all", "equals": "none"}, off)
     assert result.passed and result.measured == "rx-0: none, rx-1: none, rx-2: none, rx-3: none"
 

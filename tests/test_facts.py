@@ -145,7 +145,7 @@ def test_nic_missing() -> None:
 def test_empty_output() -> None:
     facts = parse_facts("x", "", "eth1", shared_kernel=False)
     assert facts.cpus_online == frozenset() and facts.isolated == frozenset()
-    assert facts.irqbalance == "inactive" and not facts.nic.exists
+    assert facts.irqbalance == "unknown" and not facts.nic.exists
 
 
 def test_failed_section_output_is_ignored() -> None:

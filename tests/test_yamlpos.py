@@ -131,8 +131,6 @@ def test_merge_key_without_override() -> None:
     assert located.problems == []
 
 
-@pytest.mark.xfail(strict=True, reason="yamlpos._construct reports a key that overrides a merged "
-                   "(<<: *anchor) key as a duplicate; YAML merge semantics let it override")
 def test_merge_key_override_is_not_a_duplicate() -> None:
     located = load_located("base: &b {rps: 1, irqbalance: stop}\ndut:\n  <<: *b\n  rps: 2\n", "m.yaml")
     assert located.data["dut"] == {"rps": 2, "irqbalance": "stop"}
