@@ -113,8 +113,7 @@ class Executor:
         i = 0
         while i < len(actions):
             batch = [actions[i]]
-            while (batch[-1][1].kind == "snapshot" and i + len(batch) < len(actions)
-                   and actions[i + len(batch)][1].kind == "snapshot"):
+            while i + len(batch) < len(actions) and _parallel_with(batch, actions[i + len(batch)][1]):
                 batch.append(actions[i + len(batch)])
             if len(batch) > 1:
                 self._parallel(batch)
@@ -316,6 +315,18 @@ class Executor:
             "interrupted": outcome.interrupted,
             "error": outcome.error,
         })
+
+
+PARALLEL_KINDS = ("snapshot", "upload", "fetch")
+
+
+def _parallel_with(batch: list[tuple[int, Action]], candidate: Action) -> bool:
+    """Consecutive actions of one kind on different hosts may run at once: snapshots (so
+    both hosts are seen in the same instant), uploads, fetches, per-host preparation."""
+    first = batch[0][1]
+    same_kind = candidate.kind == first.kind and (
+        first.kind in PARALLEL_KINDS or (first.phase == candidate.phase == "prepare"))
+    return same_kind and candidate.host not in {a.host for _, a in batch}
 
 
 @contextmanager

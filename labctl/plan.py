@@ -266,8 +266,9 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
     actions += snapshot_actions(scenario, facts, "after")
     actions.append(Action(server, "finish", "stop", "stop the server (SIGTERM), wait for its result",
                           process="server", remote=f"{workdir[server]}/server.json", timeout=15))
-    for host, role in ((server, "server"), (client, "client")):
-        for name in (f"{role}.json", f"{role}.log"):
+    for suffix in ("json", "log"):        # interleaved by host: fetched in parallel
+        for host, role in ((server, "server"), (client, "client")):
+            name = f"{role}.{suffix}"
             actions.append(Action(host, "finish", "fetch", f"fetch {name}",
                                   remote=f"{workdir[host]}/{name}", local=f"loadgen/{name}"))
     return actions
