@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
     schema = sub.add_parser("schema", help="print the JSON Schema of the input files")
     schema.add_argument("which", nargs="?", choices=["inventory", "scenario"])
+    image = sub.add_parser("image", help="the libvirt lab's guest image")
+    image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
+    build = image_sub.add_parser("build", help="build the Debian 12 guest image (cached)")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    image_sub.add_parser("show", help="show the cached image and its manifest")
     validate = sub.add_parser("validate", help="validate the inventory and scenarios, touch nothing")
     validate.add_argument("scenarios", nargs="*", type=Path)
     return parser
@@ -150,8 +155,25 @@ def cmd_validate(args: argparse.Namespace, progress: Callable[[str], None]) -> i
     return 0
 
 
+def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl import image
+    if args.image_command == "build":
+        info = image.build_image(progress=progress, force=args.force)
+    else:
+        found = image.find_image()
+        if found is None:
+            print("no guest image yet: `labctl image build` makes one")
+            return 1
+        info = found
+    manifest = info.manifest
+    print(f"{info.path}\n  key {info.key}, kernel {manifest.get('kernel')}, "
+          f"{manifest.get('image_bytes', 0) / 2**20:.0f} MiB, built {manifest.get('built_at')}")
+    return 0
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
-            "collect": cmd_collect, "schema": cmd_schema, "validate": cmd_validate}
+            "collect": cmd_collect, "schema": cmd_schema, "validate": cmd_validate,
+            "image": cmd_image}
 
 
 if __name__ == "__main__":

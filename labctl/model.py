@@ -111,12 +111,20 @@ class SshAccess(Strict):
     netns: str | None = Field(None, description="open the TCP connection inside this netns")
 
 
+class VmSpec(Strict):
+    """A guest of the libvirt lab."""
+
+    vcpus: int = Field(8, ge=1, le=256)
+    memory_mib: int = Field(768, ge=256, le=1_048_576)
+
+
 class HostSpec(Strict):
     role: Literal["dut", "loadgen"]
     interface: str = Field("eth1", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}$",
                            description="the test (data) interface")
     data_address: str = Field(description="address/prefix on the test interface, e.g. 198.18.0.1/24")
     ssh: SshAccess | None = None
+    vm: VmSpec = VmSpec()
 
     @field_validator("data_address")
     @classmethod
@@ -134,12 +142,39 @@ class NetnsOptions(Strict):
     queues: int = Field(4, ge=1, le=64, description="RX and TX queues of each veth end")
 
 
+class LibvirtOptions(Strict):
+    uri: str = Field("qemu:///system", description="libvirt URI (qemu+ssh://host/system works)")
+    netns: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description=(
+        "network namespace the guests' networks live in (libvirtd started inside it); "
+        "SSH to the guests is opened from inside it"))
+    accel: Literal["auto", "kvm", "tcg"] = Field("auto", description="auto: KVM only where the CPU has vmx/svm")
+    cpu_model: str = Field("qemu64", pattern=r"^[A-Za-z0-9_.-]+$", description="CPU model under TCG")
+    queues: int = Field(4, ge=1, le=64, description="queues of each guest's virtio test NIC")
+    backend: Literal["auto", "vhost", "qemu"] = Field(
+        "auto", description="virtio-net backend; auto: vhost where /dev/vhost-net exists, else qemu")
+    management_subnet: str = Field("198.19.0.0/24", description="SSH network (DHCP, fixed per guest)")
+    image: str | None = Field(None, description="base qcow2; default: the `labctl image build` image")
+    boot_timeout: float = Field(900, gt=0, le=7200, description="seconds for guests to get ready")
+
+    @field_validator("management_subnet")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        try:
+            net = ipaddress.ip_network(value)
+        except ValueError:
+            raise ValueError(f"not a network: {value!r} (e.g. 198.19.0.0/24)") from None
+        if net.version != 4 or net.prefixlen > 24:
+            raise ValueError("an IPv4 network of at least /24")
+        return str(net)
+
+
 class Inventory(Strict):
     """A lab: where its hosts are and how to reach them."""
 
     lab: str = Field(pattern=NAME_PATTERN, description="lab name; prefixes what `up` creates")
-    provider: Literal["netns", "ssh"]
+    provider: Literal["netns", "libvirt", "ssh"]
     netns: NetnsOptions = NetnsOptions()
+    libvirt: LibvirtOptions = LibvirtOptions()
     hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostSpec]
 
     @field_validator("hosts")

@@ -162,4 +162,4 @@ def test_schema_is_generated_from_the_model(capsys: pytest.CaptureFixture[str]) 
     schemas = json.loads(capsys.readouterr().out)
     assert schemas["scenario"]["additionalProperties"] is False
     assert "rps" in schemas["scenario"]["$defs"]["HostTuning"]["properties"]
-    assert set(schemas["inventory"]["properties"]["provider"]["enum"]) == {"netns", "ssh"}
+    assert set(schemas["inventory"]["properties"]["provider"]["enum"]) == {"netns", "libvirt", "ssh"}

@@ -32,6 +32,13 @@ def provider_for(inventory_path: Path, inventory: Inventory) -> Provider:
     if inventory.provider == "netns":
         from labctl.providers.netns import NetnsProvider
         return NetnsProvider(inventory, directory)
+    if inventory.provider == "libvirt":
+        try:
+            from labctl.providers.libvirt import LibvirtProvider
+        except ImportError as exc:
+            raise LabError(f"provider libvirt needs libvirt-python ({exc}): run ./scripts/setup.sh "
+                           "(Debian: python3-libvirt)") from None
+        return LibvirtProvider(inventory, directory)
     if inventory.provider == "ssh":
         from labctl.providers.ssh import SshProvider
         return SshProvider(inventory, directory, inventory_path.resolve().parent)

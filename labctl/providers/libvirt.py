@@ -1,0 +1,363 @@
+"""The `libvirt` provider (side effects: libvirt, qemu-img, files): the blog's lab as QEMU guests.
+
+The only module that imports libvirt. `up` makes the management and data networks, then per
+guest a qcow2 overlay on the base image, a NoCloud seed (lab key, the guest's own host key,
+addresses) and a domain; it starts both guests at once and waits until cloud-init finished
+and SSH answers with the pinned key. Every object is recorded in the state file as soon as
+it exists; `down` removes exactly those. Domains carry labctl metadata, so a domain or
+network of the same name that this lab did not create is refused, not touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+import libvirt
+
+from labctl import sshd, vmlab
+from labctl.errors import LabError, LabctlError
+from labctl.labstate import LabState, Resource, SshTarget, StateFile
+from labctl.model import Inventory
+from labctl.providers import Progress
+from labctl.seed import GuestSeed, seed_files, write_seed_iso
+from labctl.xmlrender import render
+
+READY_FILE = "/var/lib/cloud/instance/boot-finished"
+GUEST_OVERHEAD_MIB = 512          # QEMU under TCG costs ~0.9 GiB per 768 MiB guest
+
+
+def _quiet_libvirt_errors() -> None:
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)   # errors arrive as exceptions
+
+
+class LibvirtProvider:
+    def __init__(self, inventory: Inventory, directory: Path):
+        self.inventory, self.dir = inventory, directory
+        self.opts = inventory.libvirt
+        self.layout = vmlab.layout(inventory)
+        self.state_file = StateFile(directory / "state.json")
+        self.ssh_dir, self.disk_dir = directory / "ssh", directory / "disks"
+        _quiet_libvirt_errors()
+
+    # ------------------------------------------------------------------ connection
+    def connect(self) -> libvirt.virConnect:
+        try:
+            return libvirt.open(self.opts.uri)
+        except libvirt.libvirtError as exc:
+            raise LabError(f"cannot reach libvirt at {self.opts.uri}: {exc.get_error_message()}"
+                           + (" (is libvirtd running? `python3 -m labctl.libvirtd start`"
+                              " starts one inside a network namespace)"
+                              if self.opts.uri.endswith(":///system") else "")) from None
+
+    # ------------------------------------------------------------------ up
+    def up(self, progress: Progress) -> LabState:
+        conn = self.connect()
+        try:
+            state = self._load_or_new()
+            self._refuse_foreign(conn, state)
+            if state.status == "up" and self._all_running(conn, state):
+                progress(f"lab {self.inventory.lab} is already up")
+                return state
+            self._create(conn, state, progress)
+            state.status = "up"
+            self.state_file.save(state)
+            return state
+        finally:
+            conn.close()
+
+    def _load_or_new(self) -> LabState:
+        if self.state_file.exists():
+            return self.state_file.load()
+        state = LabState(self.inventory.lab, "libvirt")
+        self.state_file.save(state)
+        return state
+
+    def _recorded(self, state: LabState, kind: str) -> dict[str, Resource]:
+        return {r.id: r for r in state.resources if r.kind == kind}
+
+    def _refuse_foreign(self, conn: libvirt.virConnect, state: LabState) -> None:
+        ours_dom, ours_net = self._recorded(state, "domain"), self._recorded(state, "network")
+        clash = [f"domain {g.domain}" for g in self.layout.guests
+                 if _lookup(conn.lookupByName, g.domain) and g.domain not in ours_dom]
+        clash += [f"network {n}" for n in (self.layout.mgmt_network, self.layout.data_network)
+                  if _lookup(conn.networkLookupByName, n) and n not in ours_net]
+        if clash:
+            raise LabError(f"{', '.join(clash)} exist(s) at {self.opts.uri} but this lab did not "
+                           "create them: refusing to touch them. Remove them yourself or choose "
+                           "another `lab:` name.")
+
+    def _all_running(self, conn: libvirt.virConnect, state: LabState) -> bool:
+        domains = self._recorded(state, "domain")
+        if len(domains) != len(self.layout.guests):
+            return False
+        return all((d := _lookup(conn.lookupByName, name)) is not None and d.isActive()
+                   for name in domains)
+
+    def _create(self, conn: libvirt.virConnect, state: LabState, progress: Progress) -> None:
+        image = self._base_image()
+        self._check_memory(conn, state)
+        accel, backend = self._accel(), self._backend()
+        state.facts.update({"accelerator": "kvm" if accel == "kvm" else "tcg",
+                            "virtio_net_backend": backend, "uri": self.opts.uri,
+                            "base_image": str(image)})
+        progress(f"accelerator {state.facts['accelerator']}, virtio-net backend {backend}"
+                 + ("" if backend == "vhost" else " (no /dev/vhost-net here: same queues, "
+                    "QEMU's userspace backend)"))
+        self._ensure_dirs(state)
+        client_key = self._client_key(state)
+        self._network(conn, state, vmlab.mgmt_network_values(self.layout))
+        self._network(conn, state, vmlab.data_network_values(self.layout))
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(self.layout.guests)) as pool:
+            list(pool.map(lambda g: self._guest(conn, state, g, image, client_key, accel, backend),
+                          self.layout.guests))
+        progress(f"networks and {len(self.layout.guests)} guests defined and started "
+                 f"({time.monotonic() - started:.1f} s)")
+        self._wait_ready(state, progress)
+
+    # ------------------------------------------------------------------ decisions
+    def _is_local(self) -> bool:
+        return self.opts.uri.split("://", 1)[-1].startswith("/")
+
+    def _accel(self) -> str:
+        flags: set[str] = set()
+        if self._is_local():
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("flags"):
+                    flags |= set(line.split(":", 1)[1].split())
+        kvm = self._is_local() and os.access("/dev/kvm", os.R_OK | os.W_OK)
+        return vmlab.choose_accel(self.opts.accel, flags, kvm)
+
+    def _backend(self) -> str:
+        if self.opts.backend != "auto":
+            return self.opts.backend
+        return "vhost" if Path("/dev/vhost-net").exists() or not self._is_local() else "qemu"
+
+    def _base_image(self) -> Path:
+        if self.opts.image:
+            path = Path(self.opts.image)
+            if not path.exists():
+                raise LabError(f"base image {path} does not exist")
+            return path
+        from labctl.image import find_image
+        info = find_image()
+        if info is None:
+            raise LabError("no guest image yet: run `labctl image build` first (a Debian 12 "
+                           "image built from Debian packages, ~2 min, cached)")
+        return info.path
+
+    def _check_memory(self, conn: libvirt.virConnect, state: LabState) -> None:
+        missing = [g for g in self.layout.guests if g.domain not in self._recorded(state, "domain")]
+        need = sum(g.memory_mib + GUEST_OVERHEAD_MIB for g in missing)
+        free = conn.getFreeMemory() // (1024 * 1024)
+        if need > free:
+            raise LabError(f"not enough memory for {len(missing)} guest(s): they need about "
+                           f"{need} MiB (memory + QEMU overhead), the host has {free} MiB free. "
+                           "Lower hosts.*.vm.memory_mib in the inventory.")
+
+    # ------------------------------------------------------------------ building blocks
+    def _ensure_dirs(self, state: LabState) -> None:
+        if "dir" not in {r.kind for r in state.resources}:
+            self.ssh_dir.mkdir(parents=True, exist_ok=True)
+            self.disk_dir.mkdir(parents=True, exist_ok=True)
+            self.state_file.record(state, Resource("dir", str(self.dir / "ssh")))
+            self.state_file.record(state, Resource("dir", str(self.dir / "disks")))
+
+    def _client_key(self, state: LabState) -> Path:
+        key = self.ssh_dir / "id_ed25519"
+        if not key.exists():
+            sshd.generate_keypair(key, f"labctl-{self.inventory.lab}")
+        return key
+
+    def _network(self, conn: libvirt.virConnect, state: LabState, values: dict[str, Any]) -> None:
+        net = _lookup(conn.networkLookupByName, values["name"])
+        if net is None:
+            net = conn.networkDefineXML(render("network.xml.j2", **values))
+            self.state_file.record(state, Resource("network", values["name"], {"uuid": net.UUIDString()}))
+        if not net.isActive():
+            net.create()
+
+    def _guest(self, conn: libvirt.virConnect, state: LabState, guest: vmlab.GuestLayout,
+               image: Path, client_key: Path, accel: str, backend: str) -> None:
+        dom = _lookup(conn.lookupByName, guest.domain)
+        if dom is None:
+            self._prepare_disks(state, guest, image, client_key)
+            dom = self._define(conn, state, guest, accel, backend)
+        if not dom.isActive():
+            self._start(conn, state, dom, guest, accel)
+
+    def _prepare_disks(self, state: LabState, guest: vmlab.GuestLayout, image: Path,
+                       client_key: Path) -> None:
+        overlay, seed = self._disk(guest, "qcow2"), self._disk(guest, "seed.iso")
+        overlay.unlink(missing_ok=True)
+        _run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(image), str(overlay)])
+        self.state_file.record(state, Resource("file", str(overlay)))
+        host_key = self.ssh_dir / guest.host / "ssh_host_ed25519_key"
+        sshd.generate_keypair(host_key, f"{guest.domain}-host")
+        write_seed_iso(seed, seed_files(GuestSeed(
+            hostname=guest.host, instance_id=f"{guest.domain}-{int(time.time())}",
+            authorized_key=client_key.with_suffix(".pub").read_text(),
+            host_key_private=host_key.read_text(),
+            host_key_public=host_key.with_name(host_key.name + ".pub").read_text(),
+            mgmt_mac=guest.mgmt_mac, data_mac=guest.data_mac, data_address=guest.data_address)))
+        self.state_file.record(state, Resource("file", str(seed)))
+        self._write_known_hosts()
+
+    def _disk(self, guest: vmlab.GuestLayout, suffix: str) -> Path:
+        return self.disk_dir / f"{guest.domain}.{suffix}"
+
+    def _write_known_hosts(self) -> None:
+        lines = []
+        for guest in self.layout.guests:
+            pub = self.ssh_dir / guest.host / "ssh_host_ed25519_key.pub"
+            if pub.exists():
+                lines.append(sshd.known_hosts_line(guest.mgmt_ip, 22, pub))
+        (self.ssh_dir / "known_hosts").write_text("\n".join(lines) + "\n")
+
+    def _define(self, conn: libvirt.virConnect, state: LabState, guest: vmlab.GuestLayout,
+                accel: str, backend: str) -> libvirt.virDomain:
+        xml = render("domain.xml.j2", **vmlab.domain_values(
+            self.inventory, self.layout, guest, domain_type=accel, backend=backend,
+            disk=str(self._disk(guest, "qcow2")), seed_iso=str(self._disk(guest, "seed.iso")),
+            console_log=str(self._disk(guest, "console.log"))))
+        dom = conn.defineXML(xml)
+        recorded = self._recorded(state, "domain").get(guest.domain)
+        if recorded:                 # redefined (backend fallback): same name, new UUID
+            recorded.info["uuid"] = dom.UUIDString()
+        else:
+            state.resources.append(Resource("domain", guest.domain, {"uuid": dom.UUIDString()}))
+        state.targets[guest.host] = SshTarget(
+            guest.host, guest.mgmt_ip, 22, "root", str(self.ssh_dir / "id_ed25519"),
+            str(self.ssh_dir / "known_hosts"), self.opts.netns)
+        self.state_file.save(state)
+        return dom
+
+    def _start(self, conn: libvirt.virConnect, state: LabState, dom: libvirt.virDomain,
+               guest: vmlab.GuestLayout, accel: str) -> None:
+        try:
+            dom.create()
+        except libvirt.libvirtError as exc:
+            if "vhost" not in exc.get_error_message() or state.facts.get("virtio_net_backend") != "vhost":
+                raise LabError(f"{guest.domain}: libvirt refused to start it: "
+                               f"{exc.get_error_message()}") from None
+            dom.undefine()                       # vhost refused: same queues, qemu backend
+            state.facts["virtio_net_backend"] = "qemu"
+            self._define(conn, state, guest, accel, "qemu").create()
+
+    # ------------------------------------------------------------------ readiness
+    def _wait_ready(self, state: LabState, progress: Progress) -> None:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=len(state.targets)) as pool:
+            results = list(pool.map(lambda t: self._ready(t, started, progress), state.targets.values()))
+        failed = [r for r in results if r]
+        if failed:
+            raise LabError("\n".join(failed) + "\n(`labctl down` removes what was made)")
+        state.facts["boot_seconds"] = round(time.monotonic() - started, 1)
+        progress(f"all guests ready ({state.facts['boot_seconds']} s)")
+
+    def _ready(self, target: SshTarget, started: float, progress: Progress) -> str:
+        from labctl.transport import SshTransport
+        deadline = started + self.opts.boot_timeout
+        last = started
+        while time.monotonic() < deadline:
+            try:
+                with SshTransport(target, connect_timeout=3) as transport:
+                    if transport.run(f"test -e {READY_FILE}", check=False).exited == 0:
+                        return ""
+            except LabctlError:
+                pass
+            if time.monotonic() - last >= 15:
+                last = time.monotonic()
+                progress(f"{target.host}: booting ({last - started:.0f} s)")
+            time.sleep(2)
+        guest = next(g for g in self.layout.guests if g.host == target.host)
+        return (f"{target.host}: not ready after {self.opts.boot_timeout:g} s (cloud-init "
+                f"finished + SSH). Console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
+
+    # ------------------------------------------------------------------ down, status
+    def down(self, progress: Progress) -> bool:
+        if not self.state_file.exists():
+            return False
+        state = self.state_file.load()
+        state.status = "removing"
+        self.state_file.save(state)
+        conn = self.connect()
+        try:
+            for res in reversed(state.resources):
+                self._remove(conn, res)
+                progress(f"removed {res.kind} {res.id}")
+        finally:
+            conn.close()
+        self.state_file.remove()
+        for path in (self.dir, self.dir.parent):
+            try:
+                path.rmdir()
+            except OSError:
+                break
+        return True
+
+    def _remove(self, conn: libvirt.virConnect, res: Resource) -> None:
+        if res.kind == "domain":
+            dom = _lookup(conn.lookupByUUIDString, res.info["uuid"])
+            if dom is not None:
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefine()
+        elif res.kind == "network":
+            net = _lookup(conn.networkLookupByUUIDString, res.info["uuid"])
+            if net is not None:
+                if net.isActive():
+                    net.destroy()
+                net.undefine()
+        elif res.kind == "file":
+            Path(res.id).unlink(missing_ok=True)
+        elif res.kind == "dir":
+            shutil.rmtree(res.id, ignore_errors=True)
+
+    def status(self) -> dict[str, str]:
+        if not self.state_file.exists():
+            return {}
+        state = self.state_file.load()
+        conn = self.connect()
+        try:
+            result = {}
+            for guest in self.layout.guests:
+                dom = _lookup(conn.lookupByName, guest.domain)
+                text = "not defined" if dom is None else _STATES.get(dom.state()[0], "unknown")
+                result[guest.host] = (f"domain {guest.domain} {text}, ssh root@{guest.mgmt_ip}"
+                                      f" ({state.facts.get('accelerator', '?')}, virtio-net "
+                                      f"{state.facts.get('virtio_net_backend', '?')})")
+            return result
+        finally:
+            conn.close()
+
+
+_STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
+           libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed"}
+
+
+def _lookup(getter: Callable[[str], Any], key: str) -> Any:
+    try:
+        return getter(key)
+    except libvirt.libvirtError:
+        return None
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise LabError(f"{' '.join(argv)} failed: {done.stderr.strip()}")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        return f"(no console log: {exc.strerror})"
+    return "\n".join("    " + line for line in text.splitlines()[-lines:])
