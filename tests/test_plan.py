@@ -303,8 +303,8 @@ def test_load_actions() -> None:
         ("load", "start", "loadgen"), ("load", "wait_process", "loadgen"),
         ("measure", "snapshot", "dut"),
         ("finish", "stop", "dut"),
-        ("finish", "fetch", "dut"), ("finish", "fetch", "dut"),
-        ("finish", "fetch", "loadgen"), ("finish", "fetch", "loadgen"),
+        ("finish", "fetch", "dut"), ("finish", "fetch", "loadgen"),    # interleaved: fetched
+        ("finish", "fetch", "dut"), ("finish", "fetch", "loadgen"),    # two hosts at a time
     ]
     work = remote_workdir(RUN)
     server = shlex.split(plan.actions[4].command)
@@ -319,7 +319,7 @@ def test_load_actions() -> None:
     wait = plan.actions[9]
     assert (wait.process, wait.timeout) == ("client", 32.5)
     assert [a.local for a in plan.actions if a.kind == "fetch"] == [
-        "loadgen/server.json", "loadgen/server.log", "loadgen/client.json", "loadgen/client.log"]
+        "loadgen/server.json", "loadgen/client.json", "loadgen/server.log", "loadgen/client.log"]
 
 
 def test_snapshot_probes_in_one_script() -> None:
