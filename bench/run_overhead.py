@@ -40,7 +40,7 @@ def main() -> int:
         return 1
     directory = Path(tempfile.mkdtemp(prefix="labctl-bench-run-"))
     try:
-        data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+        data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
         data["lab"] = f"lbr{os.getpid() % 10000}"
         (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
         shutil.copytree(ROOT / "scenarios", directory / "scenarios")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,10 +78,12 @@ class LabState:
 
 
 class StateFile:
-    """The state file of one lab; every change is written atomically at once."""
+    """The state file of one lab; every change is written atomically at once (also when
+    several threads of one `up` record what they made)."""
 
     def __init__(self, path: Path):
         self.path = path
+        self.lock = threading.RLock()     # hold it to change a state other threads save
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -89,13 +92,15 @@ class StateFile:
         return LabState.from_json(self.path.read_text())
 
     def save(self, state: LabState) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(state.to_json())
-        os.replace(tmp, self.path)
+        with self.lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(state.to_json())
+            os.replace(tmp, self.path)
 
     def record(self, state: LabState, resource: Resource) -> None:
-        state.resources.append(resource)
+        with self.lock:
+            state.resources.append(resource)
         self.save(state)
 
     def remove(self) -> None:

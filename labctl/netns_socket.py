@@ -108,3 +108,23 @@ def _connect(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.settimeout(None)
     return sock
+
+
+def ssh_banner(netns: str | None, address: str, port: int, timeout: float = 3.0) -> str:
+    """The SSH server's identification line ("SSH-2.0-OpenSSH_9.2p1 ..."): a cheap liveness
+    check that needs no login. TransportError when nothing SSH-like answers."""
+    with connect_in_netns(netns, address, port, timeout) as sock:
+        sock.settimeout(timeout)
+        data = b""
+        try:
+            while b"\n" not in data and len(data) < 512:
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise TransportError(f"{address}:{port}: no SSH banner: {exc}") from None
+    line = data.split(b"\n", 1)[0].decode(errors="replace").strip()
+    if not line.startswith("SSH-"):
+        raise TransportError(f"{address}:{port}: not an SSH server (got {line[:60]!r})")
+    return line

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import logging
 import posixpath
 import secrets
 import select
@@ -45,6 +46,10 @@ from fabric import Config, Connection
 from labctl.errors import HostError, LabctlError, TransportError
 from labctl.labstate import SshTarget
 from labctl.netns_socket import connect_in_netns
+
+# paramiko logs failed connection attempts (e.g. to a guest that is still booting) at ERROR;
+# with no handler configured Python prints them raw to stderr. labctl reports errors itself.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 READ_CHUNK = 1 << 16
 SFTP_CHUNK = 1 << 15

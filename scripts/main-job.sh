@@ -1,12 +1,32 @@
 #!/bin/bash
-# The main job on the built-in default lab (inventory.yaml, run as root): set up, bring the
-# lab up, run the baseline and the RPS scenario, rebuild the reports, tear the lab down.
+# The main job on the built-in default lab (inventory.yaml: two libvirt guests), as root:
+# install everything, build the guest image (cached), bring the lab up, run a scenario with
+# channels, IRQ affinity and RPS, rebuild its report, tear the lab down. Where no libvirtd
+# runs (no systemd), a private one is started inside the network namespace `labctl-virt`
+# and stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-labctl=.venv/bin/labctl
-trap '$labctl down' EXIT
-$labctl up
-$labctl run scenarios/netns_baseline.yaml
-$labctl run scenarios/netns_rps_cpu1.yaml
-$labctl collect
+py=.venv/bin/python
+labctl=(.venv/bin/labctl -i inventory.yaml)
+virt_workdir=/var/tmp/labctl-virt
+own_libvirtd=0
+
+if virsh -c qemu:///system version >/dev/null 2>&1; then
+  # a libvirtd already runs in this namespace: the guests' networks live here, not in a netns
+  mkdir -p .labctl && grep -v '^  netns:' inventory.yaml > .labctl/inventory.host-libvirtd.yaml
+  labctl=(.venv/bin/labctl -i .labctl/inventory.host-libvirtd.yaml)
+else
+  $py -m labctl.libvirtd start --netns labctl-virt --workdir "$virt_workdir"
+  own_libvirtd=1
+fi
+cleanup() {
+  "${labctl[@]}" down || true
+  if ((own_libvirtd)); then $py -m labctl.libvirtd stop --workdir "$virt_workdir"; fi
+}
+trap cleanup EXIT
+
+"${labctl[@]}" image build
+"${labctl[@]}" up
+"${labctl[@]}" run scenarios/vm_irq_rps.yaml
+"${labctl[@]}" collect

@@ -6,12 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ $(id -u) -ne 0 ]]; then
-  echo "setup.sh: run as root (labctl creates network namespaces and starts sshd)" >&2
+  echo "setup.sh: run as root (labctl creates network namespaces, starts sshd and libvirtd)" >&2
   exit 1
 fi
 
-packages=(python3 python3-venv python3-pip openssh-server openssh-client iproute2 ethtool
-          iperf3 procps netcat-openbsd ca-certificates)
+packages=(
+  # the core and the netns lab
+  python3 python3-venv python3-pip openssh-server openssh-client iproute2 ethtool iperf3
+  procps netcat-openbsd util-linux ca-certificates
+  # the libvirt lab: a private libvirtd (no systemd needed), QEMU, Debian's libvirt binding
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils qemu-system-x86
+  qemu-utils dnsmasq-base iptables python3-libvirt
+  # the guest image build
+  debootstrap fdisk e2fsprogs mount
+)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,8 +35,11 @@ fi
 if [[ -n ${LABCTL_CACHE:-} ]]; then
   mkdir -p "$LABCTL_CACHE/pip" && export PIP_CACHE_DIR=$LABCTL_CACHE/pip
 fi
-if [[ ! -x .venv/bin/python ]]; then
-  python3 -m venv .venv
+# Debian's python with its site packages: python3-libvirt comes from there.
+if ! grep -qs "include-system-site-packages = true" .venv/pyvenv.cfg ||
+   [[ $(readlink -f .venv/bin/python) != $(readlink -f /usr/bin/python3) ]]; then
+  rm -rf .venv
+  /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 echo "setup: ready ($(.venv/bin/labctl --version))"

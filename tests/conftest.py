@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.conftest_sshd"]
+pytest_plugins = ["tests.conftest_sshd", "tests.conftest_libvirt"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

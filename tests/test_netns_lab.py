@@ -78,7 +78,7 @@ class Lab:
 @pytest.fixture
 def lab(tmp_path: Path) -> Lab:
     name = f"lt{os.getpid() % 100000}"
-    data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
     data["lab"] = name
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
     shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
@@ -213,7 +213,7 @@ def test_ssh_provider_on_existing_hosts(lab: Lab, capsys: pytest.CaptureFixture[
 
 
 def test_run_without_lab_is_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
     data["lab"] = "nolab"
     (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
     args = ["-i", str(tmp_path / "inventory.yaml"), "--runs-dir", str(tmp_path / "runs")]

@@ -151,9 +151,11 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_shipped_files_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(__file__).resolve().parent.parent
-    scenarios = sorted(str(p) for p in (root / "scenarios").glob("netns_*.yaml"))
-    assert scenarios
-    assert cli.main(["-i", str(root / "inventory.yaml"), "validate", *scenarios]) == 0
+    netns = sorted(str(p) for p in (root / "scenarios").glob("netns_*.yaml"))
+    vm = sorted(str(p) for p in (root / "scenarios").glob("vm_*.yaml"))
+    assert netns and vm
+    assert cli.main(["-i", str(root / "inventories" / "netns.yaml"), "validate", *netns]) == 0
+    assert cli.main(["-i", str(root / "inventory.yaml"), "validate", *vm]) == 0
 
 
 def test_schema_is_generated_from_the_model(capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,13 +102,14 @@ class LibvirtProvider:
     def _create(self, conn: libvirt.virConnect, state: LabState, progress: Progress) -> None:
         image = self._base_image()
         self._check_memory(conn, state)
-        accel, backend = self._accel(), self._backend()
+        accel = self._accel()
+        backend = self._backend(accel)
         state.facts.update({"accelerator": "kvm" if accel == "kvm" else "tcg",
                             "virtio_net_backend": backend, "uri": self.opts.uri,
                             "base_image": str(image)})
         progress(f"accelerator {state.facts['accelerator']}, virtio-net backend {backend}"
-                 + ("" if backend == "vhost" else " (no /dev/vhost-net here: same queues, "
-                    "QEMU's userspace backend)"))
+                 + ("" if backend == "vhost" else " (vhost needs KVM and /dev/vhost-net: same "
+                    "queues, QEMU's userspace backend)"))
         self._ensure_dirs(state)
         client_key = self._client_key(state)
         self._network(conn, state, vmlab.mgmt_network_values(self.layout))
@@ -134,9 +135,13 @@ class LibvirtProvider:
         kvm = self._is_local() and os.access("/dev/kvm", os.R_OK | os.W_OK)
         return vmlab.choose_accel(self.opts.accel, flags, kvm)
 
-    def _backend(self) -> str:
+    def _backend(self, accel: str) -> str:
+        """vhost needs KVM (libvirt opens /dev/vhost-net only for KVM domains; under TCG QEMU
+        quietly uses its own backend) and /dev/vhost-net on the hypervisor."""
         if self.opts.backend != "auto":
             return self.opts.backend
+        if accel != "kvm":
+            return "qemu"
         return "vhost" if Path("/dev/vhost-net").exists() or not self._is_local() else "qemu"
 
     def _base_image(self) -> Path:
@@ -207,7 +212,8 @@ class LibvirtProvider:
             host_key_public=host_key.with_name(host_key.name + ".pub").read_text(),
             mgmt_mac=guest.mgmt_mac, data_mac=guest.data_mac, data_address=guest.data_address)))
         self.state_file.record(state, Resource("file", str(seed)))
-        self._write_known_hosts()
+        with self.state_file.lock:
+            self._write_known_hosts()
 
     def _disk(self, guest: vmlab.GuestLayout, suffix: str) -> Path:
         return self.disk_dir / f"{guest.domain}.{suffix}"
@@ -227,15 +233,16 @@ class LibvirtProvider:
             disk=str(self._disk(guest, "qcow2")), seed_iso=str(self._disk(guest, "seed.iso")),
             console_log=str(self._disk(guest, "console.log"))))
         dom = conn.defineXML(xml)
-        recorded = self._recorded(state, "domain").get(guest.domain)
-        if recorded:                 # redefined (backend fallback): same name, new UUID
-            recorded.info["uuid"] = dom.UUIDString()
-        else:
-            state.resources.append(Resource("domain", guest.domain, {"uuid": dom.UUIDString()}))
-        state.targets[guest.host] = SshTarget(
-            guest.host, guest.mgmt_ip, 22, "root", str(self.ssh_dir / "id_ed25519"),
-            str(self.ssh_dir / "known_hosts"), self.opts.netns)
-        self.state_file.save(state)
+        with self.state_file.lock:     # both guests are defined at once, from two threads
+            recorded = self._recorded(state, "domain").get(guest.domain)
+            if recorded:                 # redefined (backend fallback): same name, new UUID
+                recorded.info["uuid"] = dom.UUIDString()
+            else:
+                state.resources.append(Resource("domain", guest.domain, {"uuid": dom.UUIDString()}))
+            state.targets[guest.host] = SshTarget(
+                guest.host, guest.mgmt_ip, 22, "root", str(self.ssh_dir / "id_ed25519"),
+                str(self.ssh_dir / "known_hosts"), self.opts.netns)
+            self.state_file.save(state)
         return dom
 
     def _start(self, conn: libvirt.virConnect, state: LabState, dom: libvirt.virDomain,
