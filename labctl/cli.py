@@ -166,8 +166,9 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
             return 1
         info = found
     manifest = info.manifest
-    print(f"{info.path}\n  key {info.key}, kernel {manifest.get('kernel')}, "
-          f"{manifest.get('image_bytes', 0) / 2**20:.0f} MiB, built {manifest.get('built_at')}")
+    size = int(str(manifest.get("image_bytes", 0))) / 2**20
+    print(f"{info.path}\n  key {info.key}, kernel {manifest.get('kernel')}, {size:.0f} MiB, "
+          f"built {manifest.get('built_at')} in {manifest.get('build_seconds')} s")
     return 0
 
 

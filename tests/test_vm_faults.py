@@ -1,0 +1,102 @@
+"""The libvirt provider's refusals and faults, against the real private libvirtd: fast (no
+guest boots to the end) and each leaves nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labctl import cli
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _inventory(directory: Path, libvirt_host: Any, lab: str, **libvirt: Any) -> Path:
+    data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
+    data["lab"] = lab
+    data["libvirt"].update({"netns": libvirt_host.netns, "uri": libvirt_host.uri, **libvirt})
+    path = directory / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _virsh(uri: str, *args: str) -> str:
+    return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True).stdout
+
+
+def test_foreign_network_is_refused_and_untouched(tmp_path: Path, libvirt_host: Any,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    xml = tmp_path / "net.xml"
+    xml.write_text("<network><name>lfx-mgmt</name><bridge name='lfx-x'/></network>")
+    subprocess.run(["virsh", "-c", libvirt_host.uri, "net-define", str(xml)], check=True,
+                   capture_output=True)
+    try:
+        inventory = _inventory(tmp_path, libvirt_host, "lfx", image=str(tmp_path / "any.qcow2"))
+        assert cli.main(["-i", str(inventory), "up"]) == 1
+        err = capsys.readouterr().err
+        assert "network lfx-mgmt" in err and "did not create" in err and "Traceback" not in err
+        assert "lfx-mgmt" in _virsh(libvirt_host.uri, "net-list", "--all", "--name")
+        assert "lfx-data" not in _virsh(libvirt_host.uri, "net-list", "--all", "--name")
+    finally:
+        subprocess.run(["virsh", "-c", libvirt_host.uri, "net-undefine", "lfx-mgmt"],
+                       capture_output=True)
+        cli.main(["-i", str(tmp_path / "inventory.yaml"), "down"])
+
+
+def test_not_enough_memory_is_refused_before_anything_is_defined(
+        tmp_path: Path, libvirt_host: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "base.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
+    inventory = _inventory(tmp_path, libvirt_host, "lmem", image=str(image))
+    data = yaml.safe_load(inventory.read_text())
+    data["hosts"]["dut"]["vm"]["memory_mib"] = 1_000_000
+    inventory.write_text(yaml.safe_dump(data))
+    assert cli.main(["-i", str(inventory), "up"]) == 1
+    err = capsys.readouterr().err
+    assert "not enough memory" in err and "memory_mib" in err
+    assert "lmem" not in _virsh(libvirt_host.uri, "list", "--all", "--name")
+    assert "lmem" not in _virsh(libvirt_host.uri, "net-list", "--all", "--name")
+    assert cli.main(["-i", str(inventory), "down"]) == 0
+
+
+def test_missing_image_names_the_build_command(tmp_path: Path, libvirt_host: Any,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABCTL_CACHE", str(tmp_path / "empty-cache"))
+    inventory = _inventory(tmp_path, libvirt_host, "limg")
+    assert cli.main(["-i", str(inventory), "up"]) == 1
+    assert "labctl image build" in capsys.readouterr().err
+    assert cli.main(["-i", str(inventory), "down"]) == 0
+
+
+def test_unreachable_libvirt_is_one_message(tmp_path: Path, libvirt_host: Any,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = _inventory(tmp_path, libvirt_host, "luri", uri="qemu+unix:///system?socket=/nonexistent")
+    assert cli.main(["-i", str(inventory), "up"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot reach libvirt at qemu+unix:///system?socket=/nonexistent" in err
+    assert "Traceback" not in err
+
+
+def test_guest_never_ready_times_out_with_console_tail_and_down_cleans(
+        tmp_path: Path, libvirt_host: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    image = tmp_path / "blank.qcow2"        # boots nothing: SeaBIOS finds no bootable disk
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
+    inventory = _inventory(tmp_path, libvirt_host, "lnrd", image=str(image), boot_timeout=8)
+    data = yaml.safe_load(inventory.read_text())
+    for host in data["hosts"].values():
+        host["vm"] = {"vcpus": 1, "memory_mib": 256}
+    inventory.write_text(yaml.safe_dump(data))
+    assert cli.main(["-i", str(inventory), "up"]) == 1
+    err = capsys.readouterr().err
+    assert "not ready after 8 s" in err and "Console log tail" in err
+    assert "lnrd-dut" in _virsh(libvirt_host.uri, "list", "--all", "--name")
+    assert cli.main(["-i", str(inventory), "down"]) == 0
+    assert "lnrd" not in _virsh(libvirt_host.uri, "list", "--all", "--name")
+    assert "lnrd" not in _virsh(libvirt_host.uri, "net-list", "--all", "--name")
+    assert not (tmp_path / ".labctl").exists()
