@@ -41,7 +41,7 @@ def user_data(seed: GuestSeed) -> str:
         "disable_root": False,
         "users": [{"name": "root", "ssh_authorized_keys": [seed.authorized_key.strip()]}],
         "ssh_deletekeys": True,
-        "ssh_genkeytypes": [],
+        "ssh_genkeytypes": ["ed25519"],    # present in the seed: nothing is generated
         "ssh_keys": {"ed25519_private": seed.host_key_private,
                      "ed25519_public": seed.host_key_public.strip()},
         "ssh_pwauth": False,
