@@ -90,4 +90,17 @@ def test_vm_lab_up_run_down(vm_lab: Path, libvirt_host: Any, capsys: pytest.Capt
     assert _labctl(vm_lab, "down") == 0
     assert not [n for n in _virsh_names(libvirt_host.uri, "list", "--all") if n.startswith("lvm-")]
     assert not [n for n in _virsh_names(libvirt_host.uri, "net-list", "--all") if n.startswith("lvm-")]
-    assert not (vm_lab / ".labctl").exists()
+    assert not (vm_lab / ".labctl").exists()          # overlays, seeds, keys, console logs
+    assert not _qemu_processes("guest=lvm-"), "no QEMU of this lab left"
+
+
+def _qemu_processes(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and marker.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
