@@ -103,5 +103,14 @@ class StateFile:
             state.resources.append(resource)
         self.save(state)
 
+    def mark_removing(self) -> LabState | None:
+        """The recorded state, now marked as being removed; None when there is none."""
+        if not self.exists():
+            return None
+        state = self.load()
+        state.status = "removing"
+        self.save(state)
+        return state
+
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from labctl.cpulist import format_cpulist
 
 SOFTNET_COLUMNS = ("processed", "dropped", "time_squeeze", "received_rps", "flow_limit")
 

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from labctl import __version__
 from labctl.analysis import analyse_host, loadgen_summary
 from labctl.config import Loaded, check_against_facts, load_inventory, load_scenario
-from labctl.errors import ExpectationsFailed, LabctlError, RunError, ValidationError
+from labctl.errors import ExpectationsFailed, RunError, ValidationError
 from labctl.executor import Executor, require_ok
 from labctl.expectations import evaluate
 from labctl.facts import HostFacts, facts_script, parse_facts
@@ -45,8 +45,11 @@ def lab_up(inventory_path: Path, progress: Progress) -> LabState:
     inventory = load_inventory(inventory_path).model
     sf = state_file(inventory_path, inventory)
     was_up = sf.exists() and sf.load().status == "up"
-    state = provider_for(inventory_path, inventory).up(progress)
+    provider = provider_for(inventory_path, inventory)
+    state = provider.up(progress)
     started = time.monotonic()
+    if provider.verifies_ssh and not was_up:
+        return state
     if was_up and state.status == "up":
         for target in state.targets.values():
             ssh_banner(target.netns, target.address, target.port)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import bz2
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import fixture
 from labctl.deltas import (
     counter_delta,
     cpu_percentages,
@@ -27,15 +26,8 @@ from labctl.probes import (
     parse_softnet_stat,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 GUEST = "debian12-guest-8cpu"
 
-
-def fixture(relative: str) -> str:
-    path = FIXTURES / relative
-    if path.suffix == ".bz2":
-        return bz2.decompress(path.read_bytes()).decode()
-    return path.read_text()
 
 
 def pair(kind: str, stem: str) -> tuple[str, str]:

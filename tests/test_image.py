@@ -8,7 +8,6 @@ nothing else attached, so no packet leaves the QEMU process (no user-mode networ
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -22,7 +21,7 @@ import yaml
 
 from labctl import image
 from labctl.errors import LabError
-from labctl.image import (AptSource, ImageSpec, LineCondenser, classify_apt, classify_debootstrap,
+from labctl.image import (ImageSpec, LineCondenser, classify_apt, classify_debootstrap,
                           grub_defaults, image_key, parse_deb822_sources, parse_one_line_sources,
                           pick_mirror, sources_for_suite)
 
@@ -301,15 +300,9 @@ def _seed_files(private: str, public: str) -> dict[str, str]:
 
 
 def _write_seed_iso(path: Path, files: dict[str, str]) -> None:
-    pycdlib = pytest.importorskip("pycdlib", reason="the seed ISO is written with pycdlib (pip)")
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
-    for index, (name, text) in enumerate(sorted(files.items())):
-        data = text.encode()
-        iso.add_fp(io.BytesIO(data), len(data), f"/FILE{index};1", rr_name=name,
-                   joliet_path=f"/{name}")
-    iso.write(str(path))
-    iso.close()
+    pytest.importorskip("pycdlib", reason="the seed ISO is written with pycdlib (pip)")
+    from labctl.seed import write_seed_iso
+    write_seed_iso(path, files)
 
 
 def _qemu_argv(overlay: Path, seed: Path, log: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bz2
 import os
 import shlex
 import shutil
@@ -13,6 +12,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.helpers import fixture
 from labctl.deltas import nic_queue_deltas
 from labctl.nsexec import netns_argv
 from labctl.probes import (
@@ -48,16 +48,8 @@ from labctl.probes import (
     supports_combined,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
 GUEST = "debian12-guest-8cpu"
 
-
-def fixture(relative: str) -> str:
-    """Text of tests/fixtures/<relative>, decompressing .bz2 files."""
-    path = FIXTURES / relative
-    if path.suffix == ".bz2":
-        return bz2.decompress(path.read_bytes()).decode()
-    return path.read_text()
 
 
 # ------------------------------------------------------------------------- /proc/interrupts

@@ -13,6 +13,8 @@ Progress = Callable[[str], None]
 
 
 class Provider(Protocol):
+    verifies_ssh: bool       # True when `up` itself ends with an SSH login on every host
+
     def up(self, progress: Progress) -> LabState: ...
     def down(self, progress: Progress) -> bool: ...
     def status(self) -> dict[str, str]: ...
@@ -21,6 +23,15 @@ class Provider(Protocol):
 def lab_dir(inventory_path: Path, inventory: Inventory) -> Path:
     """Where a lab keeps its state, keys and daemon files: beside its inventory."""
     return inventory_path.resolve().parent / ".labctl" / inventory.lab
+
+
+def remove_empty_lab_dir(directory: Path) -> None:
+    """After `down`: the lab's directory and `.labctl/`, if nothing else is left in them."""
+    for path in (directory, directory.parent):
+        try:
+            path.rmdir()
+        except OSError:
+            return
 
 
 def state_file(inventory_path: Path, inventory: Inventory) -> StateFile:

@@ -24,7 +24,8 @@ from labctl import sshd, vmlab
 from labctl.errors import LabError, LabctlError
 from labctl.labstate import LabState, Resource, SshTarget, StateFile
 from labctl.model import Inventory
-from labctl.providers import Progress
+from labctl.netns_socket import ssh_banner
+from labctl.providers import Progress, remove_empty_lab_dir
 from labctl.seed import GuestSeed, seed_files, write_seed_iso
 from labctl.xmlrender import render
 
@@ -37,6 +38,8 @@ def _quiet_libvirt_errors() -> None:
 
 
 class LibvirtProvider:
+    verifies_ssh = True      # `up` ends with a login with the pinned key on every guest
+
     def __init__(self, inventory: Inventory, directory: Path):
         self.inventory, self.dir = inventory, directory
         self.opts = inventory.libvirt
@@ -249,6 +252,8 @@ class LibvirtProvider:
                guest: vmlab.GuestLayout, accel: str) -> None:
         try:
             dom.create()
+            with self.state_file.lock:
+                state.facts.setdefault("started_at", {})[guest.host] = round(time.time(), 3)
         except libvirt.libvirtError as exc:
             if "vhost" not in exc.get_error_message() or state.facts.get("virtio_net_backend") != "vhost":
                 raise LabError(f"{guest.domain}: libvirt refused to start it: "
@@ -269,31 +274,47 @@ class LibvirtProvider:
         progress(f"all guests ready ({state.facts['boot_seconds']} s)")
 
     def _ready(self, target: SshTarget, started: float, progress: Progress) -> str:
-        from labctl.transport import SshTransport
+        """Cheap polls first (sshd's banner, no login), then one SSH connection with the
+        pinned key that polls for cloud-init's boot-finished: each SSH login costs ~1 s of
+        a TCG guest's CPU, so it is not repeated."""
         deadline = started + self.opts.boot_timeout
-        last = started
+        ticker = _Ticker(started, lambda s: progress(f"{target.host}: booting ({s:.0f} s)"))
         while time.monotonic() < deadline:
-            try:
-                with SshTransport(target, connect_timeout=3) as transport:
-                    if transport.run(f"test -e {READY_FILE}", check=False).exited == 0:
-                        return ""
-            except LabctlError:
-                pass
-            if time.monotonic() - last >= 15:
-                last = time.monotonic()
-                progress(f"{target.host}: booting ({last - started:.0f} s)")
-            time.sleep(2)
+            if self._banner(target) and self._boot_finished(target, deadline, ticker):
+                return ""
+            ticker.tick()
+            time.sleep(0.5)
         guest = next(g for g in self.layout.guests if g.host == target.host)
         return (f"{target.host}: not ready after {self.opts.boot_timeout:g} s (cloud-init "
                 f"finished + SSH). Console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
 
+    @staticmethod
+    def _banner(target: SshTarget) -> bool:
+        try:
+            ssh_banner(target.netns, target.address, target.port, timeout=1.0)
+            return True
+        except LabctlError:
+            return False
+
+    @staticmethod
+    def _boot_finished(target: SshTarget, deadline: float, ticker: "_Ticker") -> bool:
+        from labctl.transport import SshTransport
+        try:
+            with SshTransport(target, connect_timeout=5) as transport:
+                while time.monotonic() < deadline:
+                    if transport.run(f"test -e {READY_FILE}", check=False).exited == 0:
+                        return True
+                    ticker.tick()
+                    time.sleep(0.5)
+        except LabctlError:
+            pass        # sshd restarted (cloud-init may restart it): poll again
+        return False
+
     # ------------------------------------------------------------------ down, status
     def down(self, progress: Progress) -> bool:
-        if not self.state_file.exists():
+        state = self.state_file.mark_removing()
+        if state is None:
             return False
-        state = self.state_file.load()
-        state.status = "removing"
-        self.state_file.save(state)
         conn = self.connect()
         try:
             for res in reversed(state.resources):
@@ -302,11 +323,7 @@ class LibvirtProvider:
         finally:
             conn.close()
         self.state_file.remove()
-        for path in (self.dir, self.dir.parent):
-            try:
-                path.rmdir()
-            except OSError:
-                break
+        remove_empty_lab_dir(self.dir)
         return True
 
     def _remove(self, conn: libvirt.virConnect, res: Resource) -> None:
@@ -343,6 +360,19 @@ class LibvirtProvider:
             return result
         finally:
             conn.close()
+
+
+class _Ticker:
+    """Calls back every `every` seconds of a long wait."""
+
+    def __init__(self, started: float, report: Callable[[float], None], every: float = 15.0):
+        self.started, self.report, self.every, self.last = started, report, every, started
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            self.report(now - self.started)
 
 
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",

@@ -18,7 +18,7 @@ from labctl.errors import LabError, LabctlError
 from labctl.labstate import LabState, Resource, SshTarget, StateFile
 from labctl.model import Inventory
 from labctl.nsexec import run_in_netns
-from labctl.providers import Progress
+from labctl.providers import Progress, remove_empty_lab_dir
 
 SSH_BASE_PORT = 2200
 LISTEN = "127.0.0.1"
@@ -41,6 +41,8 @@ def existing_namespaces() -> set[str]:
 
 
 class NetnsProvider:
+    verifies_ssh = False
+
     def __init__(self, inventory: Inventory, directory: Path):
         self.inventory, self.dir = inventory, directory
         self.state_file = StateFile(directory / "state.json")
@@ -146,15 +148,13 @@ class NetnsProvider:
         return problems
 
     def down(self, progress: Progress) -> bool:
-        if not self.state_file.exists():
+        state = self.state_file.mark_removing()
+        if state is None:
             return False
-        state = self.state_file.load()
-        state.status = "removing"
-        self.state_file.save(state)
         for res in reversed(state.resources):
             self._remove(res, progress)
         self.state_file.remove()
-        _rmdir_if_empty(self.dir)
+        remove_empty_lab_dir(self.dir)
         return True
 
     def _remove(self, res: Resource, progress: Progress) -> None:
@@ -194,11 +194,3 @@ def _is_our_sshd(pid: int, config: str) -> bool:
     except OSError:
         return False
     return bool(config) and config.encode() in cmdline   # sshd rewrites its title: substring
-
-
-def _rmdir_if_empty(path: Path) -> None:
-    for directory in (path, path.parent):
-        try:
-            directory.rmdir()
-        except OSError:
-            return

@@ -15,6 +15,8 @@ from labctl.providers import Progress
 
 
 class SshProvider:
+    verifies_ssh = False
+
     def __init__(self, inventory: Inventory, directory: Path, base: Path):
         self.inventory, self.dir, self.base = inventory, directory, base
         self.state_file = StateFile(directory / "state.json")
