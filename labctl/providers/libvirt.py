@@ -10,9 +10,11 @@ network of the same name that this lab did not create is refused, not touched.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +48,8 @@ class LibvirtProvider:
         self.layout = vmlab.layout(inventory)
         self.state_file = StateFile(directory / "state.json")
         self.ssh_dir, self.disk_dir = directory / "ssh", directory / "disks"
+        self.addresses: dict[str, str] = {}      # guest -> leased address, where not the fixed one
+        self._stop = threading.Event()
         _quiet_libvirt_errors()
 
     # ------------------------------------------------------------------ connection
@@ -226,7 +230,8 @@ class LibvirtProvider:
         for guest in self.layout.guests:
             pub = self.ssh_dir / guest.host / "ssh_host_ed25519_key.pub"
             if pub.exists():
-                lines.append(sshd.known_hosts_line(guest.mgmt_ip, 22, pub))
+                address = self.addresses.get(guest.host, guest.mgmt_ip)
+                lines.append(sshd.known_hosts_line(address, 22, pub))
         (self.ssh_dir / "known_hosts").write_text("\n".join(lines) + "\n")
 
     def _define(self, conn: libvirt.virConnect, state: LabState, guest: vmlab.GuestLayout,
@@ -265,28 +270,62 @@ class LibvirtProvider:
     # ------------------------------------------------------------------ readiness
     def _wait_ready(self, state: LabState, progress: Progress) -> None:
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(state.targets)) as pool:
-            results = list(pool.map(lambda t: self._ready(t, started, progress), state.targets.values()))
+        hosts = list(state.targets)
+        with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+            try:
+                results = list(pool.map(lambda h: self._ready(state, h, started, progress), hosts))
+            except BaseException:            # Ctrl-C: the waiting threads stop at once too
+                self._stop.set()
+                raise
         failed = [r for r in results if r]
         if failed:
             raise LabError("\n".join(failed) + "\n(`labctl down` removes what was made)")
         state.facts["boot_seconds"] = round(time.monotonic() - started, 1)
         progress(f"all guests ready ({state.facts['boot_seconds']} s)")
 
-    def _ready(self, target: SshTarget, started: float, progress: Progress) -> str:
-        """Cheap polls first (sshd's banner, no login), then one SSH connection with the
-        pinned key that polls for cloud-init's boot-finished: each SSH login costs ~1 s of
-        a TCG guest's CPU, so it is not repeated."""
+    def _ready(self, state: LabState, host: str, started: float, progress: Progress) -> str:
+        """Cheap polls first (the guest's DHCP lease, sshd's banner, no login), then one SSH
+        connection with the pinned key that polls for cloud-init's boot-finished: each SSH
+        login costs ~1 s of a TCG guest's CPU, so it is not repeated."""
         deadline = started + self.opts.boot_timeout
-        ticker = _Ticker(started, lambda s: progress(f"{target.host}: booting ({s:.0f} s)"))
-        while time.monotonic() < deadline:
-            if self._banner(target) and self._boot_finished(target, deadline, ticker):
+        guest = next(g for g in self.layout.guests if g.host == host)
+        ticker = _Ticker(started, lambda s: progress(f"{host}: booting ({s:.0f} s)"))
+        while time.monotonic() < deadline and not self._stop.is_set():
+            target = self._follow_lease(state, guest)
+            if self._banner(target) and self._boot_finished(target, deadline, ticker, self._stop):
                 return ""
             ticker.tick()
             time.sleep(0.5)
-        guest = next(g for g in self.layout.guests if g.host == target.host)
         return (f"{target.host}: not ready after {self.opts.boot_timeout:g} s (cloud-init "
                 f"finished + SSH). Console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
+
+    def _follow_lease(self, state: LabState, guest: vmlab.GuestLayout) -> SshTarget:
+        """The guest's address as its DHCP lease says. It is the fixed one of the network's
+        <host> entry, unless dnsmasq could not read that entry (seen where "/" is mode 0700);
+        the pinned host key is the one labctl made, whatever the address."""
+        target = state.targets[guest.host]
+        address = self._leased_address(guest)
+        if address and address != target.address:
+            with self.state_file.lock:
+                state.targets[guest.host] = dataclasses.replace(target, address=address)
+                self.addresses[guest.host] = address
+                self._write_known_hosts()
+                self.state_file.save(state)
+        return state.targets[guest.host]
+
+    def _leased_address(self, guest: vmlab.GuestLayout) -> str | None:
+        try:
+            conn = self.connect()
+        except LabError:
+            return None
+        try:
+            net = _lookup(conn.networkLookupByName, self.layout.mgmt_network)
+            leases = net.DHCPLeases(guest.mgmt_mac) if net is not None else []
+            return next((str(lease["ipaddr"]) for lease in leases if lease.get("ipaddr")), None)
+        except libvirt.libvirtError:
+            return None
+        finally:
+            conn.close()
 
     @staticmethod
     def _banner(target: SshTarget) -> bool:
@@ -297,11 +336,12 @@ class LibvirtProvider:
             return False
 
     @staticmethod
-    def _boot_finished(target: SshTarget, deadline: float, ticker: "_Ticker") -> bool:
+    def _boot_finished(target: SshTarget, deadline: float, ticker: "_Ticker",
+                       stop: threading.Event) -> bool:
         from labctl.transport import SshTransport
         try:
             with SshTransport(target, connect_timeout=5) as transport:
-                while time.monotonic() < deadline:
+                while time.monotonic() < deadline and not stop.is_set():
                     if transport.run(f"test -e {READY_FILE}", check=False).exited == 0:
                         return True
                     ticker.tick()
