@@ -367,18 +367,13 @@ class LibvirtProvider:
         return True
 
     def _remove(self, conn: libvirt.virConnect, res: Resource) -> None:
-        if res.kind == "domain":
-            dom = _lookup(conn.lookupByUUIDString, res.info["uuid"])
-            if dom is not None:
-                if dom.isActive():
-                    dom.destroy()
-                dom.undefine()
-        elif res.kind == "network":
-            net = _lookup(conn.networkLookupByUUIDString, res.info["uuid"])
-            if net is not None:
-                if net.isActive():
-                    net.destroy()
-                net.undefine()
+        if res.kind in ("domain", "network"):      # by UUID: never one of the same name
+            getter = conn.lookupByUUIDString if res.kind == "domain" else conn.networkLookupByUUIDString
+            obj = _lookup(getter, res.info["uuid"])
+            if obj is not None:
+                if obj.isActive():
+                    obj.destroy()
+                obj.undefine()
         elif res.kind == "file":
             Path(res.id).unlink(missing_ok=True)
         elif res.kind == "dir":
