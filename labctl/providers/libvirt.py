@@ -57,10 +57,11 @@ class LibvirtProvider:
         try:
             return libvirt.open(self.opts.uri)
         except libvirt.libvirtError as exc:
-            raise LabError(f"cannot reach libvirt at {self.opts.uri}: {exc.get_error_message()}"
-                           + (" (is libvirtd running? `python3 -m labctl.libvirtd start`"
-                              " starts one inside a network namespace)"
-                              if self.opts.uri.endswith(":///system") else "")) from None
+            hint = (f" (is libvirtd running? `python3 -m labctl.libvirtd start --netns "
+                    f"{self.opts.netns} --workdir /var/tmp/labctl-virt` starts one inside that "
+                    "network namespace)") if self.opts.netns else ""
+            raise LabError(f"cannot reach libvirt at {self.opts.uri}: "
+                           f"{exc.get_error_message()}{hint}") from None
 
     # ------------------------------------------------------------------ up
     def up(self, progress: Progress) -> LabState:
