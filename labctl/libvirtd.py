@@ -46,7 +46,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -57,6 +56,7 @@ from typing import Any
 
 from labctl.errors import LabctlError, LabError
 from labctl.nsexec import NETNS_DIR, netns_argv, run_in_netns
+from labctl.procs import stop_pid
 
 Progress = Callable[[str], None]
 
@@ -345,7 +345,7 @@ def _end_our_daemons(netns: str) -> None:
     for pidfile, program in ((LIBVIRTD_PIDFILE, "libvirtd"), (VIRTLOGD_PIDFILE, "virtlogd")):
         pid = _pid_in(pidfile)
         if pid is not None and _is_our_daemon(pid, program, netns):
-            _terminate(pid)
+            stop_pid(pid, 10.0)
 
 
 def _wait_for_pidfile(pidfile: Path, program: str, netns: str, wait: float = 10.0) -> int:
@@ -403,9 +403,9 @@ def stop_libvirtd(host: LibvirtHost, timeout: float = 30.0) -> None:
     ours), remove the host paths and the namespace that start created. Idempotent."""
     if _is_our_daemon(host.libvirtd_pid, "libvirtd", host.netns):
         _destroy_everything(host.uri)
-        _terminate(host.libvirtd_pid, timeout)
+        stop_pid(host.libvirtd_pid, timeout)
     if _is_our_daemon(host.virtlogd_pid, "virtlogd", host.netns):
-        _terminate(host.virtlogd_pid, timeout)
+        stop_pid(host.virtlogd_pid, timeout)
     _end_leftovers_in_netns(host.netns)
     for pidfile, pid in ((LIBVIRTD_PIDFILE, host.libvirtd_pid),
                          (VIRTLOGD_PIDFILE, host.virtlogd_pid)):
@@ -452,7 +452,7 @@ def _end_leftovers_in_netns(netns: str) -> None:
             arg.startswith("--conf-file=/var/lib/libvirt/dnsmasq/") for arg in cmdline)
         libvirts_qemu = comm.startswith("qemu-system") and "-name" in cmdline
         if libvirts_dnsmasq or libvirts_qemu:
-            _terminate(pid)
+            stop_pid(pid, 10.0)
 
 
 def _pids_in_netns(inode: int) -> list[int]:
@@ -557,26 +557,6 @@ def _is_our_daemon(pid: int, program: str, netns: str) -> bool:
         return os.stat(f"/proc/{pid}/ns/net").st_ino == wanted
     except (FileNotFoundError, ProcessLookupError):
         return False
-
-
-def _terminate(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM, wait (a zombie counts as gone), then SIGKILL."""
-    for signum in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return
-            time.sleep(0.02)
-
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as gone."""
-    stat = _read(f"/proc/{pid}/stat")
-    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def _tail(path: Path, lines: int = 10) -> str:

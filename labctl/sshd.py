@@ -10,9 +10,7 @@ is created if it is missing.
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from labctl.errors import LabError
 from labctl.nsexec import netns_argv
+from labctl.procs import pid_alive
 
 SSHD_PATH = "/usr/sbin/sshd"          # sshd re-execs itself: it must be an absolute path
 PRIVSEP_DIR = Path("/run/sshd")
@@ -111,40 +110,6 @@ def known_hosts_line(address: str, port: int, host_pubkey: Path) -> str:
     return f"{name} {fields[0]} {fields[1]}"
 
 
-def stop_pid(pid: int, timeout: float = 5) -> None:
-    """SIGTERM ``pid``, wait up to ``timeout`` s, then SIGKILL. Already gone is fine."""
-    if not _signal(pid, signal.SIGTERM):
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.01)
-    _signal(pid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-
-
-def _signal(pid: int, signum: int) -> bool:
-    """Send a signal; False if the process does not exist any more."""
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie (exited, not yet reaped by its parent) is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
-
-
 def _ensure_privsep_dir() -> None:
     """sshd refuses to start without its privilege-separation dir (root-owned, not writable)."""
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
@@ -164,7 +129,7 @@ def _wait_for_pid(pid_file: Path, log: Path, log_start: int, wait: float, netns:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         text = pid_file.read_text().strip() if pid_file.exists() else ""
-        if text.isdigit() and _alive(int(text)):
+        if text.isdigit() and pid_alive(int(text)):
             return int(text)
         if any(word in _new_log(log, log_start) for word in FATAL_LOG_WORDS):
             raise LabError(f"sshd failed to start in network namespace {netns!r}:\n"

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from labctl import libvirtd
+from labctl.procs import pid_alive
 from labctl.nsexec import NETNS_DIR
 
 # host files the private daemon must never change (it sees its own copies)
@@ -60,8 +61,8 @@ def host_state() -> dict[str, object]:
 
 def assert_all_gone(host: libvirtd.LibvirtHost) -> None:
     """Everything ``start_libvirtd_in_netns`` made is gone (zombies count as gone)."""
-    assert not libvirtd.pid_alive(host.libvirtd_pid), f"libvirtd {host.libvirtd_pid} still runs"
-    assert not libvirtd.pid_alive(host.virtlogd_pid), f"virtlogd {host.virtlogd_pid} still runs"
+    assert not pid_alive(host.libvirtd_pid), f"libvirtd {host.libvirtd_pid} still runs"
+    assert not pid_alive(host.virtlogd_pid), f"virtlogd {host.virtlogd_pid} still runs"
     assert not Path(NETNS_DIR, host.netns).exists(), f"namespace {host.netns} still exists"
     left = [path for path in host.created_paths if Path(path).exists()]
     assert not left, f"left on the host: {left}"

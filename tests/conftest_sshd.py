@@ -26,6 +26,7 @@ import pytest
 
 from labctl import sshd
 from labctl.nsexec import netns_argv
+from labctl.procs import stop_pid
 from labctl.labstate import SshTarget
 
 BENCH_USER = "labctl-bench"
@@ -168,7 +169,7 @@ def sshd_lab(prefix: str = "lct") -> Iterator[SshdLab]:
         config = _write_keys_and_config(lab_dir, ["root", user])
         log = lab_dir / "sshd.log"
         pid = sshd.start_sshd_in_netns(netns, config, log)
-        stack.callback(sshd.stop_pid, pid)
+        stack.callback(stop_pid, pid)
         yield SshdLab(netns, lab_dir, pid, lab_dir / "id_ed25519", lab_dir / "known_hosts",
                       lab_dir / "host_ed25519.pub", log, plain_user=user)
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from labctl import libvirtd
+from labctl.procs import pid_alive
 from labctl.errors import LabError
 from labctl.libvirtd import LibvirtHost
 from labctl.nsexec import NETNS_DIR, run_in_netns
@@ -227,7 +228,7 @@ def _pids_named(comm: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and (entry / "comm").read_text().strip() == comm \
-                    and libvirtd.pid_alive(int(entry.name)):
+                    and pid_alive(int(entry.name)):
                 pids.append(int(entry.name))
         except (FileNotFoundError, ProcessLookupError):
             continue

@@ -20,6 +20,7 @@ import pytest
 
 from labctl import sshd
 from labctl.errors import HostError, LabError, TransportError
+from labctl.procs import stop_pid
 from labctl.netns_socket import connect_in_netns
 from labctl.transport import Result, SshTransport, open_all, run_parallel
 
@@ -434,11 +435,11 @@ def test_stop_pid_escalates_and_tolerates_gone() -> None:
     try:
         time.sleep(0.2)                               # let the trap be set
         started = time.monotonic()
-        sshd.stop_pid(stubborn.pid, timeout=0.3)
+        stop_pid(stubborn.pid, timeout=0.3)
         assert 0.3 <= time.monotonic() - started < 3
         assert stubborn.wait(timeout=3) == -signal.SIGKILL
     finally:
         if stubborn.poll() is None:
             stubborn.kill()
             stubborn.wait()
-    sshd.stop_pid(stubborn.pid)                       # already gone: no error
+    stop_pid(stubborn.pid)                       # already gone: no error

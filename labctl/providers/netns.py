@@ -18,6 +18,7 @@ from labctl.errors import LabError, LabctlError
 from labctl.labstate import LabState, Resource, SshTarget, StateFile
 from labctl.model import Inventory
 from labctl.nsexec import run_in_netns
+from labctl.procs import stop_pid
 from labctl.providers import Progress, remove_empty_lab_dir
 
 SSH_BASE_PORT = 2200
@@ -160,7 +161,7 @@ class NetnsProvider:
     def _remove(self, res: Resource, progress: Progress) -> None:
         if res.kind == "process":
             if _is_our_sshd(int(res.id), res.info.get("config", "")):
-                sshd.stop_pid(int(res.id))
+                stop_pid(int(res.id))
         elif res.kind == "veth":
             if res.info["netns"] in existing_namespaces():
                 _in_ns(res.info["netns"], "ip", "link", "del", res.id, check=False)
