@@ -21,6 +21,7 @@ import yaml
 
 from labctl import cli
 from labctl.nsexec import run_in_netns
+from labctl.procs import pid_alive
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,15 +46,6 @@ def _processes_mentioning(text: str) -> list[int]:
             except OSError:
                 continue
     return found
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (PID 1 on some machines reaps orphans slowly)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class Lab:
@@ -114,7 +106,11 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
         return values.get(str(cpu), values.get(cpu, 0)) / total if total else 0.0
     net_rx = lambda s: s["hosts"]["dut"]["softirqs"]["NET_RX"]
     rps_recv = lambda s: {c: row["received_rps"] for c, row in s["hosts"]["dut"]["softnet"].items()}
-    assert share(net_rx(rps), 1) > share(net_rx(baseline), 1) + 0.2
+    # NET_RX on CPU 1 runs once per IPI batch: its share varies with batching (17-34 %
+    # measured), against ~0.1 % without RPS; the packets' protocol work moves entirely
+    processed = lambda s: {c: row["processed"] for c, row in s["hosts"]["dut"]["softnet"].items()}
+    assert share(net_rx(rps), 1) > share(net_rx(baseline), 1) + 0.08
+    assert share(processed(rps), 1) > 0.8 > 0.2 > share(processed(baseline), 1)
     assert sum(rps_recv(rps).values()) > 1000 > sum(rps_recv(baseline).values()) / 10
     # the host is as it was: RPS off on every queue, 4 queues
     for q in range(4):
@@ -130,7 +126,7 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     assert lab.labctl("down") == 0
     assert not {lab.ns("dut"), lab.ns("loadgen")} & _namespaces()
     for pid in sshd_pids:
-        assert not _running(pid)
+        assert not pid_alive(pid)
     assert not (lab.dir / ".labctl").exists()
     assert lab.labctl("down") == 0, "down twice is fine"
 
