@@ -12,6 +12,7 @@ from typing import Any, Callable
 from labctl import deltas, probes
 from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
 
+NET_SOFTIRQS = ("NET_RX", "NET_TX")
 RawReader = Callable[[str, str], "str | None"]     # (probe, phase) -> text or None
 
 
@@ -26,6 +27,8 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
     pair = _pair(read, "softirqs", probes.parse_softirqs)
     if pair:
         result["softirqs"] = deltas.softirq_deltas(*pair)
+        result["softirq_counters"] = {phase: {name: dict(counts[name]) for name in NET_SOFTIRQS if name in counts}
+                                      for phase, counts in zip(("before", "after"), pair)}
     pair = _pair(read, "softnet_stat", lambda t: probes.parse_softnet_stat(t, online or None))
     if pair:
         result["softnet"] = {cpu: _row_dict(row) for cpu, row in deltas.softnet_deltas(*pair).items()}

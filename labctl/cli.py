@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("up", help="create/start the lab described by the inventory")
     sub.add_parser("down", help="remove exactly what `up` created")
     sub.add_parser("status", help="show the lab and each host")
+    prepare = sub.add_parser("prepare", help=(
+        "bring hosts to the inventory's `prepare:` state (irqbalance, tuned, isolated CPUs; "
+        "reboots only when needed); `run` does this by itself"))
+    prepare.add_argument("--dry-run", action="store_true", help="print what would change")
+    sub.add_parser("unprepare", help="put back each prepared host's original tuned profile, "
+                   "variables file and irqbalance state (reboots if isolated CPUs change)")
     run = sub.add_parser("run", help="tune, drive load, snapshot, check expectations")
     run.add_argument("scenario", type=Path)
     run.add_argument("--dry-run", action="store_true",
@@ -114,6 +120,32 @@ def cmd_status(args: argparse.Namespace, progress: Callable[[str], None]) -> int
     return 0
 
 
+def cmd_prepare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import lab_prepare
+    result = lab_prepare(args.inventory, progress, describe_only=args.dry_run)
+    if isinstance(result, list):
+        print("\n".join(result) if result else "no host has a `prepare:` section")
+        return 0
+    if not result:
+        print("no host has a `prepare:` section in the inventory")
+    for host, record in result.items():
+        verified = record.get("verified", {})
+        print(f"{host}: prepared — tuned {verified.get('tuned_profile') or 'off'}, irqbalance "
+              f"{verified.get('irqbalance')}, isolated CPUs {verified.get('isolated') or 'none'}, PID 1 "
+              f"on {verified.get('pid1_cpus_allowed')}, default IRQ affinity "
+              f"{verified.get('default_smp_affinity')}")
+        for key, change in record.get("sysctl_changes", {}).items():
+            print(f"  sysctl {key}: {change['before']} -> {change['after']}")
+    return 0
+
+
+def cmd_unprepare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import lab_unprepare
+    hosts = lab_unprepare(args.inventory, progress)
+    print(f"original state back on {', '.join(hosts)}" if hosts else "no host was prepared by labctl")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl import runner
     if args.dry_run:
@@ -173,6 +205,7 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
+            "prepare": cmd_prepare, "unprepare": cmd_unprepare,
             "collect": cmd_collect, "schema": cmd_schema, "validate": cmd_validate,
             "image": cmd_image}
 

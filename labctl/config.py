@@ -42,7 +42,20 @@ class Loaded(Generic[M]):
 def load_inventory(path: Path) -> Loaded[Inventory]:
     located = _read(path)
     model = _validate(Inventory, located)
+    problems = inventory_problems(model, located)
+    if problems:
+        raise ValidationError(problems)
     return Loaded(model, located, path)
+
+
+def inventory_problems(inventory: Inventory, located: Located) -> list[Problem]:
+    """Checks across an inventory's sections."""
+    if inventory.provider != "netns":
+        return []
+    return [located.problem(("hosts", name, "prepare"), "provider netns: the lab's hosts share this "
+                            "machine's kernel, so irqbalance, tuned and isolated CPUs cannot be "
+                            "prepared per host (use the libvirt or ssh provider)", of_key=True)
+            for name, host in inventory.hosts.items() if host.prepare is not None]
 
 
 def load_scenario(path: Path, inventory: Inventory) -> Loaded[Scenario]:

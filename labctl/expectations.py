@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from labctl.cpulist import format_cpulist, parse_cpulist
 from labctl.deltas import share
-from labctl.model import (Expectation, IrqConfined, Loss, Rate, RpsMask, Scenario, SoftirqShare,
-                          SoftnetShare, queue_index)
+from labctl.model import (Expectation, IrqConfined, Loss, QueueIrqs, Rate, RpsMask, Scenario,
+                          SoftirqFollowsIrqs, SoftirqShare, SoftnetShare, queue_index)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ def _evaluate_one(item: Expectation, m: dict[str, Any]) -> ExpectationResult:
         return _softnet_share(item, m)
     if isinstance(item, IrqConfined):
         return _irq_confined(item, m)
+    if isinstance(item, QueueIrqs):
+        return _queue_irqs(item, m)
+    if isinstance(item, SoftirqFollowsIrqs):
+        return _softirq_follows_irqs(item, m)
     if isinstance(item, Loss):
         return _loss(item, m)
     if isinstance(item, Rate):
@@ -97,6 +102,44 @@ def _irq_confined(item: IrqConfined, m: dict[str, Any]) -> ExpectationResult:
         return ExpectationResult(item.check, what + f" on CPUs {format_cpulist(item.cpus)}",
                                  "this NIC has no IRQs", f">= {item.min_share:.0%}", False)
     return _share_result(item.check, what, per_cpu, item.cpus, item.min_share, None)
+
+
+def _queue_irqs(item: QueueIrqs, m: dict[str, Any]) -> ExpectationResult:
+    rows = _host(m, item.host).get("nic_irqs", [])
+    wanted = {queue_index(q) for q in item.queues}
+    per_queue = {row["queue"]: sum(row["per_cpu"].values()) for row in rows}
+    total = sum(per_queue.values())
+    description = f"{item.host} NIC RX IRQs taken by {', '.join(item.queues)}"
+    bound = _bounds(item.min, item.max)
+    if not total:
+        return ExpectationResult(item.check, description, "no NIC RX IRQs counted", bound, not item.min)
+    mine = sum(v for q, v in per_queue.items() if q in wanted)
+    shown = ", ".join(f"rx-{q} {v}" for q, v in sorted(per_queue.items()))
+    return ExpectationResult(item.check, description, f"{mine / total:.1%} of {total} ({shown})", bound,
+                             _within(mine / total, item.min, item.max))
+
+
+def irq_cpus(rows: list[dict[str, Any]], floor: float = 0.01) -> frozenset[int]:
+    """CPUs that took at least `floor` of the NIC's RX IRQs (a stray one does not count)."""
+    per_cpu: dict[int, int] = {}
+    for row in rows:
+        for cpu, count in row["per_cpu"].items():
+            per_cpu[int(cpu)] = per_cpu.get(int(cpu), 0) + count
+    total = sum(per_cpu.values())
+    return frozenset(c for c, v in per_cpu.items() if total and v >= floor * total)
+
+
+def _softirq_follows_irqs(item: SoftirqFollowsIrqs, m: dict[str, Any]) -> ExpectationResult:
+    host = _host(m, item.host)
+    cpus = irq_cpus(host.get("nic_irqs", [])) | (item.also_cpus or frozenset())
+    values = {int(c): v for c, v in host.get("softirqs", {}).get(item.softirq, {}).items()}
+    if not cpus:
+        return ExpectationResult(item.check, f"{item.host} {item.softirq} on the NIC's IRQ CPUs",
+                                 "no NIC RX IRQs counted", _bounds(item.min, item.max), False)
+    result = _share_result(item.check, f"{item.host} {item.softirq}", values, cpus, item.min, item.max)
+    extra = f" + {format_cpulist(item.also_cpus)}" if item.also_cpus else ""
+    return dataclasses.replace(result, description=f"{item.host} {item.softirq} on the CPUs that took the "
+                               f"NIC's IRQs ({format_cpulist(cpus - (item.also_cpus or frozenset()))}){extra}")
 
 
 def _loss(item: Loss, m: dict[str, Any]) -> ExpectationResult:

@@ -639,6 +639,17 @@ class ServerStats:
     drops: Optional[int] = None
     cpu_time_user: float = 0.0
     cpu_time_system: float = 0.0
+    last_cpu: Optional[int] = None
+
+
+def last_cpu() -> Optional[int]:
+    """The CPU this process last ran on (field 39 of /proc/self/stat), None where unknown."""
+    try:
+        with open("/proc/self/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return int(fields[36])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def bind_server_sockets(config: ServerConfig) -> List[socket.socket]:
@@ -831,6 +842,7 @@ def _server_worker(index: int, channel: socket.socket, sockets: List[socket.sock
     sock.close()
     times = os.times()
     stats.cpu_time_user, stats.cpu_time_system = times.user, times.system
+    stats.last_cpu = last_cpu()
     _send_message(channel, "result", asdict(stats))
 
 

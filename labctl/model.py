@@ -118,6 +118,30 @@ class VmSpec(Strict):
     memory_mib: int = Field(768, ge=256, le=1_048_576)
 
 
+class TunedPrep(Strict):
+    """A tuned profile to activate, with the variables its `<profile>-variables.conf` reads."""
+
+    profile: str = Field("realtime", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    isolated_cores: CpuSet | None = Field(None, description=(
+        "CPUs to isolate (isolcpus on the kernel command line: takes a reboot, which labctl does "
+        "only when the running kernel does not isolate exactly these CPUs yet)"))
+    netdev_queue_count: int | None = Field(None, ge=1, le=1024, description=(
+        "combined channels the profile sets on every NIC; default: the test NIC's maximum "
+        "(without it the realtime profile picks the number of housekeeping CPUs)"))
+    variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
+                    Annotated[str, Field(pattern=r"^[^\n\r]*$", max_length=1024)]] = Field(
+        default_factory=dict, description="further variables for <profile>-variables.conf")
+
+
+class HostPrepare(Strict):
+    """Host preparation that lasts beyond a run (idempotent; `labctl unprepare` undoes it)."""
+
+    irqbalance: Literal["disable", "leave"] = Field(
+        "leave", description="disable: stop irqbalance and keep it off across reboots")
+    tuned: TunedPrep | None = None
+    reboot_timeout: float = Field(900, gt=0, le=7200, description="seconds for the host to come back")
+
+
 class HostSpec(Strict):
     role: Literal["dut", "loadgen"]
     interface: str = Field("eth1", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}$",
@@ -125,6 +149,9 @@ class HostSpec(Strict):
     data_address: str = Field(description="address/prefix on the test interface, e.g. 198.18.0.1/24")
     ssh: SshAccess | None = None
     vm: VmSpec = VmSpec()
+    prepare: HostPrepare | None = Field(None, description=(
+        "irqbalance and tuned state the host must be in before any run (done by `labctl run` "
+        "and `labctl prepare`)"))
 
     @field_validator("data_address")
     @classmethod
@@ -258,21 +285,26 @@ class Snapshot(Strict):
     probes: list[ProbeName] = Field(default_factory=lambda: list(typing.get_args(ProbeName)))
 
 
-class _CpuShare(Strict):
-    """A share of a per-CPU counter on a CPU set, with at least one bound (min <= max)."""
+class _Bounded(Strict):
+    """A share with at least one bound (min <= max)."""
 
-    host: str = "dut"
-    cpus: CpuSet
     min: Fraction | None = None
     max: Fraction | None = None
 
     @model_validator(mode="after")
-    def _bounds(self) -> "_CpuShare":
+    def _bounds(self) -> "_Bounded":
         if self.min is None and self.max is None:
             raise ValueError("give min and/or max")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min} is above max {self.max}")
         return self
+
+
+class _CpuShare(_Bounded):
+    """A share of a per-CPU counter on a CPU set, with at least one bound (min <= max)."""
+
+    host: str = "dut"
+    cpus: CpuSet
 
 
 class SoftirqShare(_CpuShare):
@@ -293,6 +325,24 @@ class IrqConfined(Strict):
     min_share: Fraction = Field(1.0, description="share of the queues' IRQs on those CPUs")
 
 
+class QueueIrqs(_Bounded):
+    """Share of the NIC's RX IRQs (all its queues) taken by these queues."""
+
+    check: Literal["queue_irqs"]
+    host: str = "dut"
+    queues: list[QueueName] = Field(min_length=1)
+
+
+class SoftirqFollowsIrqs(_Bounded):
+    """Share of a softirq on the CPUs that took the NIC's RX IRQs in the window (plus
+    `also_cpus`, e.g. RPS targets): 'NET_RX follows the IRQs'."""
+
+    check: Literal["softirq_follows_irqs"]
+    host: str = "dut"
+    softirq: str = Field("NET_RX", pattern=r"^[A-Z_]+$")
+    also_cpus: CpuSet | None = None
+
+
 class Loss(Strict):
     check: Literal["loss"]
     max: Fraction
@@ -311,10 +361,11 @@ class RpsMask(Strict):
 
 
 Expectation = Annotated[
-    Union[SoftirqShare, SoftnetShare, IrqConfined, Loss, Rate, RpsMask],
+    Union[SoftirqShare, SoftnetShare, IrqConfined, QueueIrqs, SoftirqFollowsIrqs, Loss, Rate, RpsMask],
     Field(discriminator="check"),
 ]
-EXPECTATION_KINDS = ("softirq_share", "softnet_share", "irq_confined", "loss", "rate", "rps_mask")
+EXPECTATION_KINDS = ("softirq_share", "softnet_share", "irq_confined", "queue_irqs",
+                     "softirq_follows_irqs", "loss", "rate", "rps_mask")
 
 
 class Scenario(Strict):

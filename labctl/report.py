@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from labctl.cpulist import parse_cpulist
 
+
+RATE_REACHED = 0.95          # below this share of the asked rate the report says so
 SOFTNET_COLUMNS = ("processed", "dropped", "time_squeeze", "received_rps", "flow_limit")
 
 
@@ -42,8 +45,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out += _header(summary)
     out += _expectations(summary)
     out += _loadgen(summary.get("loadgen"))
+    out += _server_cpus(summary)
     for host, data in summary.get("hosts", {}).items():
         out += _host_section(host, data)
+        out += _rps_section(host, data)
     out += _steps(summary)
     return "\n".join(out).rstrip() + "\n"
 
@@ -56,11 +61,28 @@ def _header(s: dict[str, Any]) -> list[str]:
         lines.append(f"- {host}: kernel {f.get('kernel')}, CPUs {f.get('cpus_online')}, isolated "
                      f"{f.get('isolated') or 'none'}, NIC {f.get('nic', {}).get('interface')} "
                      f"({f.get('nic', {}).get('driver') or '?'})")
+    for host, prep in (s.get("preparation") or {}).items():
+        lines.append(f"- {host} prepared: " + _preparation_text(prep))
     if s["provider"] == "netns":
         lines.append("- netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and softnet_stat are "
                      "host-wide (all namespaces share one kernel); veth has no IRQs.")
     lines.append("- `*` marks isolated CPUs.")
     return lines + [""]
+
+
+def _preparation_text(prep: dict[str, Any]) -> str:
+    v = prep.get("verified", {})
+    reboot = prep.get("reboot")
+    changes = prep.get("sysctl_changes", {})
+    busy = ", ".join(f"{k} {c['after']}" for k, c in changes.items() if "busy" in k)
+    text = (f"tuned {v.get('tuned_profile') or 'off'}, irqbalance {v.get('irqbalance')}, isolcpus="
+            f"{v.get('isolcpus') or 'none'}, PID 1 on CPUs {v.get('pid1_cpus_allowed')}, default IRQ "
+            f"affinity {v.get('default_smp_affinity')}")
+    if changes:
+        text += f"; the profile changed {len(changes)} sysctl(s)" + (f" ({busy}: busy polling)" if busy else "")
+    if reboot:
+        text += f"; restarted for it ({reboot.get('method')}, {reboot.get('seconds'):.0f} s)"
+    return text
 
 
 def _expectations(s: dict[str, Any]) -> list[str]:
@@ -80,8 +102,67 @@ def _loadgen(lg: dict[str, Any] | None) -> list[str]:
     loss = "n/a" if lg.get("loss") is None else f"{lg['loss']:.2%}"
     rows = [[lg.get("protocol"), lg.get("asked_rate"), lg.get("achieved_rate", 0.0),
              lg.get("sent"), lg.get("received"), loss, lg.get("client_errors")]]
-    return ["## Load", "", table(["protocol", "asked msg/s", "achieved msg/s", "sent", "received",
-                                  "loss", "client errors"], rows), ""]
+    out = ["## Load", "", table(["protocol", "asked msg/s", "achieved msg/s", "sent", "received",
+                                 "loss", "client errors"], rows), ""]
+    asked = lg.get("asked_rate") or 0
+    if asked and lg.get("achieved_rate", 0.0) < RATE_REACHED * asked:
+        out += [f"**The client reached only {lg['achieved_rate']:.0f} of the asked {asked} msg/s "
+                f"({lg['achieved_rate'] / asked:.0%}): the load generator is the limit, not the DUT.**", ""]
+    return out
+
+
+def _server_cpus(s: dict[str, Any]) -> list[str]:
+    """Per CPU the server may run on: how busy it was, and which server workers last ran there."""
+    server, lg = s.get("server"), s.get("loadgen") or {}
+    host = (s.get("hosts") or {}).get(server["host"]) if server else None
+    if not server or not host or not host.get("cpu_percent"):
+        return []
+    workers = lg.get("server_workers", [])
+    cpus = server["cpus"] or sorted({w["last_cpu"] for w in workers if w.get("last_cpu") is not None})
+    if not cpus:
+        return []
+    duration = lg.get("duration") or s.get("window_seconds") or 0
+    rows = []
+    for cpu in cpus:
+        pct = host["cpu_percent"].get(cpu, {})
+        here = [f"worker {i} (PID {w.get('pid')}, {_worker_cpu(w, duration)})"
+                for i, w in enumerate(workers) if w.get("last_cpu") == cpu]
+        rows.append([cpu_label(cpu, host.get("isolated", [])), 100.0 - pct.get("idle", 100.0) - pct.get("iowait", 0.0),
+                     pct.get("user", 0.0), pct.get("system", 0.0), pct.get("softirq", 0.0),
+                     ", ".join(here) or "-"])
+    return [f"## Server CPUs ({server['host']}, {server['workers']} worker(s), pinned to "
+            f"{','.join(map(str, server['cpus'])) if server['cpus'] else 'no CPUs'})", "",
+            table(["CPU", "busy %", "%user", "%system", "%softirq", "server workers last ran here"], rows), ""]
+
+
+def _worker_cpu(worker: dict[str, Any], duration: float) -> str:
+    used = worker.get("cpu_time_user", 0.0) + worker.get("cpu_time_system", 0.0)
+    return f"{100 * used / duration:.0f}% of a CPU" if duration else f"{used:.1f} s CPU"
+
+
+def _rps_section(host: str, d: dict[str, Any]) -> list[str]:
+    """Where RPS moved the work: received_rps, NET_RX and processed on the RPS CPUs."""
+    targets = sorted({int(c) for mask in d.get("rps_after", {}).values() if mask
+                      for c in _cpus(mask)})
+    if not targets:
+        return []
+    rows = []
+    for what, values in (("softnet received_rps", _column(d, "received_rps")),
+                         ("NET_RX softirqs", d.get("softirqs", {}).get("NET_RX", {})),
+                         ("softnet processed", _column(d, "processed"))):
+        total = sum(values.values())
+        on = sum(values.get(c, 0) for c in targets)
+        rows.append([what, on, total, f"{on / total:.1%}" if total else "-"])
+    return [f"### RPS on {host}: work moved to CPUs {','.join(map(str, targets))}", "",
+            table(["counter", "on the RPS CPUs", "all CPUs", "share moved"], rows), ""]
+
+
+def _column(d: dict[str, Any], column: str) -> dict[int, int]:
+    return {cpu: row.get(column, 0) for cpu, row in d.get("softnet", {}).items()}
+
+
+def _cpus(text: str) -> list[int]:
+    return sorted(parse_cpulist(text))
 
 
 def _host_section(host: str, d: dict[str, Any]) -> list[str]:
@@ -98,6 +179,14 @@ def _host_section(host: str, d: dict[str, Any]) -> list[str]:
         rows = [[name] + [d["softirqs"][name].get(c, 0) for c in cpus] + [_share_text(d["softirqs"][name], cpus)]
                 for name in ("NET_RX", "NET_TX") if name in d["softirqs"]]
         out += ["### Softirqs per CPU (delta)", "", table(["softirq"] + labels + ["share"], rows), ""]
+    counters = d.get("softirq_counters", {})
+    if counters.get("before", {}).get("NET_RX") and counters.get("after", {}).get("NET_RX"):
+        before, after = counters["before"]["NET_RX"], counters["after"]["NET_RX"]
+        rows = [[phase] + [values.get(c, 0) for c in cpus] for phase, values in
+                (("before", before), ("after", after))]
+        rows.append(["delta"] + [d["softirqs"]["NET_RX"].get(c, 0) for c in cpus])
+        out += ["### NET_RX per CPU (/proc/softirqs before and after the window)", "",
+                table(["NET_RX"] + labels, rows), ""]
     if d.get("softnet"):
         rows = [[col] + [d["softnet"].get(c, {}).get(col, 0) for c in cpus] for col in SOFTNET_COLUMNS]
         out += ["### softnet_stat per CPU (delta)", "", table(["column"] + labels, rows), ""]

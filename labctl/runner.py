@@ -25,7 +25,8 @@ from labctl.labstate import LabState
 from labctl.model import Inventory, Scenario
 from labctl.plan import Plan, build_plan, render_plan
 from labctl.netns_socket import ssh_banner
-from labctl.providers import load_state, provider_for, state_file
+from labctl.preparer import Preparer
+from labctl.providers import load_state, prepared_dir, provider_for, state_file
 from labctl.report import render_markdown
 from labctl.runs import RunDir, find_run, new_run_id
 
@@ -114,15 +115,53 @@ def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transport
     return plan, facts, warnings
 
 
+def preparer(inventory_path: Path, inventory: Loaded[Inventory], transports: dict[str, Any],
+             progress: Progress) -> Preparer:
+    provider = provider_for(inventory_path, inventory.model) if any(
+        h.prepare for h in inventory.model.hosts.values()) else None
+    return Preparer(inventory, transports, prepared_dir(inventory_path, inventory.model), provider, progress)
+
+
+def lab_prepare(inventory_path: Path, progress: Progress, describe_only: bool = False
+                ) -> dict[str, Any] | list[str]:
+    """`labctl prepare`: the inventory's host preparation alone (or, describe_only, its plan)."""
+    inventory = load_inventory(inventory_path)
+    state = load_state(inventory_path, inventory.model)
+    transports = open_transports(state, list(inventory.model.hosts))
+    try:
+        prep = preparer(inventory_path, inventory, transports, progress)
+        return prep.describe() if describe_only else prep.prepare()
+    finally:
+        for t in transports.values():
+            t.close()
+
+
+def lab_unprepare(inventory_path: Path, progress: Progress) -> list[str]:
+    """`labctl unprepare`: put back each prepared host's recorded original state."""
+    inventory = load_inventory(inventory_path)
+    state = load_state(inventory_path, inventory.model)
+    transports = open_transports(state, list(inventory.model.hosts))
+    try:
+        return preparer(inventory_path, inventory, transports, progress).unprepare()
+    finally:
+        for t in transports.values():
+            t.close()
+
+
 def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> str:
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
     transports = open_transports(state, list(inventory.model.hosts))
     try:
+        preparation = preparer(inventory_path, inventory, transports, progress).describe()
         plan, _, _ = plan_run(inventory, scenario, transports, progress)
     finally:
         for t in transports.values():
             t.close()
-    return render_plan(plan)
+    text = render_plan(plan)
+    if preparation:
+        text = ("host preparation (from the inventory; kept across runs):\n" + "\n".join(preparation)
+                + "\n(the plan below uses the hosts' facts as they are now, before preparation)\n\n" + text)
+    return text
 
 
 def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress) -> RunOutcome:
@@ -131,9 +170,10 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
     transports = open_transports(state, list(inventory.model.hosts))
     progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
     try:
+        preparation = preparer(inventory_path, inventory, transports, progress).prepare()
         plan, facts, warnings = plan_run(inventory, scenario, transports, progress)
         run_dir = RunDir.create(runs_root, plan.run_id)
-        _write_manifest(run_dir, inventory, scenario, state, facts, plan, warnings)
+        _write_manifest(run_dir, inventory, scenario, state, facts, plan, warnings, preparation)
         progress(f"run {run_dir.path}")
         outcome = Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
     finally:
@@ -149,7 +189,8 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
 
 
 def _write_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
-                    state: LabState, facts: dict[str, HostFacts], plan: Plan, warnings: list[str]) -> None:
+                    state: LabState, facts: dict[str, HostFacts], plan: Plan, warnings: list[str],
+                    preparation: dict[str, Any]) -> None:
     run_dir.write_json("manifest.json", {
         "run_id": run_dir.run_id,
         "labctl_version": __version__,
@@ -159,6 +200,7 @@ def _write_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loa
                      "text": scenario.path.read_text()},
         "lab": {"name": state.lab, "provider": state.provider, "facts": state.facts},
         "facts": {h: f.to_json() for h, f in facts.items()},
+        "preparation": preparation,
         "warnings": warnings,
         "plan": [asdict(a) for a in plan.actions],
     })
@@ -189,6 +231,8 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
         "lab": manifest["lab"]["name"], "provider": manifest["lab"]["provider"],
         "labctl_version": manifest["labctl_version"], "started": manifest["started"],
         "keep_tuning": scenario.keep_tuning, "facts": manifest["facts"],
+        "preparation": manifest.get("preparation", {}),
+        "server": _server_placement(scenario),
         "window_seconds": _window(steps),
         "expectations": [r.to_json() for r in results],
         "loadgen": measured["loadgen"], "hosts": hosts,
@@ -196,6 +240,14 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
         "interrupted": steps.get("interrupted"), "error": steps.get("error"),
         "warnings": manifest.get("warnings", []) + [w for s in steps.get("steps", []) for w in s.get("warnings", [])],
     }
+
+
+def _server_placement(scenario: Scenario) -> dict[str, Any] | None:
+    if scenario.load is None:
+        return None
+    server = scenario.load.server
+    return {"host": server.host, "cpus": sorted(server.cpus) if server.cpus else None,
+            "workers": server.workers}
 
 
 def _window(steps: dict[str, Any]) -> float:

@@ -1,7 +1,8 @@
 #!/bin/bash
 # The main job on the built-in default lab (inventory.yaml: two libvirt guests), as root:
-# install everything, build the guest image (cached), bring the lab up, run a scenario with
-# channels, IRQ affinity and RPS, rebuild its report, tear the lab down. Where no libvirtd
+# install everything, build the guest image (cached), bring the lab up, run the blog's
+# procedure as five scenarios (the first prepares the DUT: irqbalance off, tuned realtime with
+# isolated CPUs 4-7, a restart), rebuild the last report, tear the lab down. Where no libvirtd
 # runs (no systemd), a private one is started inside the network namespace `labctl-virt`
 # and stopped at the end.
 set -euo pipefail
@@ -28,5 +29,8 @@ trap cleanup EXIT
 
 "${labctl[@]}" image build
 "${labctl[@]}" up
-"${labctl[@]}" run scenarios/vm_irq_rps.yaml
+# the blog, step by step (the first run prepares the DUT: irqbalance off, tuned realtime, restart)
+for scenario in baseline combined2 irq_pin rps_isolated rps_cpu1; do
+  "${labctl[@]}" run "scenarios/$scenario.yaml"
+done
 "${labctl[@]}" collect

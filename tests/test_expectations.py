@@ -215,3 +215,41 @@ def test_evaluate_keeps_order_and_results_are_json() -> None:
 def test_share_of() -> None:
     assert share_of({0: 1, 1: 3}, frozenset({1})) == (0.75, 4)
     assert share_of({}, frozenset({1})) == (0.0, 0)
+
+
+# --------------------------------------------------------------------------- queue_irqs, softirq_follows_irqs
+
+TWO_QUEUES = host(nic_irqs=[{"queue": 0, "per_cpu": {0: 300, 2: 3}}, {"queue": 1, "per_cpu": {4: 700}},
+                      {"queue": 2, "per_cpu": {}}, {"queue": 3, "per_cpu": {}}],
+            softirqs={"NET_RX": {0: 280, 1: 5, 2: 1, 4: 690, 6: 24}})
+
+
+@pytest.mark.parametrize("queues, bounds, passed, measured", [
+    (["rx-0", "rx-1"], {"min": 0.99}, True, "100.0% of 1003 (rx-0 303, rx-1 700, rx-2 0, rx-3 0)"),
+    (["rx-1"], {"min": 0.1}, True, "69.8% of 1003"),
+    (["rx-2", "rx-3"], {"min": 0.1}, False, "0.0% of 1003"),
+    (["rx-2", "rx-3"], {"max": 0.0}, True, "0.0% of 1003"),
+])
+def test_queue_irqs(queues: list[str], bounds: dict[str, float], passed: bool, measured: str) -> None:
+    result = check({"check": "queue_irqs", "queues": queues, **bounds}, TWO_QUEUES)
+    assert result.passed is passed and result.measured.startswith(measured)
+    assert result.description == f"dut NIC RX IRQs taken by {', '.join(queues)}"
+
+
+def test_queue_irqs_without_irqs() -> None:
+    assert not check({"check": "queue_irqs", "queues": ["rx-0"], "min": 0.5}, host(nic_irqs=[])).passed
+    assert check({"check": "queue_irqs", "queues": ["rx-0"], "max": 0.5}, host()).passed
+
+
+def test_softirq_follows_irqs_ignores_a_stray_irq() -> None:
+    result = check({"check": "softirq_follows_irqs", "min": 0.95}, TWO_QUEUES)
+    assert result.description == "dut NET_RX on the CPUs that took the NIC's IRQs (0,4)"   # CPU 2: 3 of 1003
+    assert result.measured == "97.0% of 1000" and result.passed
+
+
+def test_softirq_follows_irqs_with_rps_cpus_and_bounds() -> None:
+    result = check({"check": "softirq_follows_irqs", "also_cpus": 1, "min": 0.975}, TWO_QUEUES)
+    assert result.description.endswith("(0,4) + 1") and result.measured == "97.5% of 1000" and result.passed
+    assert not check({"check": "softirq_follows_irqs", "max": 0.5}, TWO_QUEUES).passed
+    empty = check({"check": "softirq_follows_irqs", "min": 0.1}, host(nic_irqs=[], softirqs={}))
+    assert not empty.passed and empty.measured == "no NIC RX IRQs counted"

@@ -263,3 +263,40 @@ def test_table_and_labels() -> None:
     assert table(["f", "s"], [[1.25, "12%"], [3.0, "-"]]).splitlines()[2:] == [
         "| 1.2 | 12% |", "| 3.0 | -   |"]
     assert cpu_label(4, [4, 5]) == "CPU4*" and cpu_label(3, [4, 5]) == "CPU3"
+
+
+def test_report_of_the_rps_run_shows_what_moved_and_the_server_cpus(f_rps: dict[str, Any]) -> None:
+    server = dict(SERVER, workers=[{"received": 23880, "pid": 969, "last_cpu": 6,
+                                    "cpu_time_user": 0.3, "cpu_time_system": 2.4}])
+    loadgen = loadgen_summary(server, CLIENT)
+    f_rps["cpu_percent"] = {c: {"idle": 100.0, "user": 0.0, "system": 0.0, "softirq": 0.0} for c in range(8)}
+    f_rps["cpu_percent"][6] = {"idle": 80.0, "user": 2.0, "system": 18.0, "softirq": 0.0}
+    prep = {"verified": {"tuned_profile": "realtime", "irqbalance": "inactive, disabled",
+                         "isolcpus": "managed_irq,domain,4-7", "pid1_cpus_allowed": "0-3",
+                         "default_smp_affinity": "0-3"},
+            "sysctl_changes": {"net.core.busy_poll": {"before": "0", "after": "50"},
+                               "vm.swappiness": {"before": "30", "after": "10"}},
+            "reboot": {"method": "power off + start (provider)", "seconds": 84.2}}
+    summary = summary_for(f_rps, loadgen=loadgen, preparation={"dut": prep},
+                          server={"host": "dut", "cpus": [6, 7], "workers": 1})
+    lines = render_markdown(summary).splitlines()
+    assert ("- dut prepared: tuned realtime, irqbalance inactive, disabled, isolcpus=managed_irq,domain,4-7, "
+            "PID 1 on CPUs 0-3, default IRQ affinity 0-3; the profile changed 2 sysctl(s) "
+            "(net.core.busy_poll 50: busy polling); restarted for it (power off + start (provider), 84 s)") in lines
+    assert "## Server CPUs (dut, 1 worker(s), pinned to 6,7)" in lines
+    assert "| CPU6* |   20.0 |   2.0 |    18.0 |      0.0 | worker 0 (PID 969, 22% of a CPU) |" in lines
+    assert "| CPU7* |    0.0 |   0.0 |     0.0 |      0.0 | -                                |" in lines
+    assert "### RPS on dut: work moved to CPUs 1" in lines
+    moved = {line.split("|")[1].strip(): line.split("|")[4].strip() for line in lines
+             if line.startswith(("| softnet", "| NET_RX softirqs"))}
+    assert moved["softnet received_rps"] == "100.0%" and moved["NET_RX softirqs"].endswith("%")
+    net_rx = lines.index("### NET_RX per CPU (/proc/softirqs before and after the window)")
+    assert [line.split("|")[1].strip() for line in lines[net_rx + 4:net_rx + 7]] == ["before", "after", "delta"]
+
+
+def test_report_says_when_the_client_fell_short() -> None:
+    slow = dict(CLIENT, achieved_rate=1200.0)
+    report = render_markdown(summary_for({"cpus": [0], "isolated": []}, loadgen=loadgen_summary(SERVER, slow)))
+    assert ("**The client reached only 1200 of the asked 2000 msg/s (60%): the load generator is the "
+            "limit, not the DUT.**") in report
+    assert "reached only" not in render_markdown(summary_for({"cpus": [0], "isolated": []}))

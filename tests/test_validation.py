@@ -75,7 +75,21 @@ BAD_SCENARIOS = [
     ("tuning: [\n", 2, "", "YAML syntax"),
 ]
 
+VM_HOSTS = ("  dut:\n    role: dut\n    data_address: 198.18.0.1/24\n    prepare:\n{prepare}"
+            "  loadgen: {{role: loadgen, data_address: 198.18.0.2/24}}\n")
 BAD_INVENTORIES = [
+    ("lab: t\nprovider: netns\nhosts:\n" + VM_HOSTS.format(prepare="      irqbalance: disable\n"), 7,
+     "hosts.dut.prepare", "provider netns"),
+    ("lab: t\nprovider: libvirt\nhosts:\n" + VM_HOSTS.format(prepare="      irqbalance: stop\n"), 8,
+     "hosts.dut.prepare.irqbalance", "'disable'"),
+    ("lab: t\nprovider: libvirt\nhosts:\n" + VM_HOSTS.format(prepare="      tuned: {isolated_cores: 4-x}\n"), 8,
+     "hosts.dut.prepare.tuned.isolated_cores", "CPU"),
+    ("lab: t\nprovider: libvirt\nhosts:\n" + VM_HOSTS.format(prepare="      tuned: {profile: 'a;b'}\n"), 8,
+     "hosts.dut.prepare.tuned.profile", "pattern"),
+    ("lab: t\nprovider: libvirt\nhosts:\n" + VM_HOSTS.format(prepare="      tuned: {isolatd_cores: 4}\n"), 8,
+     "hosts.dut.prepare.tuned.isolatd_cores", "did you mean 'isolated_cores'"),
+    ("lab: t\nprovider: libvirt\nhosts:\n" + VM_HOSTS.format(
+        prepare="      tuned: {variables: {'bad key': x}}\n"), 8, "hosts.dut.prepare.tuned.variables", "does not match"),
     ("lab: t\nprovider: netns\nhosts:\n  dut: {role: dut, data_address: 198.18.0.1/24}\n", 3, "hosts", "exactly one"),
     ("lab: t\nprovider: vmware\nhosts: {}\n", 2, "provider", "'netns'"),
     ("lab: T!\nprovider: netns\nhosts: {}\n", 1, "lab", "pattern"),
@@ -152,8 +166,8 @@ def test_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 def test_shipped_files_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     root = Path(__file__).resolve().parent.parent
     netns = sorted(str(p) for p in (root / "scenarios").glob("netns_*.yaml"))
-    vm = sorted(str(p) for p in (root / "scenarios").glob("vm_*.yaml"))
-    assert netns and vm
+    vm = sorted(str(p) for p in (root / "scenarios").glob("*.yaml") if not p.name.startswith("netns_"))
+    assert netns and {Path(p).stem for p in vm} >= {"baseline", "combined2", "irq_pin", "rps_isolated", "rps_cpu1"}
     assert cli.main(["-i", str(root / "inventories" / "netns.yaml"), "validate", *netns]) == 0
     assert cli.main(["-i", str(root / "inventory.yaml"), "validate", *vm]) == 0
 

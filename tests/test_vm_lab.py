@@ -2,8 +2,9 @@
 
 A private libvirtd runs in a network namespace the test session creates (tests/
 conftest_libvirt.py); guests' networks and all their traffic live inside it, and SSH to the
-guests is opened from inside it. up -> checks inside the DUT -> re-up (no-op) -> a scenario
-with channels, IRQ affinity and RPS -> collect -> down, and nothing is left behind.
+guests is opened from inside it. The blog's procedure end to end: up -> re-up (no-op) ->
+combined2 (which prepares the DUT first) -> irq_pin -> rps_isolated -> rps_cpu1 -> collect ->
+the ssh provider's prepare/unprepare -> down, and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -49,49 +50,147 @@ def _virsh_names(uri: str, *args: str) -> list[str]:
     return [line for line in out.splitlines() if line.strip()]
 
 
-def test_vm_lab_up_run_down(vm_lab: Path, libvirt_host: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def _newest_run(directory: Path, scenario: str) -> Path:
+    return max((directory / "runs").glob(f"*-{scenario}"), key=lambda p: p.stat().st_mtime)
+
+
+def _run(directory: Path, scenario: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """`labctl run` of a scenario that must pass on the first try; returns its summary."""
+    capsys.readouterr()
+    code = _labctl(directory, "run", str(directory / "scenarios" / f"{scenario}.yaml"))
+    out = capsys.readouterr()
+    assert code == 0, f"{scenario}: exit {code}\n{out.err[-3000:]}\n{out.out[-4000:]}"
+    run = _newest_run(directory, scenario)
+    summary: dict[str, Any] = json.loads((run / "summary.json").read_text())
+    failed = [e for e in summary["expectations"] if not e["passed"]]
+    assert not failed and summary["restore"] and all(r["status"] == "ok" for r in summary["restore"])
+    print(f"{scenario}: " + "; ".join(f"{e['description']}: {e['measured']}" for e in summary["expectations"]))
+    return summary
+
+
+def _dut_state(state: dict[str, Any]) -> dict[str, str]:
+    """What runs change and must put back: channels, RPS masks, the NIC's IRQ affinities."""
+    from labctl.labstate import SshTarget
+    from labctl.transport import SshTransport
+    with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
+        return {"channels": dut.run("ethtool -l eth1 | tail -n 5").stdout,
+                "rps": dut.run("grep -H . /sys/class/net/eth1/queues/rx-*/rps_cpus").stdout,
+                "affinity": dut.run("for q in 0 1 2 3; do i=$(awk -F: '/virtio1-input.'$q'$/ {print $1}' "
+                                    "/proc/interrupts); cat /proc/irq/$i/smp_affinity_list; done").stdout,
+                "irqbalance": dut.run("systemctl is-active irqbalance; systemctl is-enabled irqbalance",
+                                      check=False).stdout}
+
+
+def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """up -> combined2 (prepares the DUT: irqbalance off, tuned realtime 4-7, a restart) ->
+    irq_pin -> rps_isolated (refused, then attempted) -> rps_cpu1 -> collect -> the ssh
+    provider's prepare/unprepare on an existing host -> down, nothing left behind."""
     started = time.monotonic()
     assert _labctl(vm_lab, "up") == 0, capsys.readouterr().err
     up_seconds = time.monotonic() - started
     state = json.loads((vm_lab / ".labctl" / "lvm" / "state.json").read_text())
     assert state["facts"]["accelerator"] in ("tcg", "kvm")
     assert state["facts"]["virtio_net_backend"] in ("vhost", "qemu")
-
-    from labctl.labstate import SshTarget
-    from labctl.transport import SshTransport
-    with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
-        channels = dut.run("ethtool -l eth1").stdout
-        assert channels.split("Current hardware settings:")[1].split("Combined:")[1].split()[0] == "4"
-        interrupts = dut.run("cat /proc/interrupts").stdout
-        device = dut.run("basename $(readlink -e /sys/class/net/eth1/device)").stdout.strip()
-        for queue in range(4):
-            assert f"{device}-input.{queue}" in interrupts
-        assert dut.run("nproc").stdout.strip() == "8"
-
     started = time.monotonic()
     assert _labctl(vm_lab, "up") == 0
     assert time.monotonic() - started <= 2.0, "re-up of a running lab is a no-op"
 
-    capsys.readouterr()
-    assert _labctl(vm_lab, "run", str(vm_lab / "scenarios" / "vm_irq_rps.yaml")) == 0, \
-        capsys.readouterr().out[-3000:]
-    run = max((vm_lab / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
-    summary = json.loads((run / "summary.json").read_text())
-    assert all(e["passed"] for e in summary["expectations"])
-    rows = {r["queue"]: r["per_cpu"] for r in summary["hosts"]["dut"]["nic_irqs"]}
-    for queue, cpu in {0: "2", 1: "3"}.items():          # JSON: CPU keys are strings
-        per_cpu = rows[queue]
-        total = sum(per_cpu.values())
-        assert total > 100 and per_cpu[cpu] >= 0.95 * total, (queue, per_cpu)
-    manifest = json.loads((run / "manifest.json").read_text())
+    started = time.monotonic()
+    combined2 = _run(vm_lab, "combined2", capsys)
+    prepare_and_run_seconds = time.monotonic() - started
+    manifest = json.loads((_newest_run(vm_lab, "combined2") / "manifest.json").read_text())
+    prep = manifest["preparation"]["dut"]
+    assert prep["verified"]["isolated"] == "4-7" and prep["verified"]["pid1_cpus_allowed"] == "0-3"
+    assert prep["verified"]["default_smp_affinity"] == "0-3"
+    assert "managed_irq,domain,4-7" == prep["verified"]["isolcpus"]
+    assert prep["verified"]["irqbalance"] == "inactive, disabled"
+    assert prep["sysctl_changes"]["net.core.busy_poll"] == {"before": "0", "after": "50"}
+    assert prep["reboot"]["method"].startswith("power off")
+    assert manifest["facts"]["dut"]["isolated"] == "4-7"
+    assert "loadgen" not in manifest["preparation"]
     assert manifest["lab"]["facts"]["virtio_net_backend"] == state["facts"]["virtio_net_backend"]
-    print(f"up took {up_seconds:.0f} s")
+    rows = {r["queue"]: r["per_cpu"] for r in combined2["hosts"]["dut"]["nic_irqs"]}
+    assert sum(rows[2].values()) == sum(rows[3].values()) == 0
+    original = _dut_state(state)
+
+    _run(vm_lab, "irq_pin", capsys)
+    started = time.monotonic()
+    assert _labctl(vm_lab, "run", str(vm_lab / "scenarios" / "irq_pin.yaml")) == 0
+    assert time.monotonic() - started < 60, "a prepared DUT is not restarted again"
+    assert "prepared already" in capsys.readouterr().err
+
+    refused = vm_lab / "scenarios" / "rps_isolated_no_override.yaml"
+    refused.write_text((vm_lab / "scenarios" / "rps_isolated.yaml").read_text()
+                       .replace("allow_isolated_rps: true", "allow_isolated_rps: false"))
+    assert _labctl(vm_lab, "run", str(refused)) == 2
+    err = capsys.readouterr().err
+    assert "tuning.dut.rps.rx-0" in err and "EINVAL" in err and "nothing was changed" in err
+    isolated = _run(vm_lab, "rps_isolated", capsys)
+    statuses = {s["description"].split(" (")[0]: s["status"] for s in isolated["steps"] if s["kind"] == "change"}
+    assert statuses["RPS of rx-0 -> CPUs 4"] == "refused-as-expected"
+    assert statuses["RPS of rx-1 -> CPUs 1,4"] == "ok"
+    assert _dut_state(state) == original, "the refused and the trimmed write left nothing changed"
+
+    rps = _run(vm_lab, "rps_cpu1", capsys)
+    dut = rps["hosts"]["dut"]
+    busy = {cpu: 100 - dut["cpu_percent"][cpu]["idle"] for cpu in (6, 7)}
+    assert min(busy.values()) < 5 < max(busy.values()), f"one server CPU idle: {busy}"
+    report = (_newest_run(vm_lab, "rps_cpu1") / "report.md").read_text()
+    for heading in ("## Server CPUs", "### RPS on dut", "### NET_RX per CPU", "CPU6*", "dut prepared: tuned realtime"):
+        assert heading in report
+    assert _labctl(vm_lab, "collect") == 0
+    assert _dut_state(state) == original
+    print(f"up {up_seconds:.0f} s, first run with preparation {prepare_and_run_seconds:.0f} s")
+
+    _ssh_provider_prepare_and_unprepare(vm_lab, state, libvirt_host, capsys)
 
     assert _labctl(vm_lab, "down") == 0
     assert not [n for n in _virsh_names(libvirt_host.uri, "list", "--all") if n.startswith("lvm-")]
     assert not [n for n in _virsh_names(libvirt_host.uri, "net-list", "--all") if n.startswith("lvm-")]
-    assert not (vm_lab / ".labctl").exists()          # overlays, seeds, keys, console logs
+    assert not (vm_lab / ".labctl" / "lvm").exists()   # overlays, seeds, keys, records, console logs
     assert not _qemu_processes("guest=lvm-"), "no QEMU of this lab left"
+
+
+def _ssh_provider_prepare_and_unprepare(vm_lab: Path, state: dict[str, Any], libvirt_host: Any,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Hosts labctl did not create: the loadgen guest seen through the ssh provider (as its
+    DUT) gets irqbalance disabled and another tuned profile (no isolated CPUs: no restart),
+    and `unprepare` puts back the original profile and irqbalance state."""
+    directory = vm_lab / "existing"
+    directory.mkdir()
+    hosts = {}
+    for name, guest in (("dut", "loadgen"), ("loadgen", "dut")):
+        t = state["targets"][guest]
+        hosts[name] = {"role": name, "interface": "eth1", "data_address": f"198.18.0.{2 if name == 'dut' else 1}/24",
+                       "ssh": {"address": t["address"], "port": t["port"], "key": t["key_file"],
+                               "known_hosts": t["known_hosts"], "netns": libvirt_host.netns}}
+    hosts["dut"]["prepare"] = {"irqbalance": "disable", "tuned": {"profile": "network-latency"}}
+    inventory = directory / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"lab": "existing", "provider": "ssh", "hosts": hosts}))
+    ssh = ["-i", str(inventory)]
+
+    def loadgen_guest() -> str:
+        from labctl.labstate import SshTarget
+        from labctl.transport import SshTransport
+        with SshTransport(SshTarget.from_dict(state["targets"]["loadgen"])) as t:
+            return t.run("tuned-adm active; systemctl is-active irqbalance; systemctl is-enabled irqbalance",
+                         check=False).stdout
+
+    before = loadgen_guest()
+    assert "virtual-guest" in before and "active\nenabled" in before
+    assert cli.main([*ssh, "up"]) == 0
+    assert cli.main([*ssh, "prepare"]) == 0
+    assert "network-latency" in loadgen_guest() and "inactive\ndisabled" in loadgen_guest()
+    assert "net.core.busy_poll: 0 -> 50" in capsys.readouterr().out
+    assert cli.main([*ssh, "down"]) == 0
+    assert "still prepared" in capsys.readouterr().err, "down says how to put the hosts back"
+    assert cli.main([*ssh, "up"]) == 0
+    assert cli.main([*ssh, "unprepare"]) == 0
+    assert loadgen_guest() == before
+    assert cli.main([*ssh, "unprepare"]) == 0
+    assert "no host was prepared" in capsys.readouterr().out
+    assert cli.main([*ssh, "down"]) == 0
 
 
 def _qemu_processes(marker: str) -> list[int]:

@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from labctl.errors import LabError
-from labctl.labstate import LabState, StateFile
+from labctl.labstate import LabState, SshTarget, StateFile
 from labctl.model import Inventory
 
 Progress = Callable[[str], None]
+PREPARED_DIR = "prepared"        # per host: the original state `labctl unprepare` puts back
 
 
 class Provider(Protocol):
@@ -18,6 +19,12 @@ class Provider(Protocol):
     def up(self, progress: Progress) -> LabState: ...
     def down(self, progress: Progress) -> bool: ...
     def status(self) -> dict[str, str]: ...
+
+
+class Restarter(Protocol):
+    """A provider that can restart a host from outside (faster than a reboot inside it)."""
+
+    def restart(self, host: str, progress: Progress) -> SshTarget: ...
 
 
 def lab_dir(inventory_path: Path, inventory: Inventory) -> Path:
@@ -32,6 +39,10 @@ def remove_empty_lab_dir(directory: Path) -> None:
             path.rmdir()
         except OSError:
             return
+
+
+def prepared_dir(inventory_path: Path, inventory: Inventory) -> Path:
+    return lab_dir(inventory_path, inventory) / PREPARED_DIR
 
 
 def state_file(inventory_path: Path, inventory: Inventory) -> StateFile:

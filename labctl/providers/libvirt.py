@@ -27,7 +27,7 @@ from labctl.errors import LabError, LabctlError
 from labctl.labstate import LabState, Resource, SshTarget, StateFile
 from labctl.model import Inventory
 from labctl.netns_socket import ssh_banner
-from labctl.providers import Progress, remove_empty_lab_dir
+from labctl.providers import PREPARED_DIR, Progress, remove_empty_lab_dir
 from labctl.seed import GuestSeed, seed_files, write_seed_iso
 from labctl.xmlrender import render
 
@@ -351,6 +351,47 @@ class LibvirtProvider:
             pass        # sshd restarted (cloud-init may restart it): poll again
         return False
 
+    # ------------------------------------------------------------------ restart
+    def restart(self, host: str, progress: Progress) -> SshTarget:
+        """Power the guest off (ACPI, then forced after a minute) and start it again in a new
+        QEMU process; returns once its sshd sends a banner. Under TCG this is ~80 s faster
+        than a reboot inside the guest: after a warm reset GRUB spends ~80 s loading the
+        initrd (measured: 137-169 s vs 85 s to SSH)."""
+        state = self.state_file.load()
+        guest = next(g for g in self.layout.guests if g.host == host)
+        conn = self.connect()
+        try:
+            dom = _lookup(conn.lookupByUUIDString, self._recorded(state, "domain")[guest.domain].info["uuid"])
+            if dom is None:
+                raise LabError(f"{host}: domain {guest.domain} is gone; `labctl down` and `up` again")
+            self._power_off(dom, host, progress)
+            dom.create()
+        except libvirt.libvirtError as exc:
+            raise LabError(f"{host}: cannot restart domain {guest.domain}: {exc.get_error_message()}") from None
+        finally:
+            conn.close()
+        started = time.monotonic()
+        ticker = _Ticker(started, lambda s: progress(f"{host}: booting ({s:.0f} s)"))
+        while time.monotonic() - started < self.opts.boot_timeout:
+            target = self._follow_lease(state, guest)
+            if self._banner(target):
+                return target
+            ticker.tick()
+            time.sleep(0.5)
+        raise LabError(f"{host}: no SSH banner {self.opts.boot_timeout:g} s after the restart. "
+                       f"Console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
+
+    @staticmethod
+    def _power_off(dom: libvirt.virDomain, host: str, progress: Progress, grace: float = 60.0) -> None:
+        progress(f"{host}: powering off (ACPI power button)")
+        dom.shutdown()
+        deadline = time.monotonic() + grace
+        while dom.isActive() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if dom.isActive():
+            progress(f"warning: {host}: still running {grace:g} s after the ACPI power button; forcing it off")
+            dom.destroy()
+
     # ------------------------------------------------------------------ down, status
     def down(self, progress: Progress) -> bool:
         state = self.state_file.mark_removing()
@@ -364,6 +405,7 @@ class LibvirtProvider:
         finally:
             conn.close()
         self.state_file.remove()
+        shutil.rmtree(self.dir / PREPARED_DIR, ignore_errors=True)     # the guests are gone
         remove_empty_lab_dir(self.dir)
         return True
 

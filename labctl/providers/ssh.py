@@ -11,7 +11,7 @@ from pathlib import Path
 from labctl.errors import LabError
 from labctl.labstate import LabState, SshTarget, StateFile
 from labctl.model import Inventory
-from labctl.providers import Progress
+from labctl.providers import PREPARED_DIR, Progress
 
 
 class SshProvider:
@@ -45,6 +45,10 @@ class SshProvider:
             return False
         self.state_file.remove()
         progress(f"lab {self.inventory.lab}: forgotten (existing hosts are left as they are)")
+        prepared = sorted(p.stem for p in (self.dir / PREPARED_DIR).glob("*.json"))
+        if prepared:
+            progress(f"warning: {', '.join(prepared)} still prepared by labctl (original state recorded "
+                     f"in {self.dir / PREPARED_DIR}): `labctl up` then `labctl unprepare` puts it back")
         return True
 
     def status(self) -> dict[str, str]:
