@@ -39,6 +39,9 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
     if pair:
         result["nic_queues"] = {f"{d}-{q}": v for (d, q), v in sorted(
             deltas.nic_queue_deltas(*pair).items())}
+    text = read("irq_affinity", "after")
+    if text:
+        result["irq_affinity"] = parse_irq_affinity_listing(text)
     for phase in ("before", "after"):
         text = read("rps_cpus", phase)
         if text is not None:
@@ -56,6 +59,17 @@ def _pair(read: RawReader, probe: str, parse: Callable[[str], Any]) -> tuple[Any
 def _row_dict(row: Any) -> dict[str, int]:
     """A softnet row as a dict, without the columns this kernel does not print (None)."""
     return {k: v for k, v in dataclasses.asdict(row).items() if v is not None}
+
+
+def parse_irq_affinity_listing(text: str) -> dict[str, dict[str, str]]:
+    """`grep -H . /proc/irq/N/{smp,effective}_affinity_list` -> {"37": {"smp": "2", "effective": "2"}}."""
+    result: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        path, _, value = line.partition(":")
+        parts = path.split("/")
+        if len(parts) == 5 and parts[3].isdigit() and parts[4].endswith("_affinity_list"):
+            result.setdefault(parts[3], {})[parts[4].split("_")[0]] = value.strip()
+    return result
 
 
 def parse_rps_listing(text: str) -> dict[int, frozenset[int]]:
@@ -94,6 +108,7 @@ def loadgen_summary(server: dict[str, Any] | None, client: dict[str, Any] | None
         "sent": sent,
         "received": received,
         "client_errors": client.get("errors", 0),
+        "server_socket_drops": server.get("drops") if server else None,   # UDP: receive buffer full
         "loss": (1 - received / sent) if sent and server else None,
         "server_workers": server.get("workers", []) if server else [],
         "client_workers": client.get("workers", []),

@@ -351,8 +351,9 @@ def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, s
                             "do echo \"${q##*/} $(cat $q/rps_cpus)\"; done")
     irqs = sorted(set(facts.nic.rx_irqs.values()) | set(facts.nic.tx_irqs.values()), key=int)
     if irqs:
-        commands["irq_affinity"] = "grep -H . " + " ".join(
-            shlex.quote(f"/proc/irq/{i}/smp_affinity_list") for i in irqs)
+        commands["irq_affinity"] = "grep -H . " + " ".join(   # effective: moves at the next IRQ
+            shlex.quote(f"/proc/irq/{i}/{name}") for i in irqs
+            for name in ("smp_affinity_list", "effective_affinity_list"))
     return commands
 
 

@@ -100,10 +100,11 @@ def _loadgen(lg: dict[str, Any] | None) -> list[str]:
     if not lg:
         return []
     loss = "n/a" if lg.get("loss") is None else f"{lg['loss']:.2%}"
+    drops = lg.get("server_socket_drops")
     rows = [[lg.get("protocol"), lg.get("asked_rate"), lg.get("achieved_rate", 0.0),
-             lg.get("sent"), lg.get("received"), loss, lg.get("client_errors")]]
+             lg.get("sent"), lg.get("received"), loss, "n/a" if drops is None else drops, lg.get("client_errors")]]
     out = ["## Load", "", table(["protocol", "asked msg/s", "achieved msg/s", "sent", "received",
-                                 "loss", "client errors"], rows), ""]
+                                 "loss", "server socket drops", "client errors"], rows), ""]
     asked = lg.get("asked_rate") or 0
     if asked and lg.get("achieved_rate", 0.0) < RATE_REACHED * asked:
         out += [f"**The client reached only {lg['achieved_rate']:.0f} of the asked {asked} msg/s "
@@ -170,9 +171,10 @@ def _host_section(host: str, d: dict[str, Any]) -> list[str]:
     labels = [cpu_label(c, iso) for c in cpus]
     out = [f"## {host}", ""]
     if d.get("nic_irqs"):
-        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})"] + [r["per_cpu"].get(c, 0) for c in cpus]
-                for r in d["nic_irqs"]]
-        out += ["### NIC RX IRQs per CPU (delta)", "", table(["queue"] + labels, rows), ""]
+        affinity = d.get("irq_affinity", {})
+        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})", _affinity_text(affinity.get(str(r["irq"])))]
+                + [r["per_cpu"].get(c, 0) for c in cpus] for r in d["nic_irqs"]]
+        out += ["### NIC RX IRQs per CPU (delta)", "", table(["queue", "affinity (effective)"] + labels, rows), ""]
     elif d.get("shared_kernel"):
         out += ["NIC RX IRQs: none (veth in a netns lab has no IRQs).", ""]
     if d.get("softirqs"):
@@ -196,6 +198,13 @@ def _host_section(host: str, d: dict[str, Any]) -> list[str]:
         out += ["### CPU time per CPU (%)", "", table(["time"] + labels, rows), ""]
     out += _queues_and_rps(d)
     return out
+
+
+def _affinity_text(affinity: dict[str, str] | None) -> str:
+    if not affinity:
+        return "?"
+    smp, effective = affinity.get("smp", "?"), affinity.get("effective")
+    return f"{smp} ({effective})" if effective and effective != smp else smp
 
 
 def _share_text(values: dict[int, int], cpus: list[int]) -> str:

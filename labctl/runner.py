@@ -159,8 +159,10 @@ def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> st
             t.close()
     text = render_plan(plan)
     if preparation:
-        text = ("host preparation (from the inventory; kept across runs):\n" + "\n".join(preparation)
-                + "\n(the plan below uses the hosts' facts as they are now, before preparation)\n\n" + text)
+        pending = not all(line.endswith("prepared already") for line in preparation)
+        text = ("host preparation (from the inventory; kept across runs):\n" + "\n".join(preparation) + "\n"
+                + ("(the plan below uses the hosts' facts as they are now, before preparation)\n" if pending else "")
+                + "\n" + text)
     return text
 
 

@@ -332,7 +332,7 @@ def test_snapshot_probes_in_one_script() -> None:
     probes = dict(before.probes)
     assert probes["ethtool_stats"] == "ethtool -S eth1"
     assert probes["irq_affinity"] == "grep -H . " + " ".join(
-        f"/proc/irq/{i}/smp_affinity_list" for i in range(37, 45))
+        f"/proc/irq/{i}/{kind}_affinity_list" for i in range(37, 45) for kind in ("smp", "effective"))
     for _, command in before.probes:
         assert command in before.command
 

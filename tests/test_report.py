@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from labctl.analysis import analyse_host, loadgen_summary, nic_irq_deltas, parse_rps_listing
+from labctl.analysis import (analyse_host, loadgen_summary, nic_irq_deltas, parse_irq_affinity_listing,
+                             parse_rps_listing)
 from labctl.expectations import evaluate
 from labctl.facts import parse_facts
 from labctl.model import Scenario
@@ -132,6 +133,19 @@ def test_analysis_is_json_data(f_rps: dict[str, Any]) -> None:
     json.dumps(f_rps)
 
 
+def test_parse_irq_affinity_listing_and_its_column() -> None:
+    text = ("/proc/irq/37/smp_affinity_list:2\n/proc/irq/37/effective_affinity_list:2\n"
+            "/proc/irq/39/smp_affinity_list:4-7\n/proc/irq/39/effective_affinity_list:5\n")
+    parsed = parse_irq_affinity_listing(text)
+    assert parsed == {"37": {"smp": "2", "effective": "2"}, "39": {"smp": "4-7", "effective": "5"}}
+    host = {"cpus": [0], "isolated": [], "irq_affinity": parsed,
+            "nic_irqs": [{"queue": 0, "irq": "37", "name": "virtio1-input.0", "per_cpu": {0: 1}},
+                         {"queue": 1, "irq": "39", "name": "virtio1-input.1", "per_cpu": {0: 1}}]}
+    lines = render_markdown(summary_for(host)).splitlines()
+    assert any(line.startswith("| rx-0 (virtio1-input.0, IRQ 37) | 2                    |") for line in lines)
+    assert any(line.startswith("| rx-1 (virtio1-input.1, IRQ 39) | 4-7 (5)              |") for line in lines)
+
+
 def test_parse_rps_listing() -> None:
     assert parse_rps_listing("rx-0 02\nrx-1 00\nrx-10 ff,00000000\ngarbage\nrx-3 \n") == {
         0: frozenset({1}), 1: frozenset(), 10: frozenset(range(32, 40))}
@@ -141,7 +155,7 @@ def test_parse_rps_listing() -> None:
 
 CLIENT = {"protocol": "udp", "asked_rate": 2000, "achieved_rate": 1999.5, "duration": 12.0,
           "sent": 24000, "errors": 2, "workers": [{"sent": 24000}]}
-SERVER = {"received": 23880, "workers": [{"received": 23880}]}
+SERVER = {"received": 23880, "drops": 120, "workers": [{"received": 23880}]}
 
 
 def test_loadgen_loss_math() -> None:
@@ -210,13 +224,13 @@ def test_report_of_the_pinned_run(c_pinned: dict[str, Any]) -> None:
     assert "## dut" in lines
     irq_header = next(line for line in lines if line.startswith("| queue"))
     assert [c.strip() for c in irq_header.split("|")[1:-1]] == [
-        "queue", "CPU0", "CPU1", "CPU2", "CPU3", "CPU4*", "CPU5*", "CPU6*", "CPU7*"]
+        "queue", "affinity (effective)", "CPU0", "CPU1", "CPU2", "CPU3", "CPU4*", "CPU5*", "CPU6*", "CPU7*"]
     assert any(line.startswith("| rx-0 (virtio1-input.0, IRQ 37) |") and "6,294" in line
                for line in lines)
     assert "| NET_RX  |   53 |    0 | 6,370 | 5,167 |     0 |     0 |     0 |    63 | 55% on CPU2 |" in lines
     assert "### softnet_stat per CPU (delta)" in lines and "### CPU time per CPU (%)" in lines
     assert "### NIC queue counters (delta)" in lines and "### RPS CPUs (read back)" in lines
-    assert "| udp      |       2,000 |         1999.5 | 24,000 |   23,880 | 0.50% |             2 |" in lines
+    assert "| udp      |       2,000 |         1999.5 | 24,000 |   23,880 | 0.50% |                 120 |             2 |" in lines
 
 
 def test_report_of_a_netns_run() -> None:
