@@ -26,7 +26,7 @@ from labctl.sections import build_script, split_sections
 VOLATILE_SYSCTLS = re.compile(
     r"^(fs\.(dentry-state|inode-nr|inode-state|file-nr|aio-nr|quota\..*)|kernel\.ns_last_pid|"
     r"kernel\.random\..*|kernel\.pty\.nr|net\.netfilter\.nf_conntrack_count|"
-    r"kernel\.(tainted|perf_event_max_sample_rate)|dev\.cdrom\..*)$")
+    r"kernel\.(tainted|perf_event_max_sample_rate)|vm\.user_reserve_kbytes|dev\.cdrom\..*)$")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from labctl.errors import LabctlError, LabError, ValidationError
 from labctl.hostprep import PrepFacts, PrepStep
 from labctl.model import HostPrepare, Inventory
 from labctl.netns_socket import ssh_banner
+from labctl.providers import Restarter
 
 Progress = Callable[[str], None]
 REBOOT_COMMAND = "setsid sh -c 'sleep 1; systemctl reboot' </dev/null >/dev/null 2>&1 &"
@@ -124,10 +125,9 @@ class Preparer:
         self.progress(f"{host}: restart needed: {reason}")
         started = time.monotonic()
         transport = self.transports[host]
-        restart = getattr(self.provider, "restart", None)
-        if restart is not None:
+        if isinstance(self.provider, Restarter):
             transport.close()
-            transport.target = restart(host, self.progress)
+            transport.target = self.provider.restart(host, self.progress)
             method = "power off + start (provider)"
         else:
             transport.run(REBOOT_COMMAND)

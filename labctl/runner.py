@@ -117,9 +117,8 @@ def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transport
 
 def preparer(inventory_path: Path, inventory: Loaded[Inventory], transports: dict[str, Any],
              progress: Progress) -> Preparer:
-    provider = provider_for(inventory_path, inventory.model) if any(
-        h.prepare for h in inventory.model.hosts.values()) else None
-    return Preparer(inventory, transports, prepared_dir(inventory_path, inventory.model), provider, progress)
+    return Preparer(inventory, transports, prepared_dir(inventory_path, inventory.model),
+                    provider_for(inventory_path, inventory.model), progress)
 
 
 def lab_prepare(inventory_path: Path, progress: Progress, describe_only: bool = False

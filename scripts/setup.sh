@@ -19,6 +19,8 @@ packages=(
   qemu-utils dnsmasq-base iptables python3-libvirt
   # the guest image build
   debootstrap fdisk e2fsprogs mount
+  # perf on this machine: the fold benchmark and the netns lab's profiling
+  linux-perf
 )
 missing=()
 for p in "${packages[@]}"; do

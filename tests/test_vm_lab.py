@@ -75,8 +75,9 @@ def _dut_state(state: dict[str, Any]) -> dict[str, str]:
     with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
         return {"channels": dut.run("ethtool -l eth1 | tail -n 5").stdout,
                 "rps": dut.run("grep -H . /sys/class/net/eth1/queues/rx-*/rps_cpus").stdout,
-                "affinity": dut.run("for q in 0 1 2 3; do i=$(awk -F: '/virtio1-input.'$q'$/ {print $1}' "
-                                    "/proc/interrupts); cat /proc/irq/$i/smp_affinity_list; done").stdout,
+                "affinity": dut.run("dev=$(basename $(readlink -e /sys/class/net/eth1/device)); for q in 0 1 2 3;"
+                                    " do i=$(awk -F: -v n=\"$dev-input.$q\" '$NF ~ n\"$\" {gsub(/ /, \"\", $1); "
+                                    "print $1}' /proc/interrupts); cat /proc/irq/$i/smp_affinity_list; done").stdout,
                 "irqbalance": dut.run("systemctl is-active irqbalance; systemctl is-enabled irqbalance",
                                       check=False).stdout}
 
@@ -134,7 +135,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
 
     rps = _run(vm_lab, "rps_cpu1", capsys)
     dut = rps["hosts"]["dut"]
-    busy = {cpu: 100 - dut["cpu_percent"][cpu]["idle"] for cpu in (6, 7)}
+    busy = {cpu: 100 - dut["cpu_percent"][str(cpu)]["idle"] for cpu in (6, 7)}   # JSON: string keys
     assert min(busy.values()) < 5 < max(busy.values()), f"one server CPU idle: {busy}"
     report = (_newest_run(vm_lab, "rps_cpu1") / "report.md").read_text()
     for heading in ("## Server CPUs", "### RPS on dut", "### NET_RX per CPU", "CPU6*", "dut prepared: tuned realtime"):

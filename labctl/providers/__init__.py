@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, runtime_checkable
 
 from labctl.errors import LabError
 from labctl.labstate import LabState, SshTarget, StateFile
@@ -21,6 +21,7 @@ class Provider(Protocol):
     def status(self) -> dict[str, str]: ...
 
 
+@runtime_checkable
 class Restarter(Protocol):
     """A provider that can restart a host from outside (faster than a reboot inside it)."""
 
