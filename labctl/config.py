@@ -226,6 +226,11 @@ def cross_check(scenario: Scenario, inventory: Inventory, located: Located) -> l
                                             "client and server must run on different hosts"))
     for i, name in enumerate(scenario.snapshot.hosts):
         need_host(name, ("snapshot", "hosts", i))
+    if scenario.profile is not None:
+        need_host(scenario.profile.host, ("profile", "host"))
+        if scenario.load is None:
+            problems.append(located.problem(("profile",), "profiling records the load window: it "
+                                            "needs a `load:` section", of_key=True))
     for i, item in enumerate(scenario.expect):
         host = getattr(item, "host", None)
         if host is not None:
@@ -265,6 +270,7 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
             p, w = _isolation(loaded, path, cpus, hf, tuning.allow_isolated_rps)
             problems, warnings = problems + p, warnings + w
     problems += _load_cpu_problems(loaded, facts)
+    problems += _profile_problems(loaded, facts)
     for i, item in enumerate(scenario.expect):
         expected_cpus: frozenset[int] | None = getattr(item, "cpus", None)
         expected_host: str | None = getattr(item, "host", None)
@@ -323,6 +329,20 @@ def _isolation(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf
         return [loaded.problem(path, reason)], []
     return [], [f"{format_path(path)}: CPU(s) {format_cpulist(isolated)} are isolated on {hf.host};"
                 f" the kernel silently keeps only {format_cpulist(cpus - hf.isolated)}"]
+
+
+def _profile_problems(loaded: Loaded[Scenario], facts: dict[str, Any]) -> list[Problem]:
+    profile = loaded.model.profile
+    if profile is None or profile.host not in facts:
+        return []
+    hf = facts[profile.host]
+    problems = []
+    if not hf.perf:
+        problems.append(loaded.problem(("profile", "host"), f"perf is not installed on {hf.host} "
+                                       "(Debian: apt-get install linux-perf)"))
+    if profile.cpus != "auto":
+        problems += _cpu_problems(loaded, ("profile", "cpus"), profile.cpus, hf)
+    return problems
 
 
 def _load_cpu_problems(loaded: Loaded[Scenario], facts: dict[str, Any]) -> list[Problem]:

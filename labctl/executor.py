@@ -235,7 +235,7 @@ class Executor:
         assert action.process
         self.progress(f"{action.host}: {action.description}")
         host, pid = self.pids.pop(action.process)
-        res = self.transports[host].run(stop_command(pid, action.timeout), check=False,
+        res = self.transports[host].run(stop_command(pid, action.timeout, action.signal), check=False,
                                         timeout=action.timeout + 10)
         if res.exited != 0:
             result.warnings.append(f"{action.process} (PID {pid}) needed SIGKILL")

@@ -56,6 +56,7 @@ class HostFacts:
     python3: str
     sysctls: dict[str, str]
     nic: NicFacts
+    perf: str = ""                    # `perf --version`, "" where perf is missing
     shared_kernel: bool = False       # netns lab: /proc/irq, softirqs, stat are the host's
     systemd: bool = True              # services are managed with systemctl
 
@@ -99,6 +100,7 @@ def facts_script(interface: str) -> str:
         "systemd": "test -d /run/systemd/system",
         "tuned": "tuned-adm active 2>/dev/null || echo 'No current active profile.'",
         "python3": "python3 -c 'import sys; print(sys.version.split()[0])'",
+        "perf": "perf --version",
         "sysctls": "sysctl " + " ".join(SYSCTLS),
         "nic_exists": f"test -d {sysdir}",
         "ethtool_i": f"ethtool -i {iface}",
@@ -128,6 +130,7 @@ def parse_facts(host: str, text: str, interface: str, shared_kernel: bool) -> Ho
         systemd="systemd" in s and s["systemd"].status == 0,
         tuned_profile=_tuned(out.get("tuned", "")),
         python3=out.get("python3", ""),
+        perf=out.get("perf", "") if out.get("perf", "").startswith("perf version") else "",
         sysctls=_sysctls(out.get("sysctls", "")),
         nic=_nic(interface, s, out),
         shared_kernel=shared_kernel,

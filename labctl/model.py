@@ -368,6 +368,16 @@ EXPECTATION_KINDS = ("softirq_share", "softnet_share", "irq_confined", "queue_ir
                      "softirq_follows_irqs", "loss", "rate", "rps_mask")
 
 
+class Profile(Strict):
+    """`perf record -g` of chosen CPUs during the load window (all of them in the same window),
+    folded and drawn as one flamegraph per CPU."""
+
+    host: str = "dut"
+    cpus: CpuSet | Literal["auto"] = Field("auto", description=(
+        "CPUs to profile; auto: the CPUs of the NIC's RX IRQs, the RPS CPUs and the server's CPUs"))
+    frequency: int = Field(99, ge=1, le=10_000, description="samples per second per CPU (perf -F)")
+
+
 class Scenario(Strict):
     """One experiment: tuning per host, load, snapshots and expectations."""
 
@@ -378,4 +388,5 @@ class Scenario(Strict):
     load: Load | None = None
     settle: float = Field(0.0, ge=0, le=60, description="seconds to wait between tuning and the first snapshot")
     snapshot: Snapshot = Snapshot()
+    profile: Profile | None = None
     expect: list[Expectation] = Field(default_factory=list)

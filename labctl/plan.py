@@ -14,7 +14,7 @@ from typing import Any, Literal
 from labctl import probes
 from labctl.cpulist import format_cpulist, format_mask
 from labctl.facts import HostFacts
-from labctl.model import Channels, HostTuning, Inventory, Load, Scenario, queue_index
+from labctl.model import Channels, HostTuning, Inventory, Load, Profile, Scenario, queue_index
 from labctl.sections import build_script
 
 Kind = Literal["change", "skip", "sleep", "upload", "start", "wait_file", "snapshot",
@@ -47,6 +47,7 @@ class Action:
     remote: str | None = None
     timeout: float = 60.0
     expect_failure: bool = False       # attempted on purpose to record the kernel's answer
+    signal: str = "TERM"               # stop: the signal that ends the process cleanly
     warnings: tuple[str, ...] = ()
     probes: tuple[tuple[str, str], ...] = ()   # snapshot: (probe, command), one batched script
 
@@ -260,10 +261,14 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
                           remote=f"{workdir[server]}/server.ready", process="server", timeout=15))
     actions.append(settle_action(scenario))
     actions += snapshot_actions(scenario, facts, "before")
+    if scenario.profile is not None:
+        actions += start_profile_actions(scenario, facts, workdir[scenario.profile.host])
     actions.append(start_client_action(inventory, load, workdir[client]))
     actions.append(Action(client, "load", "wait_process", f"wait for the client ({load.client.duration:g} s)",
                           process="client", timeout=load.client.duration + 30))
     actions += snapshot_actions(scenario, facts, "after")
+    if scenario.profile is not None:
+        actions += finish_profile_actions(scenario.profile, workdir[scenario.profile.host])
     actions.append(Action(server, "finish", "stop", "stop the server (SIGTERM), wait for its result",
                           process="server", remote=f"{workdir[server]}/server.json", timeout=15))
     for suffix in ("json", "log"):        # interleaved by host: fetched in parallel
@@ -271,6 +276,73 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
             name = f"{role}.{suffix}"
             actions.append(Action(host, "finish", "fetch", f"fetch {name}",
                                   remote=f"{workdir[host]}/{name}", local=f"loadgen/{name}"))
+    return actions
+
+
+# --------------------------------------------------------------------------- profile
+
+PERF_FILES = ("perf.script", "perf.evlist", "perf.log")
+
+
+def profile_cpus(scenario: Scenario, facts: dict[str, HostFacts]) -> frozenset[int]:
+    """The CPUs to profile. auto: where the NIC's RX IRQs will land, the RPS CPUs and the
+    server's CPUs (on a shared kernel also the client's: veth is polled by the sender). Where
+    the IRQs will land is unknown after a channel change without pinning (`ethtool -L` resets
+    virtio's affinity): then every online CPU."""
+    profile = scenario.profile
+    assert profile is not None
+    hf = facts[profile.host]
+    if profile.cpus != "auto":
+        return profile.cpus
+    tuning = scenario.tuning.get(profile.host, HostTuning())
+    cpus: set[int] = set()
+    for queue in range(queues_after_channels(tuning.channels, hf)):
+        pinned = tuning.irq_affinity.get(f"rx-{queue}")
+        irq = hf.nic.rx_irqs.get(queue)
+        if pinned is not None:
+            cpus |= pinned
+        elif tuning.channels is not None and hf.nic.has_irqs:
+            return hf.cpus_online
+        elif irq is not None:
+            cpus |= hf.irq_affinity.get(irq, frozenset())
+    rps = dict(hf.nic.rps_cpus) | dict(rps_queues(tuning, hf))
+    cpus |= {c for mask in rps.values() for c in mask} - hf.isolated
+    load = scenario.load
+    if load and load.server.host == profile.host:
+        cpus |= load.server.cpus or hf.cpus_online
+    if load and hf.shared_kernel:
+        cpus |= load.client.cpus or hf.cpus_online
+    return frozenset(cpus & hf.cpus_online) or hf.cpus_online
+
+
+def start_profile_actions(scenario: Scenario, facts: dict[str, HostFacts], workdir: str) -> list[Action]:
+    profile = scenario.profile
+    assert profile is not None
+    cpus = format_cpulist(profile_cpus(scenario, facts))
+    argv = ["perf", "record", "-g", "-F", profile.frequency, "-C", cpus, "--no-buildid",
+            "--no-buildid-cache", "-o", f"{workdir}/perf.data"]
+    return [
+        Action(profile.host, "load", "start", f"start perf record -g on CPUs {cpus} at {profile.frequency} Hz",
+               command=detached_command(argv, f"{workdir}/perf.log"), process="perf"),
+        Action(profile.host, "load", "wait_file", "wait until perf records",
+               remote=f"{workdir}/perf.data", process="perf", timeout=30),
+    ]
+
+
+def finish_profile_actions(profile: Profile, workdir: str) -> list[Action]:
+    """Stop perf with SIGINT (it writes its file then), decode it on the host, fetch the text."""
+    data = f"{workdir}/perf.data"
+    decode = (f"perf script -i {shlex.quote(data)} > {shlex.quote(workdir + '/perf.script')} "
+              f"2>> {shlex.quote(workdir + '/perf.log')} && perf evlist -v -i {shlex.quote(data)} "
+              f"> {shlex.quote(workdir + '/perf.evlist')} 2>> {shlex.quote(workdir + '/perf.log')}")
+    actions = [
+        Action(profile.host, "finish", "stop", "stop perf (SIGINT: it finishes its file)",
+               process="perf", remote=data, timeout=120, signal="INT"),
+        Action(profile.host, "finish", "change", "perf script on the host (decode the samples)",
+               command=decode, timeout=600),
+    ]
+    actions += [Action(profile.host, "finish", "fetch", f"fetch {name}", remote=f"{workdir}/{name}",
+                       local=f"perf/{name}") for name in PERF_FILES]
     return actions
 
 
@@ -316,10 +388,10 @@ def detached_command(argv: list[object], log: str) -> str:
     return f"setsid {q(*argv)} </dev/null >{shlex.quote(log)} 2>&1 & echo $!"
 
 
-def stop_command(pid: int | str, timeout: float) -> str:
-    """SIGTERM, wait up to timeout, then SIGKILL; exit 0 when it ended by SIGTERM."""
+def stop_command(pid: int | str, timeout: float, signal: str = "TERM") -> str:
+    """The signal (SIGTERM), wait up to timeout, then SIGKILL; exit 0 when it ended in time."""
     tries = max(1, int(timeout / 0.02))
-    return (f"kill -TERM {pid} 2>/dev/null; i=0; while {running_command(pid)}; do "
+    return (f"kill -{signal} {pid} 2>/dev/null; i=0; while {running_command(pid)}; do "
             f"i=$((i+1)); [ $i -ge {tries} ] && {{ kill -KILL {pid}; exit 1; }}; sleep 0.02; done")
 
 
@@ -399,7 +471,7 @@ def _display_command(action: Action) -> str:
     if action.kind == "wait_file":
         return wait_file_command(action.remote or "", action.timeout)
     if action.kind == "stop":
-        return stop_command_template(action.process or "?", action.timeout)
+        return stop_command_template(action.process or "?", action.timeout, action.signal)
     if action.kind == "wait_process":
         return f"{running_command_template(action.process or '?')}  (polled until it fails)"
     if action.kind == "snapshot":
@@ -412,8 +484,8 @@ def plan_placeholder() -> str:
     return "<run-id>"
 
 
-def stop_command_template(process: str, timeout: float) -> str:
-    return stop_command(f"<pid of {process}>", timeout)
+def stop_command_template(process: str, timeout: float, signal: str = "TERM") -> str:
+    return stop_command(f"<pid of {process}>", timeout, signal)
 
 
 def running_command_template(process: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from labctl.cpulist import parse_cpulist
+from labctl.profiles import RX_FRAMES
 
 
 RATE_REACHED = 0.95          # below this share of the asked rate the report says so
@@ -49,6 +50,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for host, data in summary.get("hosts", {}).items():
         out += _host_section(host, data)
         out += _rps_section(host, data)
+    out += _profile(summary)
     out += _steps(summary)
     return "\n".join(out).rstrip() + "\n"
 
@@ -228,6 +230,26 @@ def _queues_and_rps(d: dict[str, Any]) -> list[str]:
                 for q in sorted(set(before) | set(after))]
         out += ["### RPS CPUs (read back)", "", table(["queue", "before load", "after load"], rows), ""]
     return out
+
+
+def _profile(s: dict[str, Any]) -> list[str]:
+    """Per profiled CPU: samples, the share of samples in each receive-path frame, the SVG."""
+    p = s.get("profile")
+    if not p:
+        return []
+    isolated = (s.get("hosts", {}).get(p["host"]) or {}).get("isolated", [])
+    per_cpu = {int(c): v for c, v in p.get("per_cpu", {}).items()}
+    frames = [f for f in RX_FRAMES if any(f in v.get("frames", {}) for v in per_cpu.values())]
+    rows = [[cpu_label(cpu, isolated), v.get("samples", 0)]
+            + [f"{v['frames'][f]:.1%}" if f in v.get("frames", {}) else "-" for f in frames]
+            + [v.get("flamegraph", "-")] for cpu, v in sorted(per_cpu.items())]
+    out = [f"## Profile ({p['host']}: perf record -g at {p['frequency']} Hz on CPUs "
+           f"{','.join(map(str, p['cpus']))}, event {p.get('event') or '?'})", ""]
+    if rows:
+        out += ["Share of each CPU's samples whose stack holds the frame:", "",
+                table(["CPU", "samples"] + frames + ["flamegraph"], rows), ""]
+    out += [f"- {d}" for d in p.get("diagnostics", [])]
+    return out + ([""] if p.get("diagnostics") else [])
 
 
 def _steps(s: dict[str, Any]) -> list[str]:

@@ -23,9 +23,10 @@ from labctl.expectations import evaluate
 from labctl.facts import HostFacts, facts_script, parse_facts
 from labctl.labstate import LabState
 from labctl.model import Inventory, Scenario
-from labctl.plan import Plan, build_plan, render_plan
+from labctl.plan import Plan, build_plan, profile_cpus, render_plan
 from labctl.netns_socket import ssh_banner
 from labctl.preparer import Preparer
+from labctl.profiles import analyse_profile
 from labctl.providers import load_state, prepared_dir, provider_for, state_file
 from labctl.report import render_markdown
 from labctl.runs import RunDir, find_run, new_run_id
@@ -202,9 +203,17 @@ def _write_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loa
         "lab": {"name": state.lab, "provider": state.provider, "facts": state.facts},
         "facts": {h: f.to_json() for h, f in facts.items()},
         "preparation": preparation,
+        "profile": _profile_plan(scenario.model, facts),
         "warnings": warnings,
         "plan": [asdict(a) for a in plan.actions],
     })
+
+
+def _profile_plan(scenario: Scenario, facts: dict[str, HostFacts]) -> dict[str, Any] | None:
+    if scenario.profile is None or scenario.load is None:
+        return None
+    return {"host": scenario.profile.host, "frequency": scenario.profile.frequency,
+            "cpus": sorted(profile_cpus(scenario, facts))}
 
 
 def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
@@ -226,6 +235,7 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
         if host in scenario.snapshot.hosts:
             hosts[host] = analyse_host(functools.partial(run_dir.read_raw, host), facts)
     measured = {"hosts": hosts, "loadgen": _loadgen(run_dir, scenario)}
+    profile = _profile(run_dir, manifest.get("profile"))
     results = evaluate(scenario, measured)
     return {
         "run_id": manifest["run_id"], "scenario": scenario.name, "description": scenario.description,
@@ -236,7 +246,7 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
         "server": _server_placement(scenario),
         "window_seconds": _window(steps),
         "expectations": [r.to_json() for r in results],
-        "loadgen": measured["loadgen"], "hosts": hosts,
+        "loadgen": measured["loadgen"], "hosts": hosts, "profile": profile,
         "steps": steps.get("steps", []), "restore": steps.get("restore", []),
         "interrupted": steps.get("interrupted"), "error": steps.get("error"),
         "warnings": manifest.get("warnings", []) + [w for s in steps.get("steps", []) for w in s.get("warnings", [])],
@@ -249,6 +259,24 @@ def _server_placement(scenario: Scenario) -> dict[str, Any] | None:
     server = scenario.load.server
     return {"host": server.host, "cpus": sorted(server.cpus) if server.cpus else None,
             "workers": server.workers}
+
+
+def _profile(run_dir: RunDir, planned: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Fold the fetched `perf script` text; write per-CPU .folded files and flamegraph SVGs."""
+    if not planned:
+        return None
+    host = planned["host"]
+    script_path = run_dir.path / host / "perf" / "perf.script"
+    script = script_path.read_text(errors="replace") if script_path.exists() else None
+    result = analyse_profile(host, planned["cpus"], planned["frequency"], script)
+    files: dict[int, dict[str, str]] = {}
+    for cpu, data in result.per_cpu.items():
+        for kind, name, text in (("folded", f"{host}/perf/cpu{cpu}.folded", data.folded),
+                                 ("flamegraph", f"{host}/flamegraphs/cpu{cpu}.svg", data.svg)):
+            if text:            # derived from raw data: rewritten by every collect
+                run_dir.write_text(name, text)
+                files.setdefault(cpu, {})[kind] = name
+    return result.to_json(files)
 
 
 def _window(steps: dict[str, Any]) -> float:

@@ -112,6 +112,17 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     assert share(net_rx(rps), 1) > share(net_rx(baseline), 1) + 0.08
     assert share(processed(rps), 1) > 0.8 > 0.2 > share(processed(baseline), 1)
     assert sum(rps_recv(rps).values()) > 1000 > sum(rps_recv(baseline).values()) / 10
+    # the profile of the same window: CPU 0 polls the veth and steers (net_rx_action, the RPS
+    # enqueue), CPU 1 does the protocol work from its backlog (process_backlog)
+    profile = rps["profile"]
+    assert profile["cpus"] == [0, 1] and profile["event"]
+    cpu0, cpu1 = profile["per_cpu"]["0"], profile["per_cpu"]["1"]
+    assert cpu0["frames"]["net_rx_action"] > 0.01
+    assert {"get_rps_cpu", "enqueue_to_backlog"} & set(cpu0["frames"])
+    assert "process_backlog" in cpu1["frames"] and "process_backlog" not in profile["per_cpu"].get("2", {})
+    svg = (rps_run / cpu1["flamegraph"]).read_text()
+    assert "process_backlog" in svg and "<script" in svg
+    assert (rps_run / "dut" / "perf" / "perf.script").stat().st_size > 10_000
     # the host is as it was: RPS off on every queue, 4 queues
     for q in range(4):
         assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
