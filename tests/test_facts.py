@@ -183,3 +183,9 @@ def test_script_quotes_the_interface(tmp_path: Path) -> None:
                          stdin=subprocess.DEVNULL).stdout
     assert not canary.exists()
     assert not parse_facts("x", out, hostile, shared_kernel=True).nic.exists
+
+
+def test_perf_version_or_nothing() -> None:
+    assert parse_facts("x", fixture("host-lo.txt"), "lo", True).perf == "perf version 6.1.187"
+    missing = "@@labctl-section begin perf\nsh: 1: perf: not found\n\n@@labctl-section end perf 127\n"
+    assert parse_facts("x", missing, "lo", True).perf == ""
