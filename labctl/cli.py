@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the plan (literal commands included) and change nothing")
     collect = sub.add_parser("collect", help="rebuild a run's summary and report from raw files")
     collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
+    comp = sub.add_parser("compare", help="two runs side by side: per-CPU deltas, load, "
+                          "expectations, differential flamegraphs (terminal + compare.html)")
+    comp.add_argument("run_a", help="run directory or id (A, the reference)")
+    comp.add_argument("run_b", help="run directory or id (B)")
     schema = sub.add_parser("schema", help="print the JSON Schema of the input files")
     schema.add_argument("which", nargs="?", choices=["inventory", "scenario"])
     image = sub.add_parser("image", help="the libvirt lab's guest image")
@@ -161,7 +165,15 @@ def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     from labctl.runner import collect
     outcome = collect(args.run, args.runs_dir)
     print(outcome.report)
-    print(f"rebuilt {outcome.run_dir}/summary.json and report.md")
+    print(f"rebuilt {outcome.run_dir}/summary.json, report.md and report.html")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import compare_runs
+    result = compare_runs(args.run_a, args.run_b, args.runs_dir)
+    print(result.text)
+    print(f"compare.html: {result.html_path}")
     return 0
 
 
@@ -205,7 +217,7 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
-            "prepare": cmd_prepare, "unprepare": cmd_unprepare,
+            "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "schema": cmd_schema, "validate": cmd_validate,
             "image": cmd_image}
 

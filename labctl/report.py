@@ -41,7 +41,18 @@ def cpu_label(cpu: int, isolated: list[int]) -> str:
     return f"CPU{cpu}*" if cpu in isolated else f"CPU{cpu}"
 
 
+def cpu_keys(value: Any) -> Any:
+    """A summary read back from JSON has string CPU keys: make them ints again (deep)."""
+    if isinstance(value, dict):
+        digits = bool(value) and all(isinstance(k, str) and k.isdigit() for k in value)
+        return {(int(k) if digits else k): cpu_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [cpu_keys(v) for v in value]
+    return value
+
+
 def render_markdown(summary: dict[str, Any]) -> str:
+    summary = dict(summary, hosts=cpu_keys(summary.get("hosts", {})))
     out = [f"# labctl run {summary['run_id']}", ""]
     out += _header(summary)
     out += _expectations(summary)
@@ -174,7 +185,7 @@ def _host_section(host: str, d: dict[str, Any]) -> list[str]:
     out = [f"## {host}", ""]
     if d.get("nic_irqs"):
         affinity = d.get("irq_affinity", {})
-        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})", _affinity_text(affinity.get(str(r["irq"])))]
+        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})", _affinity_text(affinity.get(int(r["irq"])) or affinity.get(str(r["irq"])))]
                 + [r["per_cpu"].get(c, 0) for c in cpus] for r in d["nic_irqs"]]
         out += ["### NIC RX IRQs per CPU (delta)", "", table(["queue", "affinity (effective)"] + labels, rows), ""]
     elif d.get("shared_kernel"):

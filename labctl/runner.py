@@ -26,6 +26,10 @@ from labctl.model import Inventory, Scenario
 from labctl.plan import Plan, build_plan, profile_cpus, render_plan
 from labctl.netns_socket import ssh_banner
 from labctl.preparer import Preparer
+from labctl.compare import compare, render_compare_html, render_compare_text
+from labctl.flamegraph import render_differential
+from labctl.fold import parse_folded
+from labctl.htmlreport import render_html
 from labctl.profiles import analyse_profile
 from labctl.providers import load_state, prepared_dir, provider_for, state_file
 from labctl.report import render_markdown
@@ -225,7 +229,53 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     run_dir.write_json("summary.json", summary)
     report = render_markdown(summary)
     run_dir.write_text("report.md", report)
+    run_dir.write_text("report.html", render_html(summary, _flamegraphs(run_dir, summary)))
     return RunOutcome(run_dir.path, summary, report)
+
+
+def _flamegraphs(run_dir: RunDir, summary: dict[str, Any]) -> dict[str, dict[int, str]]:
+    """The SVGs collect wrote, host -> CPU -> SVG text, for embedding in report.html."""
+    profile = summary.get("profile") or {}
+    found: dict[str, dict[int, str]] = {}
+    for cpu, data in (profile.get("per_cpu") or {}).items():
+        path = run_dir.path / data["flamegraph"] if data.get("flamegraph") else None
+        if path is not None and path.exists():
+            found.setdefault(profile["host"], {})[int(cpu)] = path.read_text()
+    return found
+
+
+@dataclass
+class Comparison:
+    text: str
+    html_path: Path
+
+
+def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
+    """`labctl compare`: two runs side by side (terminal text and compare.html), with a
+    differential flamegraph of every CPU both runs profiled on the same host."""
+    a, b = find_run(runs_root, run_a), find_run(runs_root, run_b)
+    summary_a, summary_b = a.read_json("summary.json"), b.read_json("summary.json")
+    comparison = compare(summary_a, summary_b)
+    html = render_compare_html(comparison, _differential_flamegraphs(a, b, summary_a, summary_b))
+    target = b.path.parent / f"compare-{a.run_id}--{b.run_id}.html"
+    target.write_text(html)
+    return Comparison(render_compare_text(comparison), target)
+
+
+def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: dict[str, Any],
+                              summary_b: dict[str, Any]) -> dict[str, dict[int, str]]:
+    pa, pb = summary_a.get("profile") or {}, summary_b.get("profile") or {}
+    if not pa or not pb or pa.get("host") != pb.get("host"):
+        return {}
+    host, result = pa["host"], {}
+    for cpu in sorted(set(pa.get("per_cpu", {})) & set(pb.get("per_cpu", {})), key=int):
+        folded_a, folded_b = pa["per_cpu"][cpu].get("folded"), pb["per_cpu"][cpu].get("folded")
+        if folded_a and folded_b and (a.path / folded_a).exists() and (b.path / folded_b).exists():
+            result[int(cpu)] = render_differential(
+                parse_folded((a.path / folded_a).read_text()), parse_folded((b.path / folded_b).read_text()),
+                title=f"{host} CPU {cpu}: {a.run_id} vs {b.run_id}",
+                subtitle="width: run B; red: more of B's samples than A's, blue: fewer")
+    return {host: result} if result else {}
 
 
 def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, Any]) -> dict[str, Any]:
@@ -240,6 +290,7 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
     return {
         "run_id": manifest["run_id"], "scenario": scenario.name, "description": scenario.description,
         "lab": manifest["lab"]["name"], "provider": manifest["lab"]["provider"],
+        "lab_facts": manifest["lab"].get("facts", {}),
         "labctl_version": manifest["labctl_version"], "started": manifest["started"],
         "keep_tuning": scenario.keep_tuning, "facts": manifest["facts"],
         "preparation": manifest.get("preparation", {}),

@@ -21,6 +21,8 @@ packages=(
   debootstrap fdisk e2fsprogs mount
   # perf on this machine: the fold benchmark and the netns lab's profiling
   linux-perf
+  # headless Chromium for the browser test of report.html / compare.html (tests/test_browser.py)
+  chromium
 )
 missing=()
 for p in "${packages[@]}"; do

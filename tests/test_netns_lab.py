@@ -92,7 +92,8 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     assert time.monotonic() - started < 2.0
 
     assert lab.labctl("run", "scenarios/netns_baseline.yaml") == 0, capsys.readouterr().out
-    baseline = lab.summary(lab.newest_run())
+    baseline_run = lab.newest_run()
+    baseline = lab.summary(baseline_run)
     assert lab.labctl("run", "scenarios/netns_rps_cpu1.yaml") == 0, capsys.readouterr().out
     rps_run = lab.newest_run()
     rps = lab.summary(rps_run)
@@ -123,6 +124,12 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     svg = (rps_run / cpu1["flamegraph"]).read_text()
     assert "process_backlog" in svg and "<script" in svg
     assert (rps_run / "dut" / "perf" / "perf.script").stat().st_size > 10_000
+    assert (rps_run / "report.html").stat().st_size > (rps_run / "report.md").stat().st_size
+    capsys.readouterr()
+    assert lab.labctl("compare", baseline_run.name, rps_run.name) == 0
+    out = capsys.readouterr().out
+    assert "## dut: per CPU (A, B, B-A)" in out and "softnet received_rps" in out
+    assert (rps_run.parent / f"compare-{baseline_run.name}--{rps_run.name}.html").exists()
     # the host is as it was: RPS off on every queue, 4 queues
     for q in range(4):
         assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0

@@ -314,3 +314,9 @@ def test_report_says_when_the_client_fell_short() -> None:
     assert ("**The client reached only 1200 of the asked 2000 msg/s (60%): the load generator is the "
             "limit, not the DUT.**") in report
     assert "reached only" not in render_markdown(summary_for({"cpus": [0], "isolated": []}))
+
+
+def test_report_from_a_summary_read_back_from_json(f_rps: dict[str, Any]) -> None:
+    import json
+    summary = summary_for(f_rps)
+    assert render_markdown(json.loads(json.dumps(summary))) == render_markdown(summary)
