@@ -55,8 +55,8 @@ def analyse_profile(host: str, cpus: list[int], frequency: int, script: str | No
     if stray:
         diagnostics.append(f"samples on CPUs that were not asked for: {stray}")
     if result.software_clock:
-        diagnostics.append("no hardware PMU on this host: perf sampled with the software clock "
-                           "(cpu-clock); idle CPUs show few samples")
+        diagnostics.append("no hardware PMU on this host: perf fell back to the software clock "
+                           "(cpu-clock): samples are timer ticks, not cycles")
     return ProfileResult(host, cpus, frequency, event_label(result.events), result.software_clock,
                          per_cpu, diagnostics)
 

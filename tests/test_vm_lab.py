@@ -137,6 +137,11 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     dut = rps["hosts"]["dut"]
     busy = {cpu: 100 - dut["cpu_percent"][str(cpu)]["idle"] for cpu in (6, 7)}   # JSON: string keys
     assert min(busy.values()) < 5 < max(busy.values()), f"one server CPU idle: {busy}"
+    profile = rps["profile"]          # the blog's flamegraphs: the RPS path on CPUs 2 and 1
+    assert profile["cpus"] == [1, 2, 3, 6, 7] and profile["software_clock"] in (True, False)
+    assert "process_backlog" in profile["per_cpu"]["1"]["frames"]
+    assert {"get_rps_cpu", "enqueue_to_backlog"} & set(profile["per_cpu"]["2"]["frames"])
+    assert (_newest_run(vm_lab, "rps_cpu1") / profile["per_cpu"]["1"]["flamegraph"]).exists()
     report = (_newest_run(vm_lab, "rps_cpu1") / "report.md").read_text()
     for heading in ("## Server CPUs", "### RPS on dut", "### NET_RX per CPU", "CPU6*", "dut prepared: tuned realtime"):
         assert heading in report
