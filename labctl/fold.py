@@ -401,11 +401,15 @@ class _Folder:
         if complete or not sample.is_open:
             sample.end()
         # perf prints a blank line after every call chain: without one, a sample is whole
-        # only in a recording without call chains, and only if its line is whole.
-        elif sample.frames or cut or self._any_chain():
+        # only in a recording without call chains (whose header line then names the symbol),
+        # and only if its line is whole.
+        elif sample.frames or cut or self._any_chain() or not self._has_leaf(sample):
             sample.drop(HEADLESS if sample.headless else TRUNCATED)
         else:
             sample.end()
+
+    def _has_leaf(self, sample: _OpenSample) -> bool:
+        return sample.header >= 0 and bool(self.headers[sample.header].leaf)
 
     def _any_chain(self) -> bool:
         return any(chain for _, chain in self.samples)
