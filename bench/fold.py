@@ -27,6 +27,7 @@ import argparse
 import itertools
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -215,11 +216,28 @@ def print_fold(fold: Timing, result: FoldResult, text: str) -> None:
         print(f"        diagnostic: {line}")
 
 
+MODULE_SUFFIX = re.compile(r" \[[A-Za-z0-9_.-]+\](?=;|$)")
+
+
+def without_module_names(stacks: dict[str, int]) -> tuple[dict[str, int], int]:
+    """perf's Python scripting names a kernel module's symbol "sym [module]"; plain `perf
+    script` text prints it as sym ([kernel.kallsyms]) without the module: compare without it."""
+    result: dict[str, int] = {}
+    renamed = 0
+    for stack, count in stacks.items():
+        plain = MODULE_SUFFIX.sub("", stack)
+        renamed += plain != stack
+        result[plain] = result.get(plain, 0) + count
+    return result, renamed
+
+
 def compare(ours: dict[str, int], theirs: dict[str, int]) -> str:
+    theirs, renamed = without_module_names(theirs)
+    note = f" ({renamed} perf stacks held module-named frames: compared without the module)" if renamed else ""
     if ours == theirs:
-        return "equal"
+        return "equal" + note
     differing = sum(1 for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
-    return f"DIFFERENT ({differing} stacks differ)"
+    return f"DIFFERENT ({differing} stacks differ){note}"
 
 
 def ratio(numerator: Timing, denominator: Timing) -> Timing:
@@ -237,9 +255,10 @@ def per_cpu_runs(data: Path, result: FoldResult) -> Timing:
     for cpu in result.cpus:
         timing, theirs = timed(lambda: perf_stackcollapse(data, cpu))
         total += timing
-        equal += result.stacks[cpu] == theirs
-        if result.stacks[cpu] != theirs:
-            print(f"        CPU {cpu}: {compare(result.stacks[cpu], theirs)}")
+        verdict_text = compare(result.stacks[cpu], theirs)
+        equal += verdict_text.startswith("equal")
+        if not verdict_text.startswith("equal"):
+            print(f"        CPU {cpu}: {verdict_text}")
     print(f"(b) perf script -C c report stackcollapse x{len(result.cpus):<3}  {total}   "
           f"labctl per CPU: {equal}/{len(result.cpus)} CPUs equal")
     return total
