@@ -94,6 +94,17 @@ def nic_irq_deltas(before: Any, after: Any, device: str) -> list[dict[str, Any]]
     return rows
 
 
+def nic_irqs_per_cpu(rows: list[dict[str, Any]], queues: set[int] | None = None) -> dict[int, int]:
+    """nic_irq_deltas rows summed per CPU over the NIC's queues (or only the given ones); CPU
+    keys may be strings (a summary read back from JSON): they come out as ints."""
+    per_cpu: dict[int, int] = {}
+    for row in rows:
+        if queues is None or row["queue"] in queues:
+            for cpu, count in row["per_cpu"].items():
+                per_cpu[int(cpu)] = per_cpu.get(int(cpu), 0) + int(count)
+    return per_cpu
+
+
 def loadgen_summary(server: dict[str, Any] | None, client: dict[str, Any] | None) -> dict[str, Any] | None:
     """Asked vs achieved rate and loss from the loadgen JSON results."""
     if not client:

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from labctl.analysis import nic_irqs_per_cpu
 from labctl.cpulist import format_cpulist, parse_cpulist
 from labctl.deltas import share
 from labctl.model import (Expectation, IrqConfined, Loss, QueueIrqs, Rate, RpsMask, Scenario,
@@ -92,11 +93,7 @@ def _softnet_share(item: SoftnetShare, m: dict[str, Any]) -> ExpectationResult:
 def _irq_confined(item: IrqConfined, m: dict[str, Any]) -> ExpectationResult:
     rows = _host(m, item.host).get("nic_irqs", [])
     wanted = None if item.queues == "all" else {queue_index(q) for q in item.queues}
-    per_cpu: dict[int, int] = {}
-    for row in rows:
-        if wanted is None or row["queue"] in wanted:
-            for cpu, count in row["per_cpu"].items():
-                per_cpu[cpu] = per_cpu.get(cpu, 0) + count
+    per_cpu = nic_irqs_per_cpu(rows, wanted)
     what = f"{item.host} NIC RX IRQs ({'all queues' if wanted is None else ', '.join(item.queues)})"
     if not rows:
         return ExpectationResult(item.check, what + f" on CPUs {format_cpulist(item.cpus)}",
@@ -121,10 +118,7 @@ def _queue_irqs(item: QueueIrqs, m: dict[str, Any]) -> ExpectationResult:
 
 def irq_cpus(rows: list[dict[str, Any]], floor: float = 0.01) -> frozenset[int]:
     """CPUs that took at least `floor` of the NIC's RX IRQs (a stray one does not count)."""
-    per_cpu: dict[int, int] = {}
-    for row in rows:
-        for cpu, count in row["per_cpu"].items():
-            per_cpu[int(cpu)] = per_cpu.get(int(cpu), 0) + count
+    per_cpu = nic_irqs_per_cpu(rows)
     total = sum(per_cpu.values())
     return frozenset(c for c, v in per_cpu.items() if total and v >= floor * total)
 

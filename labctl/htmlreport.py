@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, Union
 
 import jinja2
 
+from labctl import analysis
 from labctl.cpulist import parse_cpulist
 from labctl.profiles import RX_FRAMES
 from labctl.report import RATE_REACHED, SOFTNET_COLUMNS, cpu_label
@@ -159,13 +160,7 @@ def host_isolated(d: Mapping[str, Any]) -> list[int]:
 
 def nic_irqs_per_cpu(d: Mapping[str, Any]) -> dict[int, int] | None:
     """The NIC's RX IRQs per CPU, all queues together; None without IRQ data."""
-    if not d.get("nic_irqs"):
-        return None
-    total: dict[int, int] = {}
-    for row in d["nic_irqs"]:
-        for cpu, count in int_keys(row.get("per_cpu")).items():
-            total[cpu] = total.get(cpu, 0) + int(count)
-    return total
+    return analysis.nic_irqs_per_cpu(d["nic_irqs"]) if d.get("nic_irqs") else None
 
 
 def softirq_per_cpu(d: Mapping[str, Any], name: str) -> dict[int, int] | None:

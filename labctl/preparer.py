@@ -60,8 +60,9 @@ class Preparer:
     def describe(self) -> list[str]:
         """What `prepare` would do now (for --dry-run): steps with their literal commands."""
         lines = []
+        specs = self.specs()
         for host, facts in self.check().items():
-            spec = self.specs()[host]
+            spec = specs[host]
             steps = hostprep.prep_steps(spec, facts)
             reboot = hostprep.reboot_reason(spec, facts)
             lines += hostprep.render_steps(host, steps, reboot) or [f"[{host}] prepared already"]

@@ -185,7 +185,7 @@ def _host_section(host: str, d: dict[str, Any]) -> list[str]:
     out = [f"## {host}", ""]
     if d.get("nic_irqs"):
         affinity = d.get("irq_affinity", {})
-        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})", _affinity_text(affinity.get(int(r["irq"])) or affinity.get(str(r["irq"])))]
+        rows = [[f"rx-{r['queue']} ({r['name']}, IRQ {r['irq']})", _affinity_text(affinity.get(int(r["irq"])))]
                 + [r["per_cpu"].get(c, 0) for c in cpus] for r in d["nic_irqs"]]
         out += ["### NIC RX IRQs per CPU (delta)", "", table(["queue", "affinity (effective)"] + labels, rows), ""]
     elif d.get("shared_kernel"):

@@ -6,13 +6,14 @@ executor, and builds reports from a run's raw files. Returns data; the CLI print
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from labctl import __version__
 from labctl.analysis import analyse_host, loadgen_summary
@@ -61,13 +62,9 @@ def lab_up(inventory_path: Path, progress: Progress) -> LabState:
             ssh_banner(target.netns, target.address, target.port)
         progress(f"every sshd answers ({time.monotonic() - started:.2f} s)")
         return state
-    transports = open_transports(state, list(state.targets))
-    try:
-        for host, transport in transports.items():
-            transport.run("true")
-    finally:
+    with connected(state, list(state.targets)) as transports:
         for transport in transports.values():
-            transport.close()
+            transport.run("true")
     progress(f"all hosts answer over SSH, host keys pinned ({time.monotonic() - started:.2f} s)")
     return state
 
@@ -85,6 +82,17 @@ def lab_status(inventory_path: Path) -> tuple[Inventory, dict[str, str]]:
 def open_transports(state: LabState, hosts: list[str]) -> dict[str, Any]:
     from labctl.transport import open_all      # fabric is heavy: imported only when needed
     return open_all({h: state.targets[h] for h in hosts})
+
+
+@contextlib.contextmanager
+def connected(state: LabState, hosts: list[str]) -> Iterator[dict[str, Any]]:
+    """Transports to the hosts, all closed when the block ends (also on errors)."""
+    transports = open_transports(state, hosts)
+    try:
+        yield transports
+    finally:
+        for transport in transports.values():
+            transport.close()
 
 
 def gather_facts(transports: dict[str, Any], inventory: Inventory) -> dict[str, HostFacts]:
@@ -131,36 +139,24 @@ def lab_prepare(inventory_path: Path, progress: Progress, describe_only: bool = 
     """`labctl prepare`: the inventory's host preparation alone (or, describe_only, its plan)."""
     inventory = load_inventory(inventory_path)
     state = load_state(inventory_path, inventory.model)
-    transports = open_transports(state, list(inventory.model.hosts))
-    try:
+    with connected(state, list(inventory.model.hosts)) as transports:
         prep = preparer(inventory_path, inventory, transports, progress)
         return prep.describe() if describe_only else prep.prepare()
-    finally:
-        for t in transports.values():
-            t.close()
 
 
 def lab_unprepare(inventory_path: Path, progress: Progress) -> list[str]:
     """`labctl unprepare`: put back each prepared host's recorded original state."""
     inventory = load_inventory(inventory_path)
     state = load_state(inventory_path, inventory.model)
-    transports = open_transports(state, list(inventory.model.hosts))
-    try:
+    with connected(state, list(inventory.model.hosts)) as transports:
         return preparer(inventory_path, inventory, transports, progress).unprepare()
-    finally:
-        for t in transports.values():
-            t.close()
 
 
 def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> str:
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
-    transports = open_transports(state, list(inventory.model.hosts))
-    try:
+    with connected(state, list(inventory.model.hosts)) as transports:
         preparation = preparer(inventory_path, inventory, transports, progress).describe()
         plan, _, _ = plan_run(inventory, scenario, transports, progress)
-    finally:
-        for t in transports.values():
-            t.close()
     text = render_plan(plan)
     if preparation:
         pending = not all(line.endswith("prepared already") for line in preparation)
@@ -173,18 +169,14 @@ def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> st
 def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress) -> RunOutcome:
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
     started = time.monotonic()
-    transports = open_transports(state, list(inventory.model.hosts))
-    progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
-    try:
+    with connected(state, list(inventory.model.hosts)) as transports:
+        progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
         preparation = preparer(inventory_path, inventory, transports, progress).prepare()
         plan, facts, warnings = plan_run(inventory, scenario, transports, progress)
         run_dir = RunDir.create(runs_root, plan.run_id)
         _write_manifest(run_dir, inventory, scenario, state, facts, plan, warnings, preparation)
         progress(f"run {run_dir.path}")
         outcome = Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
-    finally:
-        for t in transports.values():
-            t.close()
     result = collect(run_dir.path, runs_root)
     require_ok(outcome)
     failed = [e for e in result.summary["expectations"] if not e["passed"]]
@@ -225,23 +217,13 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     run_dir = find_run(runs_root, str(run) if run else None)
     manifest = run_dir.read_json("manifest.json")
     steps = run_dir.read_json("steps.json") if (run_dir.path / "steps.json").exists() else {}
-    summary = build_summary(run_dir, manifest, steps)
+    profile, flamegraphs = _profile(run_dir, manifest.get("profile"))
+    summary = build_summary(run_dir, manifest, steps, profile)
     run_dir.write_json("summary.json", summary)
     report = render_markdown(summary)
     run_dir.write_text("report.md", report)
-    run_dir.write_text("report.html", render_html(summary, _flamegraphs(run_dir, summary)))
+    run_dir.write_text("report.html", render_html(summary, flamegraphs))
     return RunOutcome(run_dir.path, summary, report)
-
-
-def _flamegraphs(run_dir: RunDir, summary: dict[str, Any]) -> dict[str, dict[int, str]]:
-    """The SVGs collect wrote, host -> CPU -> SVG text, for embedding in report.html."""
-    profile = summary.get("profile") or {}
-    found: dict[str, dict[int, str]] = {}
-    for cpu, data in (profile.get("per_cpu") or {}).items():
-        path = run_dir.path / data["flamegraph"] if data.get("flamegraph") else None
-        if path is not None and path.exists():
-            found.setdefault(profile["host"], {})[int(cpu)] = path.read_text()
-    return found
 
 
 @dataclass
@@ -278,14 +260,14 @@ def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: dict[str, Any],
     return {host: result} if result else {}
 
 
-def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, Any]) -> dict[str, Any]:
+def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, Any],
+                  profile: dict[str, Any] | None = None) -> dict[str, Any]:
     scenario = Scenario.model_validate(manifest["scenario"]["model"])
     hosts = {}
     for host, facts in manifest["facts"].items():
         if host in scenario.snapshot.hosts:
             hosts[host] = analyse_host(functools.partial(run_dir.read_raw, host), facts)
     measured = {"hosts": hosts, "loadgen": _loadgen(run_dir, scenario)}
-    profile = _profile(run_dir, manifest.get("profile"))
     results = evaluate(scenario, measured)
     return {
         "run_id": manifest["run_id"], "scenario": scenario.name, "description": scenario.description,
@@ -312,10 +294,12 @@ def _server_placement(scenario: Scenario) -> dict[str, Any] | None:
             "workers": server.workers}
 
 
-def _profile(run_dir: RunDir, planned: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Fold the fetched `perf script` text; write per-CPU .folded files and flamegraph SVGs."""
+def _profile(run_dir: RunDir, planned: dict[str, Any] | None
+             ) -> tuple[dict[str, Any] | None, dict[str, dict[int, str]]]:
+    """Fold the fetched `perf script` text; write per-CPU .folded files and flamegraph SVGs.
+    Returns the profile's summary and the SVGs (host -> CPU -> SVG) for report.html."""
     if not planned:
-        return None
+        return None, {}
     host = planned["host"]
     script_path = run_dir.path / host / "perf" / "perf.script"
     script = script_path.read_text(errors="replace") if script_path.exists() else None
@@ -327,7 +311,8 @@ def _profile(run_dir: RunDir, planned: dict[str, Any] | None) -> dict[str, Any] 
             if text:            # derived from raw data: rewritten by every collect
                 run_dir.write_text(name, text)
                 files.setdefault(cpu, {})[kind] = name
-    return result.to_json(files)
+    svgs = {cpu: data.svg for cpu, data in result.per_cpu.items() if data.svg}
+    return result.to_json(files), ({host: svgs} if svgs else {})
 
 
 def _window(steps: dict[str, Any]) -> float:
