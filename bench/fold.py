@@ -6,6 +6,7 @@ Run as root from the repository root:
     python3 bench/fold.py [--samples 100000] [--frequency 997] [--load burn|sleep]
     python3 bench/fold.py --perf-data FILE          (an existing `perf record -g` recording)
     python3 bench/fold.py --synthetic 100000        (no perf: an 8-CPU synthetic text)
+    python3 bench/fold.py --dump DIR                (keep the recording and every output)
 
 Records `perf record -a -g -F <frequency> -- <load>` long enough for --samples samples (the load
 busy-loops on every CPU, or sleeps with --load sleep), then times, on the same recording:
@@ -18,7 +19,9 @@ the steadier one on a shared machine) and ratios; goals: (a) >= 3x faster than (
 8-CPU recording, (a) <= 1.5x (c), the fold alone < 0.3 s per 100,000 samples. Then times
 rendering one SVG of --render-stacks (100,000) distinct stacks (goal <= 1 s) and gives its
 ratio to the fold time. With --synthetic there is no perf.data, so only the fold and the
-render are timed. The recording is deleted at the end.
+render are timed. The recording is deleted at the end, unless --dump DIR keeps it there with
+perf script's text and both sides' folded stacks (whole and per CPU). Where the stacks differ,
+the first few differing stacks of each side are printed.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import TypeVar
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from labctl.flamegraph import render_flamegraph  # noqa: E402
-from labctl.fold import FoldResult, fold_perf_script, parse_folded  # noqa: E402
+from labctl.fold import FoldResult, fold_perf_script, format_folded, parse_folded  # noqa: E402
 
 GOAL_VERSUS_PER_CPU = 3.0
 GOAL_VERSUS_WHOLE = 1.5
@@ -112,12 +115,14 @@ def perf_script(data: Path) -> str:
     return out.stdout.decode(errors="replace")
 
 
-def perf_stackcollapse(data: Path, cpu: int | None = None) -> dict[str, int]:
+def perf_stackcollapse(data: Path, cpu: int | None = None) -> tuple[dict[str, int], str]:
+    """perf's own folding (stackcollapse.py): its stacks, and its text as printed."""
     command = ["perf", "script", "report", "stackcollapse", "-i", str(data)]
     if cpu is not None:
         command += ["-C", str(cpu)]
     out = subprocess.run(command, capture_output=True, check=True)
-    return parse_folded(out.stdout.decode(errors="replace"))
+    text = out.stdout.decode(errors="replace")
+    return parse_folded(text), text
 
 
 # --- synthetic input ------------------------------------------------------------------------
@@ -216,12 +221,21 @@ def print_fold(fold: Timing, result: FoldResult, text: str) -> None:
         print(f"        diagnostic: {line}")
 
 
-MODULE_SUFFIX = re.compile(r" \[[A-Za-z0-9_.-]+\](?=;|$)")
+# perf's Python scripting (which stackcollapse.py runs on) names a kernel module's symbol
+# "sym\0[module]", a NUL between the two: perf 6.1 reads /proc/kallsyms lines "sym\t[module]"
+# whole, then cuts the module off by writing a NUL over the tab, but keeps the symbol's length
+# from before the cut; the Python binding builds the name from that length, C printing stops at
+# the NUL. Plain `perf script` text is printed by C: "sym+0x.. ([kernel.kallsyms])", the module
+# named nowhere, so labctl cannot match it and folds such a frame to "sym". Seen in an 8-CPU
+# Debian 12 guest (perf 6.1.192: ext4, jbd2, scsi_mod, sr_mod, cdrom frames); the host here has
+# no modules. Only the bench's comparison strips the suffix, and it says how many stacks it
+# touched; any other difference is printed.
+MODULE_SUFFIX = re.compile(r"\x00\[[A-Za-z0-9_.-]+\](?=;|$)")
 
 
 def without_module_names(stacks: dict[str, int]) -> tuple[dict[str, int], int]:
-    """perf's Python scripting names a kernel module's symbol "sym [module]"; plain `perf
-    script` text prints it as sym ([kernel.kallsyms]) without the module: compare without it."""
+    """perf's stacks with the "\\0[module]" of module symbols removed, and how many stacks
+    had one."""
     result: dict[str, int] = {}
     renamed = 0
     for stack, count in stacks.items():
@@ -231,13 +245,46 @@ def without_module_names(stacks: dict[str, int]) -> tuple[dict[str, int], int]:
     return result, renamed
 
 
-def compare(ours: dict[str, int], theirs: dict[str, int]) -> str:
+SHOWN_DIFFERENCES = 5
+
+
+def printable(stack: str) -> str:
+    """A stack with its unprintable characters escaped as Python does (a NUL shows as \\x00)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in stack)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    equal: bool
+    verdict: str  # "equal" or "DIFFERENT (n stacks differ)", and how many stacks normalised
+    details: list[str]  # the first few differing stacks of each side, when not equal
+    normalised: int  # perf stacks whose module names were removed before comparing
+
+
+def compare(ours: dict[str, int], theirs: dict[str, int]) -> Comparison:
+    """labctl's stacks against perf's (module names removed from perf's), and when they differ
+    the first few differing stacks of each side."""
     theirs, renamed = without_module_names(theirs)
-    note = f" ({renamed} perf stacks held module-named frames: compared without the module)" if renamed else ""
+    note = (f" ({renamed} of perf's stacks normalised: module symbols named 'sym\\x00[module]' "
+            "by perf's Python scripting, compared as 'sym')" if renamed else "")
     if ours == theirs:
-        return "equal" + note
-    differing = sum(1 for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
-    return f"DIFFERENT ({differing} stacks differ){note}"
+        return Comparison(True, "equal" + note, [], renamed)
+    differing = sorted(key for key in set(ours) | set(theirs) if ours.get(key) != theirs.get(key))
+    details: list[str] = []
+    for side, stacks, other in (("labctl", ours, theirs), ("perf", theirs, ours)):
+        mine = [key for key in differing if key in stacks]
+        details.append(f"{len(mine)} differing stack(s) of {side}"
+                       + (f", the first {min(len(mine), SHOWN_DIFFERENCES)} (count, the "
+                          "other side's count, stack):" if mine else ""))
+        for key in mine[:SHOWN_DIFFERENCES]:
+            there = other.get(key, "absent")
+            details.append(f"  {side} {stacks[key]} vs {there}: {printable(key)}")
+    return Comparison(False, f"DIFFERENT ({len(differing)} stacks differ){note}", details, renamed)
+
+
+def print_comparison(details: list[str]) -> None:
+    for line in details:
+        print(f"          {line}")
 
 
 def ratio(numerator: Timing, denominator: Timing) -> Timing:
@@ -249,23 +296,32 @@ def print_ratio(label: str, ratio: Timing, goal: str, ok: bool) -> None:
     print(f"{label} {ratio.wall:6.2f} wall {ratio.cpu:6.2f} CPU  (goal {goal}) {verdict(ok)}")
 
 
-def per_cpu_runs(data: Path, result: FoldResult) -> Timing:
+def dump_text(dump: Path | None, name: str, text: Callable[[], str]) -> None:
+    if dump is not None:
+        (dump / name).write_text(text())
+
+
+def per_cpu_runs(data: Path, result: FoldResult, dump: Path | None) -> Timing:
     """The blog's way, one perf run per CPU; each CPU's stacks checked against ours."""
     total, equal = Timing(0.0, 0.0), 0
     for cpu in result.cpus:
-        timing, theirs = timed(lambda: perf_stackcollapse(data, cpu))
+        timing, (theirs, text) = timed(lambda: perf_stackcollapse(data, cpu))
         total += timing
-        verdict_text = compare(result.stacks[cpu], theirs)
-        equal += verdict_text.startswith("equal")
-        if not verdict_text.startswith("equal"):
-            print(f"        CPU {cpu}: {verdict_text}")
+        comparison = compare(result.stacks[cpu], theirs)
+        equal += comparison.equal
+        if not comparison.equal or comparison.normalised:
+            print(f"        CPU {cpu}: {comparison.verdict}")
+        print_comparison(comparison.details)
+        dump_text(dump, f"stackcollapse.cpu{cpu}.folded", lambda: text)
+        dump_text(dump, f"labctl.cpu{cpu}.folded", lambda: format_folded(result.stacks[cpu]))
     print(f"(b) perf script -C c report stackcollapse x{len(result.cpus):<3}  {total}   "
           f"labctl per CPU: {equal}/{len(result.cpus)} CPUs equal")
     return total
 
 
-def bench_recording(data: Path) -> Timing:
+def bench_recording(data: Path, dump: Path | None = None) -> Timing:
     script, text = timed(lambda: perf_script(data))
+    dump_text(dump, "perf_script.txt", lambda: text)
     fold, result = timed(lambda: fold_perf_script(text))
     ours = script + fold
     print(f"\n{result.total_samples:,} samples on {len(result.cpus)} CPUs, "
@@ -273,10 +329,14 @@ def bench_recording(data: Path) -> Timing:
     print(f"(a) labctl: perf script                     {script}")
     print_fold(fold, result, text)
     print(f"    total                                   {ours}")
-    per_cpu = per_cpu_runs(data, result)
-    whole_timing, whole = timed(lambda: perf_stackcollapse(data))
+    per_cpu = per_cpu_runs(data, result, dump)
+    whole_timing, (whole, whole_text) = timed(lambda: perf_stackcollapse(data))
+    comparison = compare(result.merged(), whole)
     print(f"(c) perf script report stackcollapse        {whole_timing}   "
-          f"labctl summed over CPUs: {compare(result.merged(), whole)}")
+          f"labctl summed over CPUs: {comparison.verdict}")
+    print_comparison(comparison.details)
+    dump_text(dump, "stackcollapse.folded", lambda: whole_text)
+    dump_text(dump, "labctl.folded", lambda: format_folded(result.merged()))
     faster = ratio(per_cpu, ours)
     versus_whole = ratio(ours, whole_timing)
     print()
@@ -317,11 +377,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--frequency", type=int, default=997)
     parser.add_argument("--load", choices=["burn", "sleep"], default="burn")
     parser.add_argument("--render-stacks", type=int, default=RENDER_STACKS)
+    parser.add_argument("--dump", type=Path, metavar="DIR",
+                        help="keep the recording and write perf script's text, perf's and "
+                        "labctl's folded stacks (whole and per CPU) into DIR")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    dump = args.dump
+    if dump is not None:
+        dump.mkdir(parents=True, exist_ok=True)
     if args.synthetic:
         fold = bench_synthetic(args.synthetic)
     elif shutil.which("perf") is None:
@@ -329,7 +395,10 @@ def main() -> int:
               file=sys.stderr)
         return 2
     elif args.perf_data:
-        fold = bench_recording(args.perf_data)
+        fold = bench_recording(args.perf_data, dump)
+    elif dump is not None:
+        record(dump / "perf.data", args.samples, args.frequency, args.load)
+        fold = bench_recording(dump / "perf.data", dump)
     else:
         with tempfile.TemporaryDirectory(prefix="labctl-bench-fold-") as directory:
             data = Path(directory) / "perf.data"

@@ -16,9 +16,10 @@ Two differences from stackcollapse.py, both on purpose:
   prints without a dso). Kernel-looking addresses with an ``[unknown]`` dso stay unmarked:
   they are junk read past the end of user stacks (seen in qemu's stacks on this machine).
 
-What the text cannot tell: perf's Python scripting (stackcollapse.py) names a kernel module's
-symbol ``sym [module]``, while `perf script` text prints it as ``sym+0x.. ([kernel.kallsyms])``
-without the module, so such frames fold to ``sym`` here.
+What the text cannot tell: perf 6.1's Python scripting (stackcollapse.py) names a kernel
+module's symbol ``sym\\0[module]`` (a NUL byte between them, a perf bug: see MODULE_SUFFIX in
+bench/fold.py), while `perf script` text prints it as ``sym+0x.. ([kernel.kallsyms])`` without
+the module, so such frames fold to ``sym`` here.
 
 The text is folded one sample block at a time (split on blank lines, C speed), with caches from
 a block's frame lines to its folded chain and from a line to its frame name, so a stack seen

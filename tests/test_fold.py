@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -27,6 +29,9 @@ from tests.helpers import fixture
 
 HOST = "perf/host-6.18-2cpu.perf_script.txt"
 GUEST = "perf/guest-6.1-tcg.{}.perf_script.txt"
+GUEST_MODULES = "guest-6.1-tcg.rx-modules.cpu6"
+# perf 6.1's Python scripting names a module's symbol "sym\0[module]" (bench/fold.py says why)
+PERF_MODULE_NAME = re.compile(r"\x00\[[A-Za-z0-9_.-]+\](?=;|$)")
 DROPPED_TRUNCATED = f"dropped 1 incomplete sample(s): {TRUNCATED}"
 
 
@@ -89,6 +94,24 @@ def test_comm_with_spaces_becomes_one_frame_with_underscores() -> None:
 def test_tid_without_comm_is_refused() -> None:
     with pytest.raises(RunError, match="include_comm"):
         FoldOptions(include_comm=False, include_tid=True)
+
+
+def test_guest_capture_with_module_frames_equals_perf_but_for_its_module_names() -> None:
+    """Frames of modules (virtio_net, virtio_ring) at ffffffffc0... addresses print in the text
+    as ``sym+0x.. ([kernel.kallsyms])``; perf's stackcollapse names them ``sym\\0[module]``.
+    Apart from that suffix, which the text cannot give, stacks and counts are perf's."""
+    result = fold_perf_script(fixture(f"perf/{GUEST_MODULES}.perf_script.txt"))
+    perf = perf_folded(f"{GUEST_MODULES}.stackcollapse.folded")
+    without_modules: dict[str, int] = {}
+    for stack, count in perf.items():
+        plain = PERF_MODULE_NAME.sub("", stack)
+        without_modules[plain] = without_modules.get(plain, 0) + count
+    assert sum(PERF_MODULE_NAME.search(stack) is not None for stack in perf) == 32
+    assert "virtnet_poll\x00[virtio_net]" in frames_of(perf)
+    assert not any("\x00" in stack or "[virtio" in stack for stack in without_modules)
+    assert result.stacks == {6: without_modules}
+    assert (result.total_samples, result.diagnostics) == (60, ())
+    assert {"virtnet_poll", "virtqueue_add_split"} <= frames_of(result.stacks[6])
 
 
 # --- guest captures: where the receive path ran ---------------------------------------------
