@@ -11,8 +11,11 @@ class CpuListError(ValueError):
     """A CPU list or mask that cannot be parsed."""
 
 
-def parse_cpulist(text: str) -> frozenset[int]:
-    """Parse the kernel's list format: "0-3,6", "" (empty set), "0-7:2/4" (groups)."""
+def parse_cpulist(text: str, max_cpu: int | None = None) -> frozenset[int]:
+    """Parse the kernel's list format: "0-3,6", "" (empty set), "0-7:2/4" (groups).
+
+    With ``max_cpu``, a CPU number above it is an error found before any range is expanded
+    (so "0-99999999999" costs nothing)."""
     text = text.strip()
     if not text:
         return frozenset()
@@ -20,20 +23,34 @@ def parse_cpulist(text: str) -> frozenset[int]:
     for part in text.split(","):
         match = _RANGE.match(part.strip())
         if not match:
-            raise CpuListError(f"not a CPU list element: {part.strip()!r} (use e.g. 0-3,6)")
+            raise CpuListError(f"not a CPU list element: {_shown(part)} (use e.g. 0-3,6)")
         first, last, used, group = match.groups()
+        if max_cpu is not None:
+            _check_at_most(max_cpu, first, last)
         lo = int(first)
         hi = int(last) if last is not None else lo
         if hi < lo:
-            raise CpuListError(f"descending CPU range: {part.strip()!r}")
+            raise CpuListError(f"descending CPU range: {_shown(part)}")
         if used is None:
             cpus.update(range(lo, hi + 1))
             continue
         used_n, group_n = int(used), int(group)
         if group_n == 0 or used_n > group_n:
-            raise CpuListError(f"bad CPU range group: {part.strip()!r}")
+            raise CpuListError(f"bad CPU range group: {_shown(part)}")
         cpus.update(c for c in range(lo, hi + 1) if (c - lo) % group_n < used_n)
     return frozenset(cpus)
+
+
+def _check_at_most(max_cpu: int, *numbers: str | None) -> None:
+    for digits in numbers:
+        # length first: int() of thousands of digits is refused by Python itself
+        if digits is not None and (len(digits) > 20 or int(digits) > max_cpu):
+            raise CpuListError(f"CPU numbers are at most {max_cpu}")
+
+
+def _shown(part: str) -> str:
+    text = repr(part.strip())
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def format_cpulist(cpus: frozenset[int] | set[int] | list[int]) -> str:

@@ -2,7 +2,9 @@
 
 The same classes validate the YAML files and generate `labctl schema`. Unknown keys are
 forbidden everywhere; CPU sets accept the kernel's list syntax ("0-3,6"), a single number or
-a YAML list of numbers.
+a YAML list of numbers. Every string that reaches a command line, a file name or a remote
+path (names, interfaces, addresses, paths, URIs) is held to a pattern without shell
+metacharacters, whitespace or control characters, even where it is quoted later.
 """
 
 from __future__ import annotations
@@ -12,13 +14,21 @@ import re
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo,
-                      WithJsonSchema, field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      ValidationInfo, WithJsonSchema, field_validator, model_validator)
 
 from labctl.cpulist import CpuListError, format_cpulist, parse_cpulist
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,11}$"
 QUEUE_PATTERN = re.compile(r"^rx-(\d+)$")
+SCENARIO_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+TOKEN_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"      # netns, tuned profile, CPU model
+INTERFACE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$"  # the kernel's: < 16 bytes, no / : or space
+USER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$"
+URI_PATTERN = r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9_.~:@/?&=%+,-]{0,1024}$"
+SAFE_PATH = re.compile(r"[A-Za-z0-9_./+@,=][A-Za-z0-9_./+@,=-]{0,4095}")
+HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+MAX_CPU = 8191          # Linux's NR_CPUS is at most 8192 on every 64-bit architecture
 
 
 def _to_cpuset(value: Any) -> frozenset[int]:
@@ -28,7 +38,7 @@ def _to_cpuset(value: Any) -> frozenset[int]:
         cpus = frozenset({value})
     elif isinstance(value, str):
         try:
-            cpus = parse_cpulist(value)
+            cpus = parse_cpulist(value, max_cpu=MAX_CPU)
         except CpuListError as exc:
             raise ValueError(str(exc)) from None
     elif isinstance(value, (list, tuple, set, frozenset)):
@@ -39,6 +49,8 @@ def _to_cpuset(value: Any) -> frozenset[int]:
         raise ValueError('a CPU set: "0-3,6", a CPU number, or a list of CPU numbers')
     if any(c < 0 for c in cpus):
         raise ValueError("CPU numbers are >= 0")
+    if any(c > MAX_CPU for c in cpus):
+        raise ValueError(f"CPU numbers are at most {MAX_CPU}")
     if not cpus:
         raise ValueError("an empty CPU set")
     return cpus
@@ -80,9 +92,11 @@ RpsCpuSet = Annotated[
     }),
 ]
 
-QueueName = Annotated[str, Field(pattern=r"^rx-\d+$", description="an RX queue: rx-0, rx-1, ...")]
-QueueKey = Annotated[str, Field(pattern=r"^(rx-\d+|all)$",
+QueueName = Annotated[str, Field(pattern=r"^rx-(0|[1-9][0-9]{0,3})$",
+                                 description="an RX queue: rx-0, rx-1, ...")]
+QueueKey = Annotated[str, Field(pattern=r"^(rx-(0|[1-9][0-9]{0,3})|all)$",
                                 description="an RX queue (rx-0, rx-1, ...) or 'all'")]
+HostName = Annotated[str, Field(pattern=NAME_PATTERN, description="a host of the inventory")]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
@@ -94,8 +108,33 @@ def queue_index(name: str) -> int:
     return int(match.group(1))
 
 
+def _safe_path(value: str) -> str:
+    if not SAFE_PATH.fullmatch(value):
+        raise ValueError("not a safe path (letters, digits and _ . / + @ , = - only, not "
+                         "starting with -)")
+    return value
+
+
+SafePath = Annotated[str, AfterValidator(_safe_path), WithJsonSchema(
+    {"type": "string", "pattern": "^" + SAFE_PATH.pattern + "$"})]
+
+
+def _host_address(value: str) -> str:
+    """An IP address (no IPv6 zone) or a DNS host name (its last label not all digits)."""
+    try:
+        ipaddress.ip_address(value)
+        valid = "%" not in value
+    except ValueError:
+        labels = value.removesuffix(".").split(".")
+        valid = (len(value) <= 253 and all(HOSTNAME_LABEL.fullmatch(label) for label in labels)
+                 and not labels[-1].isdigit())
+    if not valid:
+        raise ValueError("not an IP address or host name")
+    return value
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
 
 # --------------------------------------------------------------------------- inventory
@@ -103,12 +142,14 @@ class Strict(BaseModel):
 class SshAccess(Strict):
     """How to reach an existing host (provider `ssh`)."""
 
-    address: str = Field(description="IP address or DNS name of the host's SSH server")
+    address: Annotated[str, AfterValidator(_host_address)] = Field(
+        description="IP address or DNS name of the host's SSH server")
     port: int = Field(22, ge=1, le=65535)
-    user: str = "root"
-    key: str = Field(description="path to the private key (relative to the inventory file)")
-    known_hosts: str = Field(description="known_hosts file that pins the host's key")
-    netns: str | None = Field(None, description="open the TCP connection inside this netns")
+    user: str = Field("root", pattern=USER_PATTERN)
+    key: SafePath = Field(description="path to the private key (relative to the inventory file)")
+    known_hosts: SafePath = Field(description="known_hosts file that pins the host's key")
+    netns: str | None = Field(None, pattern=TOKEN_PATTERN,
+                              description="open the TCP connection inside this netns")
 
 
 class VmSpec(Strict):
@@ -118,10 +159,19 @@ class VmSpec(Strict):
     memory_mib: int = Field(768, ge=256, le=1_048_576)
 
 
+def _no_tuned_exec(value: str) -> str:
+    """tuned expands ${f:exec:PROGRAM:...} in its variables file by running PROGRAM when the
+    profile is applied: a command that no plan would print."""
+    if re.search(r"\$\{\s*f\s*:\s*exec\b", value):
+        raise ValueError("${f:exec:...} would run a program on the host when tuned applies the "
+                         "profile; not allowed")
+    return value
+
+
 class TunedPrep(Strict):
     """A tuned profile to activate, with the variables its `<profile>-variables.conf` reads."""
 
-    profile: str = Field("realtime", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    profile: str = Field("realtime", pattern=TOKEN_PATTERN)
     isolated_cores: CpuSet | None = Field(None, description=(
         "CPUs to isolate (isolcpus on the kernel command line: takes a reboot, which labctl does "
         "only when the running kernel does not isolate exactly these CPUs yet)"))
@@ -129,7 +179,8 @@ class TunedPrep(Strict):
         "combined channels the profile sets on every NIC; default: the test NIC's maximum "
         "(without it the realtime profile picks the number of housekeeping CPUs)"))
     variables: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")],
-                    Annotated[str, Field(pattern=r"^[^\n\r]*$", max_length=1024)]] = Field(
+                    Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]*$", max_length=1024),
+                              AfterValidator(_no_tuned_exec)]] = Field(
         default_factory=dict, description="further variables for <profile>-variables.conf")
 
 
@@ -144,7 +195,7 @@ class HostPrepare(Strict):
 
 class HostSpec(Strict):
     role: Literal["dut", "loadgen"]
-    interface: str = Field("eth1", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,14}$",
+    interface: str = Field("eth1", pattern=INTERFACE_PATTERN,
                            description="the test (data) interface")
     data_address: str = Field(description="address/prefix on the test interface, e.g. 198.18.0.1/24")
     ssh: SshAccess | None = None
@@ -162,6 +213,8 @@ class HostSpec(Strict):
             raise ValueError(f"not an address/prefix: {value!r} (e.g. 198.18.0.1/24)") from None
         if "/" not in value:
             raise ValueError(f"give a prefix length too: {value}/24")
+        if "%" in value:
+            raise ValueError("no IPv6 zone (%...) in a data address")
         return str(iface)
 
 
@@ -170,17 +223,18 @@ class NetnsOptions(Strict):
 
 
 class LibvirtOptions(Strict):
-    uri: str = Field("qemu:///system", description="libvirt URI (qemu+ssh://host/system works)")
-    netns: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description=(
+    uri: str = Field("qemu:///system", pattern=URI_PATTERN,
+                     description="libvirt URI (qemu+ssh://host/system works)")
+    netns: str | None = Field(None, pattern=TOKEN_PATTERN, description=(
         "network namespace the guests' networks live in (libvirtd started inside it); "
         "SSH to the guests is opened from inside it"))
     accel: Literal["auto", "kvm", "tcg"] = Field("auto", description="auto: KVM only where the CPU has vmx/svm")
-    cpu_model: str = Field("qemu64", pattern=r"^[A-Za-z0-9_.-]+$", description="CPU model under TCG")
+    cpu_model: str = Field("qemu64", pattern=TOKEN_PATTERN, description="CPU model under TCG")
     queues: int = Field(4, ge=1, le=64, description="queues of each guest's virtio test NIC")
     backend: Literal["auto", "vhost", "qemu"] = Field(
         "auto", description="virtio-net backend; auto: vhost where /dev/vhost-net exists, else qemu")
     management_subnet: str = Field("198.19.0.0/24", description="SSH network (DHCP, fixed per guest)")
-    image: str | None = Field(None, description="base qcow2; default: the `labctl image build` image")
+    image: SafePath | None = Field(None, description="base qcow2; default: the `labctl image build` image")
     boot_timeout: float = Field(900, gt=0, le=7200, description="seconds for guests to get ready")
 
     @field_validator("management_subnet")
@@ -254,7 +308,7 @@ class HostTuning(Strict):
 
 
 class ServerLoad(Strict):
-    host: str = "dut"
+    host: HostName = "dut"
     protocol: Literal["udp", "tcp"] = "udp"
     port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(1, ge=1, le=256)
@@ -262,7 +316,7 @@ class ServerLoad(Strict):
 
 
 class ClientLoad(Strict):
-    host: str = "loadgen"
+    host: HostName = "loadgen"
     rate: int = Field(gt=0, le=10_000_000, description="messages per second, all workers")
     duration: float = Field(gt=0, le=3600, description="seconds of load")
     payload: int = Field(64, ge=1, le=65507, description="bytes per message")
@@ -281,7 +335,7 @@ ProbeName = Literal["interrupts", "softirqs", "softnet_stat", "stat", "ethtool_s
 
 
 class Snapshot(Strict):
-    hosts: list[str] = Field(default_factory=lambda: ["dut"])
+    hosts: list[HostName] = Field(default_factory=lambda: ["dut"])
     probes: list[ProbeName] = Field(default_factory=lambda: list(typing.get_args(ProbeName)))
 
 
@@ -303,13 +357,13 @@ class _Bounded(Strict):
 class _CpuShare(_Bounded):
     """A share of a per-CPU counter on a CPU set, with at least one bound (min <= max)."""
 
-    host: str = "dut"
+    host: HostName = "dut"
     cpus: CpuSet
 
 
 class SoftirqShare(_CpuShare):
     check: Literal["softirq_share"]
-    softirq: str = Field("NET_RX", pattern=r"^[A-Z_]+$")
+    softirq: str = Field("NET_RX", pattern=r"^[A-Z_]{1,32}$")
 
 
 class SoftnetShare(_CpuShare):
@@ -319,7 +373,7 @@ class SoftnetShare(_CpuShare):
 
 class IrqConfined(Strict):
     check: Literal["irq_confined"]
-    host: str = "dut"
+    host: HostName = "dut"
     queues: list[QueueName] | Literal["all"] = "all"
     cpus: CpuSet
     min_share: Fraction = Field(1.0, description="share of the queues' IRQs on those CPUs")
@@ -329,7 +383,7 @@ class QueueIrqs(_Bounded):
     """Share of the NIC's RX IRQs (all its queues) taken by these queues."""
 
     check: Literal["queue_irqs"]
-    host: str = "dut"
+    host: HostName = "dut"
     queues: list[QueueName] = Field(min_length=1)
 
 
@@ -338,8 +392,8 @@ class SoftirqFollowsIrqs(_Bounded):
     `also_cpus`, e.g. RPS targets): 'NET_RX follows the IRQs'."""
 
     check: Literal["softirq_follows_irqs"]
-    host: str = "dut"
-    softirq: str = Field("NET_RX", pattern=r"^[A-Z_]+$")
+    host: HostName = "dut"
+    softirq: str = Field("NET_RX", pattern=r"^[A-Z_]{1,32}$")
     also_cpus: CpuSet | None = None
 
 
@@ -355,7 +409,7 @@ class Rate(Strict):
 
 class RpsMask(Strict):
     check: Literal["rps_mask"]
-    host: str = "dut"
+    host: HostName = "dut"
     queue: QueueKey
     equals: RpsCpuSet
 
@@ -372,7 +426,7 @@ class Profile(Strict):
     """`perf record -g` of chosen CPUs during the load window (all of them in the same window),
     folded and drawn as one flamegraph per CPU."""
 
-    host: str = "dut"
+    host: HostName = "dut"
     cpus: CpuSet | Literal["auto"] = Field("auto", description=(
         "CPUs to profile; auto: the CPUs of the NIC's RX IRQs, the RPS CPUs and the server's CPUs"))
     frequency: int = Field(99, ge=1, le=10_000, description="samples per second per CPU (perf -F)")
@@ -381,10 +435,11 @@ class Profile(Strict):
 class Scenario(Strict):
     """One experiment: tuning per host, load, snapshots and expectations."""
 
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    name: str | None = Field(None, pattern=SCENARIO_NAME_PATTERN, description=(
+        "names the run (runs/<time>-<name>); default: the file's name"))
     description: str = ""
     keep_tuning: bool = False
-    tuning: dict[str, HostTuning] = Field(default_factory=dict)
+    tuning: dict[HostName, HostTuning] = Field(default_factory=dict)
     load: Load | None = None
     settle: float = Field(0.0, ge=0, le=60, description="seconds to wait between tuning and the first snapshot")
     snapshot: Snapshot = Snapshot()

@@ -163,3 +163,13 @@ def test_parse_mask_rejects_long_groups_between_commas() -> None:
 def test_format_cpulist_negative_cpu() -> None:
     with pytest.raises(CpuListError):
         format_cpulist({-1})
+
+
+@pytest.mark.parametrize("text", ["0-99999999999", "8192", "0-" + "9" * 5000, "0" * 5000 + "1", "1,8192-8193"])
+def test_max_cpu_is_checked_before_any_range_is_expanded(text: str) -> None:
+    with pytest.raises(CpuListError, match="at most 8191"):
+        parse_cpulist(text, max_cpu=8191)
+
+
+def test_max_cpu_itself_is_fine() -> None:
+    assert len(parse_cpulist("0-8191", max_cpu=8191)) == 8192

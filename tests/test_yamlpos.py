@@ -147,3 +147,30 @@ def test_merge_key_override_is_not_a_duplicate() -> None:
 ])
 def test_format_path(path: tuple, text: str) -> None:
     assert format_path(path) == text
+
+
+def test_format_path_keeps_one_line_and_short_keys() -> None:
+    assert format_path(("hosts", "dut\nid", "x")) == "hosts.dut\\nid.x"
+    assert format_path(("k" * 100,)) == "k" * 37 + "..."
+
+
+def test_refused_tag_leaves_a_hole_and_a_problem() -> None:
+    located = load_located("a: !!python/name:os.system\nb: [!x 1, 2]\nc: 3\n", "t.yaml")
+    assert located.data == {"a": None, "b": [None, 2], "c": 3}
+    assert [(p.line, p.path) for p in located.problems] == [(1, "a"), (2, "b[0]")]
+    assert all("YAML tag" in p.message for p in located.problems)
+    assert located.is_refused(("a",)) and located.is_refused(("b", 0, "deeper"))
+    assert not located.is_refused(("b", 1)) and not located.is_refused(("c",))
+
+
+@pytest.mark.parametrize("text,words", [
+    ("a: &a [*a]\n", "refers to itself"),
+    ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcde", "bcdef")), "an alias bomb"),
+    ("a: " + "[" * 100 + "]" * 100 + "\n", "nested deeper than 64 levels"),
+    ("a: !!int x\n", "cannot read 'x' as !!int"),
+    ("a: b\x00\n", "unprintable character U+0000"),
+])
+def test_bounded_and_refused_input(text: str, words: str) -> None:
+    located = load_located(text, "r.yaml")
+    assert any(words in p.message for p in located.problems), located.problems
