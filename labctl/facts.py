@@ -106,7 +106,7 @@ def facts_script(interface: str) -> str:
         "ethtool_i": f"ethtool -i {iface}",
         "ethtool_l": f"ethtool -l {iface}",
         "device": f"readlink -e {sysdir}/device",
-        "rps": f"for q in {sysdir}/queues/rx-*; do echo \"${{q##*/}} $(cat $q/rps_cpus)\"; done",
+        "rps": f"for q in {sysdir}/queues/rx-*; do echo \"${{q##*/}} $(cat \"$q/rps_cpus\")\"; done",
         "interrupts": "cat /proc/interrupts",
     })
 

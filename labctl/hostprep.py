@@ -20,6 +20,7 @@ from typing import Any
 from labctl import probes
 from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
 from labctl.model import HostPrepare
+from labctl.plan import one_line, shown_command
 from labctl.sections import build_script, split_sections
 
 # sysctls that move by themselves (counters, random values): never "changed by the profile"
@@ -342,17 +343,18 @@ def unprepare_reboot_reason(original: dict[str, Any], facts: PrepFacts) -> str:
 
 
 def render_steps(host: str, steps: list[PrepStep], reboot: str) -> list[str]:
-    """Lines for --dry-run and progress: each step with its literal command."""
+    """Lines for --dry-run and progress: each step with its literal command (shown as
+    labctl.plan.render_plan shows commands: no part of a value can pass for a command)."""
     lines = []
     for step in steps:
-        lines.append(f"[{host}] {step.description}")
+        lines.append(f"[{host}] {one_line(step.description)}")
         if step.write_path:
-            lines.append(f"       (sftp) write {step.write_path}, changing:")
+            lines.append(f"       (sftp) write {one_line(step.write_path)}, changing:")
             diff = difflib.unified_diff((step.old_content or "").splitlines(), step.content.splitlines(),
                                         "before", "after", n=0, lineterm="")
-            lines += [f"         {line}" for line in list(diff)[2:]]
+            lines += [f"         {one_line(line)}" for line in list(diff)[2:]]
         else:
-            lines.append(f"       $ {step.command}")
+            lines += shown_command("       $ ", step.command)
     if reboot:
-        lines.append(f"[{host}] reboot: {reboot}; then wait for SSH and verify")
+        lines.append(f"[{host}] reboot: {one_line(reboot)}; then wait for SSH and verify")
     return lines

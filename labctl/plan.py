@@ -265,7 +265,8 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
         actions += start_profile_actions(scenario, facts, workdir[scenario.profile.host])
     actions.append(start_client_action(inventory, load, workdir[client]))
     actions.append(Action(client, "load", "wait_process", f"wait for the client ({load.client.duration:g} s)",
-                          process="client", timeout=load.client.duration + 30))
+                          process="client", remote=f"{workdir[client]}/client.json",
+                          timeout=load.client.duration + 30))
     actions += snapshot_actions(scenario, facts, "after")
     if scenario.profile is not None:
         actions += finish_profile_actions(scenario.profile, workdir[scenario.profile.host])
@@ -420,7 +421,7 @@ def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, s
         else:
             commands[name] = probes.PROBES[name].command
     commands["rps_cpus"] = (f"for q in {shlex.quote(f'/sys/class/net/{iface}/queues')}/rx-*; "
-                            "do echo \"${q##*/} $(cat $q/rps_cpus)\"; done")
+                            "do echo \"${q##*/} $(cat \"$q/rps_cpus\")\"; done")
     irqs = sorted(set(facts.nic.rx_irqs.values()) | set(facts.nic.tx_irqs.values()), key=int)
     if irqs:
         commands["irq_affinity"] = "grep -H . " + " ".join(   # effective: moves at the next IRQ
@@ -442,25 +443,54 @@ def snapshot_actions(scenario: Scenario, facts: dict[str, HostFacts], phase: str
 
 # --------------------------------------------------------------------------- rendering
 
+CONTINUATION = "       > "
+
+
 def render_plan(plan: Plan) -> str:
-    """The plan as `labctl run --dry-run` prints it: every action with its literal command."""
-    lines = [f"plan for run {plan.run_id} ({len(plan.actions)} actions)"]
+    """The plan as `labctl run --dry-run` prints it: every action with its literal command.
+    A line break inside a command (a quoted value) is shown after sh's continuation prompt
+    `>`, descriptions stay on one line: no part of a value can pass for a command of its own."""
+    lines = [f"plan for run {one_line(plan.run_id)} ({len(plan.actions)} actions)"]
     phase = None
     for number, action in enumerate(plan.actions, 1):
         if action.phase != phase:
             phase = action.phase
             lines.append(f"\n== {phase}")
-        lines.append(f"{number:3d}. [{action.host}] {action.kind}: {action.description}")
-        lines += [f"       warning: {w}" for w in action.warnings]
-        command = _display_command(action)
-        if command:
-            lines += ["       $ " + part for part in command.splitlines()]
+        lines.append(f"{number:3d}. [{action.host}] {action.kind}: {one_line(action.description)}")
+        lines += [f"       warning: {one_line(w)}" for w in action.warnings]
+        for command in _display_commands(action):
+            lines += shown_command("       $ ", command)
         if action.readback:
-            lines.append(f"       read back: $ {action.readback.command}  "
-                         f"(expect {_shown(action.readback.expected)})")
+            lines += shown_command("       read back: $ ", f"{action.readback.command}  "
+                                   f"(expect {_shown(action.readback.expected)})")
         if action.undo:
-            lines.append(f"       undo: $ {action.undo}")
+            lines += shown_command("       undo: $ ", action.undo)
     return "\n".join(lines) + "\n"
+
+
+def shown_command(prefix: str, command: str) -> list[str]:
+    """A command's printed lines: the first after ``prefix``, the rest after CONTINUATION;
+    other unprintable characters (a carriage return would let a value overwrite the `$`, an
+    escape sequence clear the screen) are shown escaped, as by one_line."""
+    first, *rest = (_visible(line) for line in command.split("\n"))
+    return [prefix + first] + [CONTINUATION + line for line in rest]
+
+
+def one_line(text: str) -> str:
+    """Text (a description, a warning) on one printed line: control characters escaped."""
+    return _visible(text.replace("\n", "\\n"))
+
+
+def _visible(text: str) -> str:
+    return "".join(c if c == "\t" or c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _display_commands(action: Action) -> list[str]:
+    if action.kind == "snapshot":
+        return [f"{command}   # -> {action.host}/{name}.{action.local}"
+                for name, command in action.probes]
+    command = _display_command(action)
+    return [command] if command else []
 
 
 def _display_command(action: Action) -> str:
@@ -474,9 +504,6 @@ def _display_command(action: Action) -> str:
         return stop_command_template(action.process or "?", action.timeout, action.signal)
     if action.kind == "wait_process":
         return f"{running_command_template(action.process or '?')}  (polled until it fails)"
-    if action.kind == "snapshot":
-        return "\n".join(f"{command}   # -> {action.host}/{name}.{action.local}"
-                         for name, command in action.probes)
     return action.command
 
 

@@ -9,6 +9,7 @@ The ISO (volume label `cidata`) is written with pycdlib.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def seed_files(seed: GuestSeed) -> dict[str, str]:
 
 
 def write_seed_iso(path: Path, files: dict[str, str]) -> None:
-    """An ISO 9660 image labelled `cidata` with Joliet and Rock Ridge names."""
+    """An ISO 9660 image labelled `cidata` with Joliet and Rock Ridge names, mode 0600 from
+    its first byte: it carries the guest's private host key (libvirt gives QEMU the file)."""
     import pycdlib   # only the libvirt lab needs it
     iso = pycdlib.PyCdlib()
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
@@ -77,6 +79,8 @@ def write_seed_iso(path: Path, files: dict[str, str]) -> None:
         iso.add_fp(io.BytesIO(data), len(data), f"/FILE{index};1", rr_name=name,
                    joliet_path=f"/{name}")
     tmp = path.with_suffix(".tmp")
-    iso.write(str(tmp))
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as stream:
+        iso.write_fp(stream)
     iso.close()
     tmp.replace(path)

@@ -41,11 +41,23 @@ FIXED_SETTINGS = (
 
 
 def generate_keypair(path: Path, comment: str) -> None:
-    """Write an ed25519 key pair without passphrase: ``path`` (0600) and ``path``.pub."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write an ed25519 key pair without passphrase: ``path`` (0600) and ``path``.pub.
+    Directories it has to create are made 0700; existing ones are left as they are."""
+    make_private_dir(path.parent)
     for stale in (path, path.with_name(path.name + ".pub")):
         stale.unlink(missing_ok=True)
     _run(["ssh-keygen", "-t", "ed25519", "-N", "", "-q", "-C", comment, "-f", str(path)])
+    path.chmod(0o600)                 # ssh-keygen's own choice, made explicit
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` 0700 if it is missing (its missing parents get the usual mode:
+    a lab's directory also holds disks that QEMU must reach)."""
+    if directory.is_dir():
+        return
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700)
+    directory.chmod(0o700)            # mkdir's mode passes through the umask
 
 
 def write_sshd_config(

@@ -55,7 +55,10 @@ READ_CHUNK = 1 << 16
 SFTP_CHUNK = 1 << 15
 SHELL_START_TIMEOUT = 30.0          # the login shell may source slow rc files once
 SHELL = "/bin/sh"
-UP_HINT = "`labctl up` writes the lab's known_hosts; run it again if the lab was re-created"
+UP_HINT = ("`labctl up` writes the known_hosts of a lab it makes (provider netns, libvirt; "
+           "`labctl down && labctl up` makes the lab again with new keys); for provider ssh it "
+           "is the inventory's hosts.{host}.ssh.known_hosts, which you write")
+KEYSCAN_TYPES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa", "ssh-dss": "dsa"}
 
 
 @dataclass(frozen=True)
@@ -199,14 +202,63 @@ class PinnedHostKeyPolicy(paramiko.RejectPolicy):  # type: ignore[misc]
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
         raise TransportError(
-            f"{self.target.host}: unknown host key for {hostname}: {_describe_key(key)} is not "
-            f"in {self.target.known_hosts}; refusing to connect. {UP_HINT}."
+            f"{self.target.host}: unknown host key for {hostname}: the server offers "
+            f"{_describe_key(key)}, which {self.target.known_hosts} does not pin; refusing to "
+            f"connect.\n{repin_hint(self.target, key, changed=False)}"
         )
 
 
 def _describe_key(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {fingerprint(key)}"
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The key's SHA256 fingerprint as OpenSSH prints it (`ssh-keygen -lf`)."""
     digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-    return f"{key.get_name()} SHA256:{digest}"
+    return f"SHA256:{digest}"
+
+
+def known_hosts_name(address: str, port: int) -> str:
+    """How known_hosts (and ssh-keygen -R, ssh-keyscan) name a host: [addr]:port unless 22."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def repin_hint(target: SshTarget, offered: paramiko.PKey, changed: bool) -> str:
+    """Exactly how to pin the key a host offers now: a lab labctl made gets new keys from
+    `labctl down && labctl up`; an existing host's key is verified, then replaced by hand."""
+    why = ("To pin the new key, once you know why it changed (a re-installed host, or someone "
+           "between you and it):" if changed else
+           "To pin it, once you know it is the host's own key (and not someone's in between):")
+    lab_made = ("  - a lab labctl made (provider netns or libvirt: it generates every key in the "
+                "lab's directory and pins it before the first connection): `labctl down && "
+                "labctl up` makes the lab again, with new keys pinned the same way")
+    if _made_by_labctl(Path(target.known_hosts)):
+        return f"{why}\n{lab_made}."
+    return f"{why}\n{lab_made};\n{_existing_host_hint(target, offered, changed)}"
+
+
+def _made_by_labctl(known_hosts: Path) -> bool:
+    """A providers' known_hosts: <inventory dir>/.labctl/<lab>/ssh/known_hosts."""
+    parts = known_hosts.parts
+    return len(parts) >= 4 and parts[-4] == ".labctl" and parts[-2] == "ssh"
+
+
+def _existing_host_hint(target: SshTarget, offered: paramiko.PKey, changed: bool) -> str:
+    known = shlex.quote(target.known_hosts)
+    new = shlex.quote(f"{target.known_hosts}.new")
+    name = known_hosts_name(target.address, target.port)
+    key_type = KEYSCAN_TYPES.get(offered.get_name(), offered.get_name().split("-")[0])
+    netns = f"ip netns exec {shlex.quote(target.netns)} " if target.netns else ""
+    remove = f"\n      ssh-keygen -R {shlex.quote(name)} -f {known}" if changed else ""
+    return (
+        f"  - an existing host (provider ssh; the inventory's hosts.{target.host}.ssh.known_hosts): "
+        f"verify {fingerprint(offered)} out of band (on the host's console: ssh-keygen -lf "
+        f"/etc/ssh/ssh_host_{key_type}_key.pub), then{remove}\n"
+        f"      {netns}ssh-keyscan -p {target.port} -t {key_type} {shlex.quote(target.address)} "
+        f"> {new}\n"
+        f"      ssh-keygen -lf {new}      # must print {fingerprint(offered)}\n"
+        f"      cat {new} >> {known} && rm {new}"
+    )
 
 
 def _hermetic_config(user: str) -> Config:
@@ -258,7 +310,7 @@ class SshTransport:
         known_hosts = Path(target.known_hosts)
         if not known_hosts.is_file():
             raise TransportError(f"{target.host}: known_hosts file {known_hosts} is missing; "
-                                 f"{UP_HINT}.")
+                                 f"{UP_HINT.format(host=target.host)}.")
         sock = connect_in_netns(target.netns, target.address, target.port,
                                 self.connect_timeout)
         connection = Connection(
@@ -294,9 +346,9 @@ class SshTransport:
             return exc
         if isinstance(exc, paramiko.BadHostKeyException):
             return TransportError(
-                f"{where}: host key changed: server offered {_describe_key(exc.key)}, but "
-                f"{self.target.known_hosts} pins {_describe_key(exc.expected_key)}; "
-                f"refusing to connect. {UP_HINT}."
+                f"{where}: host key changed: the server offers {_describe_key(exc.key)}, but "
+                f"{self.target.known_hosts} pins {_describe_key(exc.expected_key)}; refusing "
+                f"to connect.\n{repin_hint(self.target, exc.key, changed=True)}"
             )
         if isinstance(exc, paramiko.AuthenticationException):
             return TransportError(f"{where}: authentication with key {self.target.key_file} "
@@ -397,11 +449,22 @@ class SshTransport:
             pass                          # the next command retries (the shell stays dirty)
 
     def _lost(self, command: str, exc: BaseException) -> LabctlError:
-        if self._connection is not None and self._connection.is_connected:
+        if self._connection_alive():
             return HostError(self.host, command, None, "",
                              why="the remote shell ended unexpectedly (killed or exited)")
         return TransportError(f"{self.host}: connection lost while running: {command}"
                               f" ({exc or type(exc).__name__})")
+
+    def _connection_alive(self) -> bool:
+        """Does the SSH connection still carry sessions? When sshd's session process dies,
+        paramiko closes the channels before it marks the connection inactive: ask it."""
+        if self._connection is None or not self._connection.is_connected:
+            return False
+        try:
+            self._paramiko_transport().open_session(timeout=5.0).close()
+        except (LabctlError, paramiko.SSHException, OSError, EOFError):
+            return False
+        return True
 
     def put_text(self, remote_path: str, text: str, mode: int = 0o644) -> None:
         """Write ``text`` (UTF-8) to ``remote_path`` atomically, with ``mode``."""

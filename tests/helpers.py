@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bz2
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -14,3 +16,53 @@ def fixture(relative: str) -> str:
     if path.suffix == ".bz2":
         return bz2.decompress(path.read_bytes()).decode()
     return path.read_text()
+
+
+PRIVATE_KEY_MARKER = b"PRIVATE KEY-----"
+MIN_NEEDLE = 16          # shorter pieces of a key would match by chance
+
+
+def secret_needles(secret: str | bytes | Path) -> list[bytes]:
+    """What to look for: the secret itself and each line of it long enough to be telling (a
+    key's base64 lines are found on their own: re-wrapped, indented or JSON-escaped copies
+    keep them whole). A Path is a secret file (a private key): its content is the secret."""
+    data = secret.read_bytes() if isinstance(secret, Path) else (
+        secret.encode() if isinstance(secret, str) else secret)
+    lines = [line.strip() for line in data.splitlines()]
+    return [data.strip()] + [line for line in lines
+                             if len(line) >= MIN_NEEDLE and PRIVATE_KEY_MARKER not in line]
+
+
+def files_under(paths: Iterable[Path]) -> list[Path]:
+    """Every regular file of ``paths`` (files, or directories walked; symlinks not followed)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_file() and not path.is_symlink():
+            found.append(path)
+        elif path.is_dir():
+            for top, _, names in os.walk(path):
+                found += [Path(top, n) for n in names
+                          if Path(top, n).is_file() and not Path(top, n).is_symlink()]
+    return sorted(found)
+
+
+def assert_no_secrets(paths: Iterable[Path], secrets: Iterable[str | bytes | Path],
+                      exempt: Iterable[Path] = ()) -> list[Path]:
+    """Fail if any file under ``paths`` holds a secret, or any private key at all.
+
+    ``secrets``: private key files (Path: their content is looked for) and secret strings.
+    Skipped: the secret files themselves and ``exempt`` (files that must carry a key, such as
+    a guest's NoCloud seed). Returns the files it read, so that a caller can check it saw
+    what it meant to."""
+    secrets = list(secrets)
+    skip = {p.resolve() for p in exempt} | {s.resolve() for s in secrets if isinstance(s, Path)}
+    needles = [n for s in secrets for n in secret_needles(s)]
+    scanned = [f for f in files_under(paths) if f.resolve() not in skip]
+    leaks = []
+    for file in scanned:
+        data = file.read_bytes()
+        if PRIVATE_KEY_MARKER in data:
+            leaks.append(f"{file}: holds a private key")
+        leaks += [f"{file}: holds secret text {n[:12]!r}..." for n in needles if n in data][:1]
+    assert not leaks, "secrets outside their files:\n" + "\n".join(leaks)
+    return scanned

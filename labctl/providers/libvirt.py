@@ -177,8 +177,9 @@ class LibvirtProvider:
     # ------------------------------------------------------------------ building blocks
     def _ensure_dirs(self, state: LabState) -> None:
         if "dir" not in {r.kind for r in state.resources}:
-            self.ssh_dir.mkdir(parents=True, exist_ok=True)
-            self.disk_dir.mkdir(parents=True, exist_ok=True)
+            sshd.make_private_dir(self.ssh_dir)
+            self.ssh_dir.chmod(0o700)     # private keys below: the client's, each guest's host key
+            self.disk_dir.mkdir(parents=True, exist_ok=True)   # QEMU must reach the disks
             self.state_file.record(state, Resource("dir", str(self.dir / "ssh")))
             self.state_file.record(state, Resource("dir", str(self.dir / "disks")))
 

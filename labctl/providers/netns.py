@@ -83,7 +83,8 @@ class NetnsProvider:
 
     def _create(self, state: LabState, progress: Progress) -> None:
         started = time.monotonic()
-        self.ssh_dir.mkdir(parents=True, exist_ok=True)
+        sshd.make_private_dir(self.ssh_dir)
+        self.ssh_dir.chmod(0o700)         # private keys below: the client's, each host's
         self.state_file.record(state, Resource("dir", str(self.ssh_dir)))
         client_key = self.ssh_dir / "id_ed25519"
         sshd.generate_keypair(client_key, f"labctl-{self.inventory.lab}")
