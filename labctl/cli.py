@@ -1,20 +1,24 @@
 """Command line (the edge): parse arguments, call the runner, print results.
 
 The only place that turns LabctlError into a message and an exit code: 2 for invalid input,
-3 for failed expectations, 1 for anything else that went wrong on purpose, 130 for Ctrl-C.
+3 for failed expectations, 4 when another labctl holds the lab's lock, 1 for anything else
+that went wrong on purpose, 130 for Ctrl-C and 143 for SIGTERM (after the hosts were restored).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from labctl import __version__
-from labctl.errors import ExpectationsFailed, LabctlError, ValidationError
+from labctl.errors import ExpectationsFailed, LabctlError, Terminated, ValidationError
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 
@@ -52,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path)
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan (literal commands included) and change nothing")
+    restore = sub.add_parser("restore", help="put back what a run left changed on a host that "
+                             "was unreachable when it ended (from the run's journal)")
+    restore.add_argument("run", help="run directory or id")
     collect = sub.add_parser("collect", help="rebuild a run's summary and report from raw files")
     collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
     comp = sub.add_parser("compare", help="two runs side by side: per-CPU deltas, load, "
@@ -73,6 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     progress = make_progress(args.quiet)
+    with _sigterm_raises():
+        return _dispatch(args, progress)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated (a KeyboardInterrupt) in the main thread, so a run restores
+    its hosts before it exits, as it does on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _dispatch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     try:
         return COMMANDS[args.command](args, progress)
     except ExpectationsFailed as exc:
@@ -91,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     except LabctlError as exc:
         print(f"labctl: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("labctl: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)
         return 130
@@ -161,6 +194,23 @@ def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import restore_run
+    results, pending = restore_run(args.inventory, args.run, args.runs_dir, progress)
+    if not results and not pending:
+        print(f"nothing to restore: run {args.run} left nothing changed")
+        return 0
+    for result in results:
+        print(f"  {result.host:10s} {result.status:8s} {result.description}")
+    if pending:
+        print(f"still pending on {', '.join(pending)}: run `labctl restore {args.run}` again "
+              "when the host answers", file=sys.stderr)
+        return 1
+    failed = [r for r in results if r.status != "ok"]
+    print(f"restored: {len(results) - len(failed)} of {len(results)} step(s)")
+    return 1 if failed else 0
+
+
 def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import collect
     outcome = collect(args.run, args.runs_dir)
@@ -218,7 +268,7 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
-            "collect": cmd_collect, "schema": cmd_schema, "validate": cmd_validate,
+            "collect": cmd_collect, "restore": cmd_restore, "schema": cmd_schema, "validate": cmd_validate,
             "image": cmd_image}
 
 

@@ -69,3 +69,21 @@ class ExpectationsFailed(LabctlError):
     def __init__(self, message: str, outcome: object = None):
         super().__init__(message)
         self.outcome = outcome
+
+
+class LockError(LabctlError):
+    """Another labctl process holds the lab's lock."""
+
+    exit_code = 4
+
+
+class RunInterrupted(RunError):
+    """A run stopped by a signal (after its hosts were restored as far as they could be)."""
+
+    def __init__(self, message: str, signal_name: str):
+        super().__init__(message)
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C, so a run restores its hosts first."""

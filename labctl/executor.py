@@ -1,8 +1,10 @@
 """Execution (side effects): the only code that walks a plan.
 
 It runs each action on its host's transport, checks read-backs, records what to undo as it
-goes, and restores the host's original state at the end — also when a step fails or the user
-presses Ctrl-C — unless the scenario keeps its tuning. Processes it started are stopped by PID.
+goes (``labctl.restorer`` journals it in the run directory), and restores the host's original
+state at the end — also when a step fails, the SSH connection drops, or the user presses Ctrl-C
+or sends SIGTERM — unless the scenario keeps its tuning. Processes it started are stopped by
+PID; one that ended before labctl stopped it (killed on the host) fails the run.
 """
 
 from __future__ import annotations
@@ -13,15 +15,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from labctl import probes
+from labctl import failpoints, probes
 from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
-from labctl.errors import HostError, LabctlError, RunError
+from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated
 from labctl.plan import Action, Plan, Readback, running_command, stop_command, wait_file_command
+from labctl.restorer import Restorer, StepResult, Undo
 from labctl.runs import RunDir
 from labctl.sections import split_sections
 
@@ -37,32 +40,15 @@ class Transport(Protocol):
 
 
 @dataclass
-class StepResult:
-    index: int
-    host: str
-    kind: str
-    description: str
-    status: str                      # ok | failed | skipped | refused-as-expected | not-run
-    output: str = ""
-    observed: str | None = None
-    seconds: float = 0.0
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Undo:
-    host: str
-    command: str
-    description: str
-    tuning: bool          # kept on the host when the scenario says keep_tuning
-
-
-@dataclass
 class Outcome:
     steps: list[StepResult]
     restore: list[StepResult]
     interrupted: str | None = None
     error: str | None = None
+    signal: str | None = None                 # SIGINT | SIGTERM, when one stopped the run
+    stopped_at: dict[str, Any] | None = None  # the step it stopped in (phase, description)
+    pending: list[str] = field(default_factory=list)   # hosts not restored (unreachable)
+    run_id: str = ""
 
 
 def observed_value(readback: Readback, output: str) -> Any:
@@ -86,27 +72,56 @@ class Executor:
                  progress: Progress, keep_tuning: bool = False):
         self.plan, self.transports, self.run_dir = plan, transports, run_dir
         self.progress, self.keep_tuning = progress, keep_tuning
-        self.undo: list[Undo] = []
-        self.pids: dict[str, tuple[str, int]] = {}
+        self.restorer = Restorer(transports, run_dir, progress)
         self.steps: list[StepResult] = []
+        self.lost: list[str] = []           # processes that ended before labctl stopped them
+        self.current: Action | None = None
+        self.passed: set[str] = set()       # checkpoints (labctl.failpoints) passed so far
 
     # ------------------------------------------------------------------ walking the plan
     def execute(self) -> Outcome:
-        outcome = Outcome(self.steps, [])
+        outcome = Outcome(self.steps, [], run_id=self.run_dir.run_id)
         try:
             self._walk()
-        except KeyboardInterrupt:
-            outcome.interrupted = "interrupted by the user (SIGINT)"
+            if self.lost:
+                outcome.error = "; ".join(self.lost)
+        except KeyboardInterrupt as exc:
+            outcome.signal = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            outcome.interrupted = ("terminated (SIGTERM)" if outcome.signal == "SIGTERM"
+                                   else "interrupted by the user (SIGINT)")
         except LabctlError as exc:
             outcome.error = str(exc)
         finally:
-            with _sigint_deferred(self.progress):
+            if outcome.interrupted or outcome.error:
+                outcome.stopped_at = self._where()
+            with _signals_deferred(self.progress) as arrived:
+                failpoints.reached("restore")
                 if outcome.interrupted or outcome.error:
                     self._reset_shells()
-                self._stop_processes()
-                outcome.restore = self._restore()
+                self.restorer.stop_processes()
+                outcome.restore = self.restorer.restore(self.keep_tuning)
+            self._late_signal(outcome, arrived)
+            if self.restorer.reconnected and not (outcome.error or outcome.interrupted):
+                outcome.error = (f"the SSH connection to {', '.join(self.restorer.reconnected)} dropped "
+                                 "during the run; labctl reconnected to restore")
+                outcome.stopped_at = RESTORE_STEP
+            outcome.pending = self.restorer.hosts()
             self._save(outcome)
         return outcome
+
+    def _where(self) -> dict[str, Any] | None:
+        action = self.current
+        if action is None:
+            return None
+        return {"phase": action.phase, "host": action.host, "kind": action.kind,
+                "step": action.description, "checkpoint": checkpoint_of(action)}
+
+    def _late_signal(self, outcome: Outcome, arrived: list[str]) -> None:
+        """A signal during the restore did not stop it; the run still counts as interrupted."""
+        if arrived and not outcome.interrupted:
+            outcome.signal = arrived[0]
+            outcome.interrupted = f"{arrived[0]} while restoring (the restore was completed first)"
+            outcome.stopped_at = RESTORE_STEP
 
     def _walk(self) -> None:
         actions = list(enumerate(self.plan.actions))
@@ -122,17 +137,30 @@ class Executor:
             i += len(batch)
 
     def _parallel(self, batch: list[tuple[int, Action]]) -> None:
+        self._checkpoint(batch[0][1])
         with ThreadPoolExecutor(max_workers=len(batch)) as pool:
-            for future in [pool.submit(self._one, index, action) for index, action in batch]:
+            for future in [pool.submit(self._one, index, action, False) for index, action in batch]:
                 future.result()
 
-    def _one(self, index: int, action: Action) -> None:
+    def _checkpoint(self, action: Action) -> None:
+        self.current = action
+        name = checkpoint_of(action)
+        if name is not None and name not in self.passed:
+            self.passed.add(name)
+            failpoints.reached(name)
+
+    def _one(self, index: int, action: Action, checkpoint: bool = True) -> None:
+        if checkpoint:
+            self._checkpoint(action)
         started = time.monotonic()
         result = StepResult(index, action.host, action.kind, action.description, "ok",
                             warnings=list(action.warnings))
         self.steps.append(result)
         for warning in action.warnings:
             self.progress(f"warning: {action.host}: {warning}")
+        name = checkpoint_of(action)
+        if name is not None and action.kind in ("change", "start"):
+            action = replace(action, command=failpoints.failing(name, action.command))
         try:
             handler = getattr(self, f"_do_{action.kind}")
             handler(action, result)
@@ -157,7 +185,7 @@ class Executor:
         self.progress(f"{action.host}: {action.description}")
         undo = Undo(action.host, action.undo, action.description, action.phase == "tune") if action.undo else None
         if undo:    # before running: an interrupted change may be applied already (undo is idempotent)
-            self.undo.append(undo)
+            self.restorer.record_undo(undo)
         res = self.transports[action.host].run(action.command, check=False, timeout=action.timeout)
         result.output = (res.stdout + res.stderr).strip()
         if action.expect_failure:
@@ -173,7 +201,7 @@ class Executor:
         if res.exited != 0:
             result.status = "refused-as-expected"
             if undo:
-                self.undo.remove(undo)    # nothing changed
+                self.restorer.forget_undo(undo)    # nothing changed
             self.progress(f"{action.host}: kernel refused, as expected: {result.output}")
             return
         result.status = "ok"
@@ -199,11 +227,16 @@ class Executor:
     def _do_start(self, action: Action, result: StepResult) -> None:
         assert action.process
         self.progress(f"{action.host}: {action.description}")
-        out = self.transports[action.host].run(action.command).stdout.strip()
-        if not out.isdigit():
+        res = self.transports[action.host].run(action.command, check=False)
+        out = res.stdout.strip()
+        if out.isascii() and out.isdigit():   # started, even when the command then failed: stop it
+            self.restorer.record_process(action.process, action.host, int(out),
+                                         self.plan.workdir.get(action.host, ""))
+            result.observed = out
+        if res.exited != 0:
+            raise HostError(action.host, action.command, res.exited, res.stdout + res.stderr)
+        if not (out.isascii() and out.isdigit()):
             raise HostError(action.host, action.command, 0, out, why="no PID from a detached start")
-        self.pids[action.process] = (action.host, int(out))
-        result.observed = out
 
     def _do_wait_file(self, action: Action, result: StepResult) -> None:
         assert action.remote
@@ -216,7 +249,7 @@ class Executor:
 
     def _do_wait_process(self, action: Action, result: StepResult) -> None:
         assert action.process
-        host, pid = self.pids[action.process]
+        host, pid = self.restorer.processes[action.process]
         transport = self.transports[host]
         started = time.monotonic()
         last_report = started
@@ -229,14 +262,27 @@ class Executor:
                 self.progress(f"{action.description}: {now - started:.0f} s")
                 last_report = now
             time.sleep(0.1)
-        del self.pids[action.process]
+        self.restorer.forget_process(action.process)
+        if action.remote and transport.run(f"test -s {shlex.quote(action.remote)}", check=False).exited != 0:
+            raise HostError(host, running_command(pid), None, self._log_tail(host, action.remote.rsplit(".", 1)[0] + ".log"),
+                            why=f"the {action.process} (PID {pid}) ended after {time.monotonic() - started:.1f} s "
+                                f"without writing {action.remote} (killed?)")
 
     def _do_stop(self, action: Action, result: StepResult) -> None:
         assert action.process
         self.progress(f"{action.host}: {action.description}")
-        host, pid = self.pids.pop(action.process)
-        res = self.transports[host].run(stop_command(pid, action.timeout, action.signal), check=False,
-                                        timeout=action.timeout + 10)
+        host, pid = self.restorer.processes[action.process]
+        transport = self.transports[host]
+        if transport.run(running_command(pid), check=False).exited != 0:
+            self.restorer.forget_process(action.process)
+            result.status = "failed"
+            result.output = f"{action.process} (PID {pid}) had ended before it was stopped"
+            self.lost.append(f"{host}: the {action.process} (PID {pid}) ended before labctl stopped it "
+                             "(killed?); its results are missing")
+            return
+        res = transport.run(stop_command(pid, action.timeout, action.signal), check=False,
+                            timeout=action.timeout + 10)
+        self.restorer.forget_process(action.process)
         if res.exited != 0:
             result.warnings.append(f"{action.process} (PID {pid}) needed SIGKILL")
 
@@ -272,52 +318,21 @@ class Executor:
             except LabctlError as exc:
                 self.progress(f"warning: {name}: could not reset the remote shell: {exc}")
 
-    def _stop_processes(self) -> None:
-        for name, (host, pid) in list(self.pids.items()):
-            self.progress(f"{host}: stopping {name} (PID {pid})")
-            try:
-                self.transports[host].run(stop_command(pid, 5.0), check=False, timeout=15)
-            except LabctlError as exc:
-                self.progress(f"warning: {host}: could not stop {name} (PID {pid}): {exc}")
-            del self.pids[name]
-
-    def _restore(self) -> list[StepResult]:
-        pending = self.undo
-        if self.keep_tuning:
-            pending = [u for u in self.undo if not u.tuning]
-            if len(pending) < len(self.undo):
-                self.progress("keep_tuning: the tuning stays on the hosts")
-        results = []
-        for i, undo in enumerate(reversed(pending)):
-            results.append(self._undo_one(i, undo))
-        self.undo = []
-        return results
-
-    def _undo_one(self, index: int, undo: Undo) -> StepResult:
-        result = StepResult(index, undo.host, "restore", f"undo: {undo.description}", "ok")
-        started = time.monotonic()
-        try:
-            res = self.transports[undo.host].run(undo.command, check=False, timeout=60)
-            result.output = (res.stdout + res.stderr).strip()
-            if res.exited != 0:
-                result.status = "failed"
-                self.progress(f"warning: {undo.host}: restore step failed: {undo.description}: "
-                              f"{result.output}")
-        except LabctlError as exc:
-            result.status, result.output = "failed", str(exc)
-        result.seconds = round(time.monotonic() - started, 4)
-        return result
-
     def _save(self, outcome: Outcome) -> None:
         self.run_dir.write_json("steps.json", {
             "steps": [asdict(s) for s in sorted(outcome.steps, key=lambda s: s.index)],
             "restore": [asdict(s) for s in outcome.restore],
             "interrupted": outcome.interrupted,
             "error": outcome.error,
+            "signal": outcome.signal,
+            "stopped_at": outcome.stopped_at,
+            "pending_restore": outcome.pending,
         })
 
 
 PARALLEL_KINDS = ("snapshot", "upload", "fetch")
+RESTORE_STEP = {"phase": "restore", "host": "-", "kind": "restore", "step": "restore the original state",
+                "checkpoint": "restore"}
 
 
 def _parallel_with(batch: list[tuple[int, Action]], candidate: Action) -> bool:
@@ -329,23 +344,46 @@ def _parallel_with(batch: list[tuple[int, Action]], candidate: Action) -> bool:
     return same_kind and candidate.host not in {a.host for _, a in batch}
 
 
+def checkpoint_of(action: Action) -> str | None:
+    """The fault-injection checkpoint (labctl.failpoints) an action stands for, if any."""
+    if action.phase == "tune" and action.kind == "change":
+        return "tuning"
+    if action.kind == "start" and action.process == "client":
+        return "load-start"
+    if action.kind == "wait_process":
+        return "load-window"
+    if action.kind == "snapshot" and action.local == "after":
+        return "snapshot"
+    return None
+
+
 @contextmanager
-def _sigint_deferred(progress: Progress) -> Iterator[None]:
-    """While restoring, a second Ctrl-C must not leave the host half-restored."""
+def _signals_deferred(progress: Progress) -> Iterator[list[str]]:
+    """While restoring, Ctrl-C or SIGTERM must not leave a host half-restored: they are noted
+    (the yielded list gets their names) and the restore goes on."""
+    arrived: list[str] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield arrived
         return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda *_: progress("restoring the original state; please wait"))
+
+    def note(signum: int, _frame: Any) -> None:
+        arrived.append(signal.Signals(signum).name)
+        progress("restoring the original state; please wait")
+
+    previous = {s: signal.signal(s, note) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield arrived
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def require_ok(outcome: Outcome) -> None:
     """Raise for a run that did not complete (after restore has happened)."""
+    restored = ("the hosts were restored" if not outcome.pending else
+                f"NOT restored yet on {', '.join(outcome.pending)}: `labctl restore {outcome.run_id}` "
+                "finishes it when the host answers again")
     if outcome.interrupted:
-        raise RunError(f"{outcome.interrupted}; the hosts were restored")
+        raise RunInterrupted(f"{outcome.interrupted}; {restored}", outcome.signal or "SIGINT")
     if outcome.error:
-        raise RunError(outcome.error)
+        raise RunError(outcome.error if not outcome.pending else f"{outcome.error}\n{restored}")

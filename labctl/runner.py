@@ -1,7 +1,9 @@
-"""Orchestration (side effects): the commands `up`, `run`, `collect`, `down`, `status`.
+"""Orchestration (side effects): the commands `up`, `run`, `restore`, `collect`, `down`, `status`.
 
-Loads and validates input, talks to providers and transports, hands the plan to the
-executor, and builds reports from a run's raw files. Returns data; the CLI prints it.
+Loads and validates input, takes the lab's lock for commands that change a lab, talks to
+providers and transports, hands the plan to the executor, and builds reports from a run's
+raw files. A run's directory exists from its first step on: its manifest says where and why
+a run stopped. Returns data; the CLI prints it.
 """
 
 from __future__ import annotations
@@ -9,17 +11,18 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from labctl import __version__
+from labctl import __version__, failpoints
 from labctl.analysis import analyse_host, loadgen_summary
 from labctl.config import Loaded, check_against_facts, load_inventory, load_scenario
-from labctl.errors import ExpectationsFailed, RunError, ValidationError
-from labctl.executor import Executor, require_ok
+from labctl.errors import ExpectationsFailed, LabctlError, RunError, Terminated, ValidationError
+from labctl.executor import Executor, Outcome, require_ok
 from labctl.expectations import evaluate
 from labctl.facts import HostFacts, facts_script, parse_facts
 from labctl.labstate import LabState
@@ -32,7 +35,9 @@ from labctl.flamegraph import render_differential
 from labctl.fold import parse_folded
 from labctl.htmlreport import render_html
 from labctl.profiles import analyse_profile
-from labctl.providers import load_state, prepared_dir, provider_for, state_file
+from labctl.lock import lab_lock
+from labctl.providers import lab_dir, load_state, prepared_dir, provider_for, state_file
+from labctl.restorer import Restorer, StepResult, read_journal
 from labctl.report import render_markdown
 from labctl.runs import RunDir, find_run, new_run_id
 
@@ -50,6 +55,17 @@ def lab_up(inventory_path: Path, progress: Progress) -> LabState:
     """Create the lab (or find it up), then prove each host answers over SSH with its pinned
     key. A lab that was already up gets the cheap check: each sshd sends its banner."""
     inventory = load_inventory(inventory_path).model
+    with locked(inventory_path, inventory, "up", progress):
+        return _up(inventory_path, inventory, progress)
+
+
+def locked(inventory_path: Path, inventory: Inventory, command: str,
+           progress: Progress) -> contextlib.AbstractContextManager[None]:
+    """The lab's lock, held by a command that changes the lab or its hosts."""
+    return lab_lock(lab_dir(inventory_path, inventory), command, progress)
+
+
+def _up(inventory_path: Path, inventory: Inventory, progress: Progress) -> LabState:
     sf = state_file(inventory_path, inventory)
     was_up = sf.exists() and sf.load().status == "up"
     provider = provider_for(inventory_path, inventory)
@@ -71,7 +87,8 @@ def lab_up(inventory_path: Path, progress: Progress) -> LabState:
 
 def lab_down(inventory_path: Path, progress: Progress) -> bool:
     inventory = load_inventory(inventory_path).model
-    return provider_for(inventory_path, inventory).down(progress)
+    with locked(inventory_path, inventory, "down", progress):
+        return provider_for(inventory_path, inventory).down(progress)
 
 
 def lab_status(inventory_path: Path) -> tuple[Inventory, dict[str, str]]:
@@ -95,12 +112,16 @@ def connected(state: LabState, hosts: list[str]) -> Iterator[dict[str, Any]]:
             transport.close()
 
 
-def gather_facts(transports: dict[str, Any], inventory: Inventory) -> dict[str, HostFacts]:
+def gather_facts(transports: dict[str, Any], inventory: Inventory,
+                 run_dir: RunDir | None = None) -> dict[str, HostFacts]:
+    """Each host's facts, read in parallel; their raw text kept in the run directory."""
     shared = inventory.provider == "netns"
 
     def one(host: str) -> HostFacts:
         iface = inventory.hosts[host].interface
         out = transports[host].run_script(facts_script(iface), check=False).stdout
+        if run_dir is not None:
+            run_dir.write_raw(host, "facts", "raw", out)
         return parse_facts(host, out, iface, shared)
 
     with ThreadPoolExecutor(max_workers=max(1, len(transports))) as pool:
@@ -116,15 +137,16 @@ def prepare_run(inventory_path: Path, scenario_path: Path, progress: Progress
 
 
 def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transports: dict[str, Any],
-             progress: Progress) -> tuple[Plan, dict[str, HostFacts], list[str]]:
-    facts = gather_facts(transports, inventory.model)
+             progress: Progress, run_dir: RunDir | None = None) -> tuple[Plan, dict[str, HostFacts], list[str]]:
+    facts = gather_facts(transports, inventory.model, run_dir)
     problems, warnings = check_against_facts(scenario, inventory.model, facts)
     if problems:
         raise ValidationError(problems)
     for warning in warnings:
         progress(f"warning: {warning}")
     assert scenario.model.name
-    plan = build_plan(inventory.model, scenario.model, facts, new_run_id(scenario.model.name))
+    plan = build_plan(inventory.model, scenario.model, facts,
+                      run_dir.run_id if run_dir else new_run_id(scenario.model.name))
     return plan, facts, warnings
 
 
@@ -139,7 +161,10 @@ def lab_prepare(inventory_path: Path, progress: Progress, describe_only: bool = 
     """`labctl prepare`: the inventory's host preparation alone (or, describe_only, its plan)."""
     inventory = load_inventory(inventory_path)
     state = load_state(inventory_path, inventory.model)
-    with connected(state, list(inventory.model.hosts)) as transports:
+    with contextlib.ExitStack() as stack:
+        if not describe_only:
+            stack.enter_context(locked(inventory_path, inventory.model, "prepare", progress))
+        transports = stack.enter_context(connected(state, list(inventory.model.hosts)))
         prep = preparer(inventory_path, inventory, transports, progress)
         return prep.describe() if describe_only else prep.prepare()
 
@@ -148,7 +173,8 @@ def lab_unprepare(inventory_path: Path, progress: Progress) -> list[str]:
     """`labctl unprepare`: put back each prepared host's recorded original state."""
     inventory = load_inventory(inventory_path)
     state = load_state(inventory_path, inventory.model)
-    with connected(state, list(inventory.model.hosts)) as transports:
+    with locked(inventory_path, inventory.model, "unprepare", progress), \
+            connected(state, list(inventory.model.hosts)) as transports:
         return preparer(inventory_path, inventory, transports, progress).unprepare()
 
 
@@ -168,15 +194,21 @@ def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> st
 
 def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress) -> RunOutcome:
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
-    started = time.monotonic()
-    with connected(state, list(inventory.model.hosts)) as transports:
-        progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
-        preparation = preparer(inventory_path, inventory, transports, progress).prepare()
-        plan, facts, warnings = plan_run(inventory, scenario, transports, progress)
-        run_dir = RunDir.create(runs_root, plan.run_id)
-        _write_manifest(run_dir, inventory, scenario, state, facts, plan, warnings, preparation)
+    assert scenario.model.name
+    with locked(inventory_path, inventory.model, f"run {scenario_path}", progress):
+        run_dir = RunDir.create(runs_root, new_run_id(scenario.model.name))
+        manifest = _start_manifest(run_dir, inventory, scenario, state)
         progress(f"run {run_dir.path}")
-        outcome = Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
+        stage = {"phase": "connect"}
+        try:
+            outcome = _run_steps(inventory_path, inventory, scenario, state, run_dir, manifest, stage, progress)
+        except ValidationError:
+            shutil.rmtree(run_dir.path, ignore_errors=True)      # refused before any change
+            raise
+        except BaseException as exc:
+            _stopped(run_dir, manifest, stage, exc)
+            raise
+        _finished(run_dir, manifest, outcome)
     result = collect(run_dir.path, runs_root)
     require_ok(outcome)
     failed = [e for e in result.summary["expectations"] if not e["passed"]]
@@ -186,23 +218,117 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
     return result
 
 
-def _write_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
-                    state: LabState, facts: dict[str, HostFacts], plan: Plan, warnings: list[str],
-                    preparation: dict[str, Any]) -> None:
-    run_dir.write_json("manifest.json", {
+def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
+               state: LabState, run_dir: RunDir, manifest: dict[str, Any], stage: dict[str, str],
+               progress: Progress) -> Outcome:
+    started = time.monotonic()
+    with connected(state, list(inventory.model.hosts)) as transports:
+        progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
+        stage["phase"] = "prepare-hosts"
+        preparation = preparer(inventory_path, inventory, transports, progress).prepare()
+        stage["phase"] = "facts"
+        failpoints.reached("facts")
+        plan, facts, warnings = plan_run(inventory, scenario, transports, progress, run_dir)
+        _plan_manifest(run_dir, manifest, scenario, facts, plan, warnings, preparation)
+        stage["phase"] = "execute"
+        return Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
+
+
+def _start_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
+                    state: LabState) -> dict[str, Any]:
+    manifest = {
         "run_id": run_dir.run_id,
         "labctl_version": __version__,
-        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": _now(),
         "inventory": {"path": str(inventory.path), "model": inventory.model.model_dump(mode="json")},
         "scenario": {"path": str(scenario.path), "model": scenario.model.model_dump(mode="json"),
                      "text": scenario.path.read_text()},
         "lab": {"name": state.lab, "provider": state.provider, "facts": state.facts},
+        "outcome": {"status": "running"},
+    }
+    run_dir.write_json("manifest.json", manifest)
+    return manifest
+
+
+def _plan_manifest(run_dir: RunDir, manifest: dict[str, Any], scenario: Loaded[Scenario],
+                   facts: dict[str, HostFacts], plan: Plan, warnings: list[str],
+                   preparation: dict[str, Any]) -> None:
+    manifest.update({
         "facts": {h: f.to_json() for h, f in facts.items()},
         "preparation": preparation,
         "profile": _profile_plan(scenario.model, facts),
         "warnings": warnings,
         "plan": [asdict(a) for a in plan.actions],
     })
+    run_dir.write_json("manifest.json", manifest)
+
+
+def _stopped(run_dir: RunDir, manifest: dict[str, Any], stage: dict[str, str], exc: BaseException) -> None:
+    """A run that stopped before its plan ran (connect, host preparation, facts): nothing of
+    the plan was changed on a host yet."""
+    if isinstance(exc, KeyboardInterrupt):
+        signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        status, reason = "interrupted", f"{signal_name} during {stage['phase']}"
+    else:
+        status = "failed"
+        reason = str(exc) if isinstance(exc, LabctlError) else f"{type(exc).__name__}: {exc}"
+    manifest["outcome"] = {"status": status, "phase": stage["phase"], "reason": reason,
+                           "restore": "nothing to restore: no step of the plan had run", "ended": _now()}
+    run_dir.write_json("manifest.json", manifest)
+
+
+def _finished(run_dir: RunDir, manifest: dict[str, Any], outcome: Outcome) -> None:
+    where = outcome.stopped_at or {}
+    if outcome.pending:
+        restore = (f"pending on {', '.join(outcome.pending)} (unreachable): `labctl restore "
+                   f"{run_dir.run_id}` finishes it")
+    elif any(s.status == "failed" for s in outcome.restore):
+        restore = "incomplete: a restore step failed (see steps.json)"
+    else:
+        restore = "complete"
+    manifest["outcome"] = {
+        "status": "interrupted" if outcome.interrupted else "failed" if outcome.error else "completed",
+        "phase": where.get("phase"), "step": where.get("step"), "host": where.get("host"),
+        "checkpoint": where.get("checkpoint"),
+        "reason": outcome.interrupted or outcome.error, "restore": restore, "ended": _now(),
+    }
+    run_dir.write_json("manifest.json", manifest)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def restore_run(inventory_path: Path, run: str, runs_root: Path, progress: Progress
+                ) -> tuple[list[StepResult], list[str]]:
+    """`labctl restore RUN`: put back what a run could not (its hosts were unreachable), from
+    the journal it left. Returns the steps taken and the hosts still pending."""
+    inventory = load_inventory(inventory_path).model
+    state = load_state(inventory_path, inventory)
+    run_dir = find_run(runs_root, run)
+    with locked(inventory_path, inventory, f"restore {run}", progress):
+        hosts = Restorer.from_journal(run_dir, {}, progress).hosts()
+        if not hosts:
+            return [], []
+        missing = [h for h in hosts if h not in state.targets]
+        if missing:
+            raise RunError(f"run {run_dir.run_id} changed {', '.join(missing)}, which this lab "
+                           f"({state.lab}) does not have: is it the inventory the run used?")
+        with connected(state, hosts) as transports:
+            restorer = Restorer.from_journal(run_dir, transports, progress)
+            restorer.stop_processes()
+            results = restorer.restore()
+        _restored_later(run_dir, results, restorer.hosts())
+    return results, restorer.hosts()
+
+
+def _restored_later(run_dir: RunDir, results: list[StepResult], pending: list[str]) -> None:
+    manifest = run_dir.read_json("manifest.json")
+    outcome = manifest.setdefault("outcome", {})
+    outcome["restore"] = ("complete (by `labctl restore` at " + _now() + ")" if not pending else
+                          f"pending on {', '.join(pending)} after `labctl restore` at {_now()}")
+    outcome.setdefault("restored_later", []).extend(asdict(r) for r in results)
+    run_dir.write_json("manifest.json", manifest)
 
 
 def _profile_plan(scenario: Scenario, facts: dict[str, HostFacts]) -> dict[str, Any] | None:
@@ -216,6 +342,11 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     """Rebuild summary.json and report.md of a run from its raw files."""
     run_dir = find_run(runs_root, str(run) if run else None)
     manifest = run_dir.read_json("manifest.json")
+    if "facts" not in manifest:
+        outcome = manifest.get("outcome", {})
+        raise RunError(f"run {run_dir.run_id} stopped before it read the hosts' facts "
+                       f"({outcome.get('status', 'unknown')} in {outcome.get('phase', '?')}: "
+                       f"{outcome.get('reason', 'no reason recorded')}); there is nothing to report")
     steps = run_dir.read_json("steps.json") if (run_dir.path / "steps.json").exists() else {}
     profile, flamegraphs = _profile(run_dir, manifest.get("profile"))
     summary = build_summary(run_dir, manifest, steps, profile)

@@ -126,7 +126,7 @@ class FakeGuest(FakeTransport):
             (r"ethtool -l eth1", self.channels),
             (r"echo (\S+) > (\S+)", self.write),
             (r"cat (\S+)", self.read),
-            (r"setsid .* & echo \$!", self.start),
+            (r"setsid (.*) & echo \$!", self.start),
         ]
 
     def systemctl(self, verb: str) -> Res:
@@ -167,9 +167,10 @@ class FakeGuest(FakeTransport):
             return Res(stderr=f"cat: {path}: No such file or directory", exited=1)
         return Res(self.files[path] + "\n")
 
-    def start(self) -> Res:
+    def start(self, argv: str) -> Res:
+        """The client ends after `running_polls` polls; a server or perf runs until stopped."""
         pid = self.first_pid + len(self.pids)
-        self.pids[pid] = self.running_polls
+        self.pids[pid] = self.running_polls if " client " in argv else 10**9
         return Res(f"{pid}\n")
 
     def poll(self, pid: int) -> Res:
@@ -292,7 +293,7 @@ def test_keep_tuning_keeps_tuning_but_removes_the_workdir(tmp_path: Path) -> Non
     assert [r.description for r in outcome.restore] == ["undo: create the run's working directory"]
     assert guest.commands()[-1] == f"rm -rf /tmp/labctl-{RUN}"
     assert guest.files[_rps(0)] == "04"                      # the tuning stayed
-    assert "keep_tuning: the tuning stays on the hosts" in messages
+    assert f"keep_tuning: the tuning stays on the hosts (`labctl restore {RUN}` puts it back)" in messages
 
 
 # --------------------------------------------------------------------------- failures

@@ -4,6 +4,8 @@ guest boots to the end) and each leaves nothing behind."""
 from __future__ import annotations
 
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +85,21 @@ def test_unreachable_libvirt_is_one_message(tmp_path: Path, libvirt_host: Any,
     assert "Traceback" not in err
 
 
-def test_guest_never_ready_times_out_with_console_tail_and_down_cleans(
-        tmp_path: Path, libvirt_host: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    image = tmp_path / "blank.qcow2"        # boots nothing: SeaBIOS finds no bootable disk
+def _blank_lab(directory: Path, libvirt_host: Any, lab: str, boot_timeout: int) -> Path:
+    """A lab of two small guests whose disk boots nothing (SeaBIOS finds no bootable disk)."""
+    image = directory / "blank.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "1G"], check=True)
-    inventory = _inventory(tmp_path, libvirt_host, "lnrd", image=str(image), boot_timeout=8)
+    inventory = _inventory(directory, libvirt_host, lab, image=str(image), boot_timeout=boot_timeout)
     data = yaml.safe_load(inventory.read_text())
     for host in data["hosts"].values():
         host["vm"] = {"vcpus": 1, "memory_mib": 256}
     inventory.write_text(yaml.safe_dump(data))
+    return inventory
+
+
+def test_guest_never_ready_times_out_with_console_tail_and_down_cleans(
+        tmp_path: Path, libvirt_host: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = _blank_lab(tmp_path, libvirt_host, "lnrd", boot_timeout=8)
     assert cli.main(["-i", str(inventory), "up"]) == 1
     err = capsys.readouterr().err
     assert "not ready after 8 s" in err and "Console log tail" in err
@@ -100,3 +108,26 @@ def test_guest_never_ready_times_out_with_console_tail_and_down_cleans(
     assert "lnrd" not in _virsh(libvirt_host.uri, "list", "--all", "--name")
     assert "lnrd" not in _virsh(libvirt_host.uri, "net-list", "--all", "--name")
     assert not (tmp_path / ".labctl").exists()
+
+
+def test_down_after_a_killed_up_removes_everything(tmp_path: Path, libvirt_host: Any) -> None:
+    """`up` killed with SIGKILL while its guests boot: `down` removes the domains, networks and
+    files it had recorded; a second `down` has nothing to do."""
+    inventory = _blank_lab(tmp_path, libvirt_host, "lkup", boot_timeout=300)
+    proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "-i", str(inventory), "up"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while "lkup-loadgen" not in _virsh(libvirt_host.uri, "list", "--name"):
+            assert proc.poll() is None and time.monotonic() < deadline, "up never started the guests"
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    lock = tmp_path / ".labctl" / "lkup.lock"
+    assert lock.exists(), "SIGKILL leaves the lock file (a stale one)"
+    assert cli.main(["-i", str(inventory), "down"]) == 0
+    assert "lkup" not in _virsh(libvirt_host.uri, "list", "--all", "--name")
+    assert "lkup" not in _virsh(libvirt_host.uri, "net-list", "--all", "--name")
+    assert not (tmp_path / ".labctl").exists()
+    assert cli.main(["-i", str(inventory), "down"]) == 0

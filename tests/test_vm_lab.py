@@ -4,13 +4,19 @@ A private libvirtd runs in a network namespace the test session creates (tests/
 conftest_libvirt.py); guests' networks and all their traffic live inside it, and SSH to the
 guests is opened from inside it. The blog's procedure end to end: up -> re-up (no-op) ->
 combined2 (which prepares the DUT first) -> irq_pin -> rps_isolated -> rps_cpu1 -> collect ->
-the ssh provider's prepare/unprepare -> down, and nothing is left behind.
+faults (SIGTERM while tuning, labctl's SSH sessions killed in the guest and the loadgen server
+killed in the load window; each leaves the DUT as it was) -> the ssh provider's
+prepare/unprepare -> down, and nothing is left behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -149,6 +155,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     assert _dut_state(state) == original
     print(f"up {up_seconds:.0f} s, first run with preparation {prepare_and_run_seconds:.0f} s")
 
+    _faults(vm_lab, state, original)
     _ssh_provider_prepare_and_unprepare(vm_lab, state, libvirt_host, capsys)
 
     assert _labctl(vm_lab, "down") == 0
@@ -156,6 +163,71 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     assert not [n for n in _virsh_names(libvirt_host.uri, "net-list", "--all") if n.startswith("lvm-")]
     assert not (vm_lab / ".labctl" / "lvm").exists()   # overlays, seeds, keys, records, console logs
     assert not _qemu_processes("guest=lvm-"), "no QEMU of this lab left"
+
+
+FAULT_SCENARIO = {
+    "description": "fault injection on the VM lab",
+    "tuning": {"dut": {"channels": {"combined": 2}, "irq_affinity": {"rx-0": 2}, "rps": {"all": 1}}},
+    "load": {"server": {"host": "dut", "cpus": "6-7"},
+             "client": {"host": "loadgen", "rate": 1000, "duration": 4, "workers": 2}},
+}
+# in the DUT guest: kill every sshd session process but those of this very session
+KILL_OTHER_SESSIONS = r"""keep=" "; p=$$
+while [ "$p" -gt 1 ]; do keep="$keep$p "; p=$(cut -d' ' -f4 /proc/$p/stat); done
+for d in /proc/[0-9]*; do
+  pid=${d#/proc/}
+  case "$keep" in *" $pid "*) continue;; esac
+  case "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" in "sshd: root@"*|"sshd: root [priv]"*) kill -9 $pid && echo $pid;; esac
+done"""
+RUN_PROCESSES = r"""for d in /proc/[0-9]*; do
+  case "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" in *labctl-*) echo "${d#/proc/} $(tr '\0' ' ' < $d/cmdline)";; esac
+done"""
+KILL_SERVER = r"""for d in /proc/[0-9]*; do
+  case "$(tr '\0' ' ' < $d/cmdline 2>/dev/null)" in *"labctl-loadgen.py server"*) kill -9 ${d#/proc/} && echo killed;; esac
+done"""
+
+
+def _faults(vm_lab: Path, state: dict[str, Any], original: dict[str, str]) -> None:
+    """A fault in three phases of a run on the VM lab; after each the DUT's channels, RPS masks,
+    IRQ affinities and irqbalance state are the originals and no process of the run is left."""
+    from labctl.labstate import SshTarget
+    from labctl.transport import SshTransport
+    scenario = vm_lab / "scenarios" / "faults.yaml"
+    scenario.write_text(yaml.safe_dump(FAULT_SCENARIO))
+    with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
+        cases = (("tuning", "sigterm", 143), ("load-window", "ssh-drop", 1), ("load-window", "kill-server", 1))
+        for checkpoint, fault, code in cases:
+            marker = vm_lab / f"paused-{fault}"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "labctl.cli", "-i", str(vm_lab / "inventory.yaml"), "--runs-dir",
+                 str(vm_lab / "runs"), "run", str(scenario)], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                env={**os.environ, "LABCTL_FAILPOINT": f"{checkpoint}:pause", "LABCTL_FAILPOINT_FILE": str(marker)})
+            try:
+                deadline = time.monotonic() + 300
+                while not marker.exists():
+                    assert proc.poll() is None and time.monotonic() < deadline, f"{fault}: no checkpoint"
+                    time.sleep(0.1)
+                if fault == "sigterm":
+                    proc.send_signal(signal.SIGTERM)
+                elif fault == "ssh-drop":
+                    assert dut.run(KILL_OTHER_SESSIONS).stdout.split(), "labctl's session killed"
+                else:
+                    assert dut.run(KILL_SERVER).stdout.strip() == "killed"
+                marker.unlink()
+                _, err = proc.communicate(timeout=300)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            assert proc.returncode == code, f"{fault} at {checkpoint}: exit {proc.returncode}\n{err[-3000:]}"
+            assert "Traceback" not in err
+            assert _dut_state(state) == original, f"{fault} at {checkpoint}: the DUT is not as it was"
+            assert dut.run(RUN_PROCESSES).stdout.strip() == "", "no process of the run left on the DUT"
+            outcome = json.loads((_newest_run(vm_lab, "faults") / "manifest.json").read_text())["outcome"]
+            assert outcome["status"] in ("interrupted", "failed") and outcome["restore"] == "complete", outcome
+            print(f"fault {fault} at {checkpoint}: exit {proc.returncode}, {outcome['status']} in "
+                  f"{outcome['phase']} ({outcome['step']}), DUT restored")
 
 
 def _ssh_provider_prepare_and_unprepare(vm_lab: Path, state: dict[str, Any], libvirt_host: Any,
