@@ -375,12 +375,36 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
             problems, warnings = problems + p, warnings + w
     problems += _load_cpu_problems(loaded, facts)
     problems += _profile_problems(loaded, facts)
+    if inventory.provider == "netns":
+        warnings += _veth_queue_warnings(scenario, facts)
     for i, item in enumerate(scenario.expect):
         expected_cpus: frozenset[int] | None = getattr(item, "cpus", None)
         expected_host: str | None = getattr(item, "host", None)
         if expected_cpus and expected_host in facts:
             problems += _cpu_problems(loaded, ("expect", i, "cpus"), expected_cpus, facts[expected_host])
     return problems, warnings
+
+
+def _veth_queue_warnings(scenario: Scenario, facts: dict[str, Any]) -> list[str]:
+    """veth hands a packet sent on TX queue N to the peer's RX queue N; with N at or above the
+    peer's RX queue count it goes to netif_rx instead, and RPS skips it (its recorded queue is
+    one the device no longer has): steering silently applies to part of the traffic only."""
+    warnings = []
+    for host, tuning in scenario.tuning.items():
+        if not tuning.rps:
+            continue
+        rx = queues_after_channels(tuning.channels, facts[host])
+        for peer, peer_facts in facts.items():
+            peer_tuning = scenario.tuning.get(peer)
+            channels = peer_tuning.channels if peer_tuning else None
+            tx = (channels.combined or channels.tx) if channels else None
+            tx = tx or peer_facts.nic.channels_current.get("tx") or 0
+            if peer != host and tx > rx:
+                warnings.append(
+                    f"{host} keeps {rx} RX queue(s) while {peer} sends on {tx} TX queues: veth hands "
+                    f"what {peer} sends on TX queue {rx} and up to netif_rx, where RPS skips it; give "
+                    f"{peer} `channels: {{tx: {rx}}}` for RPS to see all the traffic")
+    return warnings
 
 
 def _cpu_problems(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: Any) -> list[Problem]:

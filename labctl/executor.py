@@ -263,10 +263,18 @@ class Executor:
                 last_report = now
             time.sleep(0.1)
         self.restorer.forget_process(action.process)
-        if action.remote and transport.run(f"test -s {shlex.quote(action.remote)}", check=False).exited != 0:
-            raise HostError(host, running_command(pid), None, self._log_tail(host, action.remote.rsplit(".", 1)[0] + ".log"),
-                            why=f"the {action.process} (PID {pid}) ended after {time.monotonic() - started:.1f} s "
-                                f"without writing {action.remote} (killed?)")
+        if action.remote:
+            self._require_result(host, pid, action, time.monotonic() - started)
+
+    def _require_result(self, host: str, pid: int, action: Action, seconds: float) -> None:
+        """A process that ended without its result file was killed (or crashed)."""
+        assert action.remote
+        if self.transports[host].run(f"test -s {shlex.quote(action.remote)}", check=False).exited == 0:
+            return
+        log = self._log_tail(host, action.remote.rsplit(".", 1)[0] + ".log")
+        raise HostError(host, running_command(pid), None, log,
+                        why=f"the {action.process} (PID {pid}) ended after {seconds:.1f} s without "
+                            f"writing {action.remote} (killed?)")
 
     def _do_stop(self, action: Action, result: StepResult) -> None:
         assert action.process
@@ -381,8 +389,8 @@ def _signals_deferred(progress: Progress) -> Iterator[list[str]]:
 def require_ok(outcome: Outcome) -> None:
     """Raise for a run that did not complete (after restore has happened)."""
     restored = ("the hosts were restored" if not outcome.pending else
-                f"NOT restored yet on {', '.join(outcome.pending)}: `labctl restore {outcome.run_id}` "
-                "finishes it when the host answers again")
+                f"NOT fully restored on {', '.join(outcome.pending)}: `labctl restore {outcome.run_id}` "
+                "finishes it (once the host answers again)")
     if outcome.interrupted:
         raise RunInterrupted(f"{outcome.interrupted}; {restored}", outcome.signal or "SIGINT")
     if outcome.error:

@@ -40,7 +40,7 @@ import jinja2
 from labctl import analysis
 from labctl.cpulist import parse_cpulist
 from labctl.profiles import RX_FRAMES
-from labctl.report import RATE_REACHED, SOFTNET_COLUMNS, cpu_label
+from labctl.report import RATE_REACHED, SOFTNET_COLUMNS, cpu_label, stopped_text
 from labctl.xmlrender import templates_dir
 
 TEMPLATE = "report.html.j2"
@@ -327,10 +327,11 @@ def _lead(s: Mapping[str, Any]) -> list[Block]:
         blocks.append(Note("netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and "
                            "softnet_stat are host-wide (all namespaces share one kernel); veth "
                            "has no IRQs.", "warn"))
-    if s.get("interrupted"):
-        blocks.append(Note(f"The run was interrupted: {s['interrupted']}", "fail"))
-    if s.get("error"):
-        blocks.append(Note(f"The run failed: {s['error']}", "fail"))
+    stopped = stopped_text(s.get("outcome"))
+    if stopped:
+        blocks.append(Note(stopped, "fail"))
+    elif s.get("interrupted") or s.get("error"):        # runs made before manifests had an outcome
+        blocks.append(Note(f"The run stopped: {s.get('interrupted') or s.get('error')}", "fail"))
     return blocks
 
 

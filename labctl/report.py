@@ -80,7 +80,18 @@ def _header(s: dict[str, Any]) -> list[str]:
         lines.append("- netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and softnet_stat are "
                      "host-wide (all namespaces share one kernel); veth has no IRQs.")
     lines.append("- `*` marks isolated CPUs.")
-    return lines + [""]
+    stopped = stopped_text(s.get("outcome"))
+    return lines + [""] + ([f"**{stopped}**", ""] if stopped else [])
+
+
+def stopped_text(outcome: dict[str, Any] | None) -> str:
+    """Where and why a run stopped early, and how far its restore got ("" for a whole run)."""
+    if not outcome or outcome.get("status") in (None, "completed"):
+        return ""
+    where = outcome.get("checkpoint") or outcome.get("phase") or "?"
+    step = f" (step: {outcome['step']})" if outcome.get("step") else ""
+    return (f"The run stopped: {outcome['status']} in {where}{step}: {outcome.get('reason')}. "
+            f"Restore: {outcome.get('restore')}.")
 
 
 def _preparation_text(prep: dict[str, Any]) -> str:

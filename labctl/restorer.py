@@ -118,9 +118,11 @@ class Restorer:
     def stop_processes(self) -> None:
         for name, (host, pid) in list(self.processes.items()):
             self.progress(f"{host}: stopping {name} (PID {pid})")
-            command = stop_own_command(pid, self.matches.get(name, "")) if self.later else stop_command(pid, 5.0)
+            command = (stop_own_command(pid, self.matches.get(name, "")) if self.later
+                       else stop_command(pid, 5.0))
+            run = functools.partial(self.transports[host].run, command, check=False, timeout=15)
             try:
-                self.on_host(host, functools.partial(self.transports[host].run, command, check=False, timeout=15))
+                self.on_host(host, run)
             except LabctlError as exc:
                 self.progress(f"warning: {host}: could not stop {name} (PID {pid}): {exc}")
                 continue
@@ -175,7 +177,8 @@ class Restorer:
                     self.progress(f"{host}: connection lost ({exc}); reconnecting to restore it")
                 if now >= deadline:
                     self.unreachable.add(host)
-                    raise TransportError(f"{host}: unreachable for {reconnect_seconds():g} s: {exc}") from None
+                    raise TransportError(f"{host}: unreachable for {reconnect_seconds():g} s: "
+                                         f"{exc}") from None
                 time.sleep(1.0)
                 try:
                     self.transports[host].reset()
@@ -188,7 +191,8 @@ def stop_own_command(pid: int, match: str) -> str:
     by the time `labctl restore` runs, the PID may belong to another process."""
     if not match:
         return stop_command(pid, 5.0)
-    return f"grep -qF -- {shlex.quote(match)} /proc/{pid}/cmdline 2>/dev/null || exit 0; {stop_command(pid, 5.0)}"
+    return (f"grep -qF -- {shlex.quote(match)} /proc/{pid}/cmdline 2>/dev/null || exit 0; "
+            f"{stop_command(pid, 5.0)}")
 
 
 def read_journal(run_dir: RunDir) -> dict[str, Any]:

@@ -137,7 +137,8 @@ def prepare_run(inventory_path: Path, scenario_path: Path, progress: Progress
 
 
 def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transports: dict[str, Any],
-             progress: Progress, run_dir: RunDir | None = None) -> tuple[Plan, dict[str, HostFacts], list[str]]:
+             progress: Progress, run_dir: RunDir | None = None
+             ) -> tuple[Plan, dict[str, HostFacts], list[str]]:
     facts = gather_facts(transports, inventory.model, run_dir)
     problems, warnings = check_against_facts(scenario, inventory.model, facts)
     if problems:
@@ -201,7 +202,8 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
         progress(f"run {run_dir.path}")
         stage = {"phase": "connect"}
         try:
-            outcome = _run_steps(inventory_path, inventory, scenario, state, run_dir, manifest, stage, progress)
+            outcome = _run_steps(inventory_path, inventory, scenario, state, run_dir, manifest,
+                                 stage, progress)
         except ValidationError:
             shutil.rmtree(run_dir.path, ignore_errors=True)      # refused before any change
             raise
@@ -279,13 +281,10 @@ def _stopped(run_dir: RunDir, manifest: dict[str, Any], stage: dict[str, str], e
 
 def _finished(run_dir: RunDir, manifest: dict[str, Any], outcome: Outcome) -> None:
     where = outcome.stopped_at or {}
-    if outcome.pending:
-        restore = (f"pending on {', '.join(outcome.pending)} (unreachable): `labctl restore "
-                   f"{run_dir.run_id}` finishes it")
-    elif any(s.status == "failed" for s in outcome.restore):
-        restore = "incomplete: a restore step failed (see steps.json)"
-    else:
-        restore = "complete"
+    restore = "complete"
+    if outcome.pending:     # unreachable, or an undo command failed: both stay in the journal
+        restore = (f"pending on {', '.join(outcome.pending)}: `labctl restore {run_dir.run_id}` "
+                   "finishes it")
     manifest["outcome"] = {
         "status": "interrupted" if outcome.interrupted else "failed" if outcome.error else "completed",
         "phase": where.get("phase"), "step": where.get("step"), "host": where.get("host"),
@@ -413,6 +412,7 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
         "loadgen": measured["loadgen"], "hosts": hosts, "profile": profile,
         "steps": steps.get("steps", []), "restore": steps.get("restore", []),
         "interrupted": steps.get("interrupted"), "error": steps.get("error"),
+        "outcome": manifest.get("outcome"),
         "warnings": manifest.get("warnings", []) + [w for s in steps.get("steps", []) for w in s.get("warnings", [])],
     }
 

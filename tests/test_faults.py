@@ -39,7 +39,7 @@ CHECKPOINTS = ("facts", "tuning", "load-start", "load-window", "snapshot", "rest
 FAULT_SCENARIO = {
     "description": "fault injection: channels, RPS on both hosts, load, perf",
     "tuning": {"dut": {"channels": {"rx": 2, "tx": 2}, "rps": {"all": 1}},
-               "loadgen": {"rps": {"all": 1}}},
+               "loadgen": {"channels": {"rx": 2, "tx": 2}, "rps": {"all": 1}}},
     "load": {"server": {"cpus": 1}, "client": {"rate": 2000, "duration": 3, "cpus": 0}},
     "profile": {"host": "dut", "cpus": "0-1", "frequency": 99},
 }
@@ -277,6 +277,7 @@ def _check_run_dir(done: Finished, fault: str, checkpoint: str) -> None:
         assert (done.run / host / "facts.raw").exists()
     steps = json.loads((done.run / "steps.json").read_text())
     assert steps["restore"] and all(s["status"] == "ok" for s in steps["restore"]), steps["restore"]
+    assert f"**The run stopped: {outcome['status']} in " in (done.run / "report.md").read_text()
     assert json.loads((done.run / "restore.json").read_text())["undo"] == []
     if checkpoint in ("tuning", "load-start", "load-window", "snapshot") and fault != "kill-client":
         assert outcome["checkpoint"] == checkpoint or fault.startswith("kill-server"), outcome

@@ -333,7 +333,12 @@ def test_failed_run_and_failed_expectation_and_restore() -> None:
     s["expectations"][1]["passed"] = False
     s["restore"][0].update(status="failed", output="write error")
     page = parse_html(render_html(s))
-    assert "The run failed: dut: command failed" in page.text
+    assert "The run stopped: dut: command failed" in page.text, "a run made before outcomes"
+    s["outcome"] = {"status": "failed", "phase": "tune", "checkpoint": "tuning", "step": "set eth1 channels",
+                    "reason": "dut: command failed", "restore": "complete"}
+    page = parse_html(render_html(s))
+    assert ("The run stopped: failed in tuning (step: set eth1 channels): dut: command failed. "
+            "Restore: complete.") in page.text
     assert page.table("expectations")[2][0][1]["class"] == "fail"
     assert "Restore: 5/6 steps ok" in page.text and "write error" in page.text
 

@@ -440,3 +440,21 @@ def test_no_pid_placeholder_in_real_commands() -> None:
         assert "<pid of" not in command and "<run-id>" not in command
     stop = [a for a in plan.actions if a.kind == "stop"]
     assert stop and all(a.command == "" and a.process == "server" for a in stop)
+
+
+@pytest.mark.parametrize("loadgen_tuning,warned", [
+    ({}, True),                                   # loadgen sends on 4 TX queues, the DUT keeps 2
+    ({"channels": {"rx": 2, "tx": 2}}, False),
+    ({"channels": {"tx": 1}}, False),
+])
+def test_netns_rps_with_fewer_rx_than_peer_tx_queues_warns(loadgen_tuning: dict[str, Any], warned: bool) -> None:
+    from labctl.config import _veth_queue_warnings
+    tuning = {"dut": {"channels": {"rx": 2, "tx": 2}, "rps": {"all": 1}}}
+    if loadgen_tuning:
+        tuning["loadgen"] = loadgen_tuning
+    warnings = _veth_queue_warnings(scenario(tuning=tuning),
+                                    {"dut": veth_facts("dut"), "loadgen": veth_facts("loadgen")})
+    assert bool(warnings) == warned
+    if warned:
+        assert "dut keeps 2 RX queue(s) while loadgen sends on 4 TX queues" in warnings[0]
+        assert "`channels: {tx: 2}`" in warnings[0]
