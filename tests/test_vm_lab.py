@@ -213,7 +213,7 @@ def _faults(vm_lab: Path, state: dict[str, Any], original: dict[str, str]) -> No
                 elif fault == "ssh-drop":
                     assert dut.run(KILL_OTHER_SESSIONS).stdout.split(), "labctl's session killed"
                 else:
-                    assert dut.run(KILL_SERVER).stdout.strip() == "killed"
+                    assert "killed" in dut.run(KILL_SERVER).stdout    # its main process and workers
                 marker.unlink()
                 _, err = proc.communicate(timeout=300)
             finally:
