@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import shlex
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from collections.abc import Mapping
@@ -69,6 +70,7 @@ class Restorer:
         self.unreachable: set[str] = set()
         self.later = False                   # restoring from the journal, after the run ended
         self.reconnected: list[str] = []     # hosts whose connection had to be re-opened
+        self.lock = threading.Lock()         # parallel steps (per-host preparation) journal too
 
     @classmethod
     def from_journal(cls, run_dir: RunDir, transports: Mapping[str, Transport],
@@ -84,22 +86,26 @@ class Restorer:
 
     # ------------------------------------------------------------------ the journal
     def record_undo(self, undo: Undo) -> None:
-        self.undo.append(undo)
-        self.save()
+        with self.lock:
+            self.undo.append(undo)
+            self.save()
 
     def forget_undo(self, undo: Undo) -> None:
-        self.undo.remove(undo)
-        self.save()
+        with self.lock:
+            self.undo.remove(undo)
+            self.save()
 
     def record_process(self, name: str, host: str, pid: int, match: str = "") -> None:
-        self.processes[name] = (host, pid)
-        self.matches[name] = match
-        self.save()
+        with self.lock:
+            self.processes[name] = (host, pid)
+            self.matches[name] = match
+            self.save()
 
     def forget_process(self, name: str) -> None:
-        self.processes.pop(name, None)
-        self.matches.pop(name, None)
-        self.save()
+        with self.lock:
+            self.processes.pop(name, None)
+            self.matches.pop(name, None)
+            self.save()
 
     def hosts(self) -> list[str]:
         """The hosts something is still to be put back on (or stopped on)."""
@@ -107,12 +113,14 @@ class Restorer:
         return list(dict.fromkeys(names))
 
     def save(self) -> None:
-        self.run_dir.write_json(JOURNAL, {
+        """Write the journal whole or not at all (labctl may be killed at any moment)."""
+        self.run_dir.write_json(JOURNAL + ".tmp", {
             "undo": [asdict(u) for u in self.undo],
             "processes": {name: {"host": h, "pid": pid, "match": self.matches.get(name, "")}
                           for name, (h, pid) in self.processes.items()},
             "kept": [asdict(u) for u in self.kept],
         })
+        os.replace(self.run_dir.path / (JOURNAL + ".tmp"), self.run_dir.path / JOURNAL)
 
     # ------------------------------------------------------------------ putting back
     def stop_processes(self) -> None:
@@ -147,7 +155,7 @@ class Restorer:
                 undo.command, check=False, timeout=60))
             result.output = (res.stdout + res.stderr).strip()
             if res.exited == 0:
-                self.undo.remove(undo)
+                self.forget_undo(undo)      # journalled at once: labctl may be killed mid-restore
             else:
                 result.status = "failed"
                 self.progress(f"warning: {undo.host}: restore step failed: {undo.description}: "
