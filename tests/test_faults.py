@@ -191,9 +191,20 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultLab]:
         the_lab.original = the_lab.state()
         yield the_lab
     finally:
+        _restore_leftovers(the_lab)
         the_lab.labctl("down")
         assert not {the_lab.ns("dut"), the_lab.ns("loadgen")} & _namespaces()
         _print_matrix()
+
+
+def _restore_leftovers(lab: FaultLab) -> None:
+    """A test that failed half-way may leave a run's processes and tuning behind: the journals
+    know them (the processes would outlive the namespaces `down` removes)."""
+    for journal in lab.dir.glob("runs-*/*/restore.json"):
+        data = json.loads(journal.read_text())
+        if data.get("undo") or data.get("processes"):
+            _in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "up")
+            lab.labctl("restore", str(journal.parent))
 
 
 def _print_matrix() -> None:
