@@ -1,8 +1,10 @@
 """Command line (the edge): parse arguments, call the runner, print results.
 
 The only place that turns LabctlError into a message and an exit code: 2 for invalid input,
-3 for failed expectations, 4 when another labctl holds the lab's lock, 1 for anything else
-that went wrong on purpose, 130 for Ctrl-C and 143 for SIGTERM (after the hosts were restored).
+3 for a run whose DUT checks failed, 5 for an inconclusive run (the DUT checks passed, the
+load generator fell short of what was asked), 4 when another labctl holds the lab's lock, 1
+for anything else that went wrong on purpose, 130 for Ctrl-C and 143 for SIGTERM (after the
+hosts were restored).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from labctl import __version__
-from labctl.errors import ExpectationsFailed, LabctlError, Terminated, ValidationError
+from labctl.errors import ExpectationsFailed, Problem, LabctlError, RunInconclusive, Terminated, ValidationError
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 
@@ -52,10 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--dry-run", action="store_true", help="print what would change")
     sub.add_parser("unprepare", help="put back each prepared host's original tuned profile, "
                    "variables file and irqbalance state (reboots if isolated CPUs change)")
-    run = sub.add_parser("run", help="tune, drive load, snapshot, check expectations")
-    run.add_argument("scenario", type=Path)
+    run = sub.add_parser("run", help="tune, drive load, snapshot, check expectations; several "
+                         "scenarios run one after the other, each to its end, then a table")
+    run.add_argument("scenarios", type=Path, nargs="+", metavar="scenario")
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan (literal commands included) and change nothing")
+    calibrate = sub.add_parser("calibrate", help=(
+        "measure what the load generator can send in each scenario's mode (or the blog's: UDP, "
+        "a new socket per message, 64 B, 4 workers) and record it in the lab state"))
+    calibrate.add_argument("scenarios", nargs="*", type=Path)
+    calibrate.add_argument("--seconds", type=float, default=5.0,
+                           help="seconds of sending per mode (default 5)")
     restore = sub.add_parser("restore", help="put back what a run left changed on a host that "
                              "was unreachable when it ended (from the run's journal)")
     restore.add_argument("run", help="run directory or id")
@@ -105,7 +114,7 @@ def _sigterm_raises() -> Iterator[None]:
 def _dispatch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     try:
         return COMMANDS[args.command](args, progress)
-    except ExpectationsFailed as exc:
+    except (ExpectationsFailed, RunInconclusive) as exc:
         report = getattr(exc.outcome, "report", None)
         if report:
             print(report)
@@ -146,7 +155,7 @@ def cmd_down(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 
 
 def cmd_status(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl.runner import lab_status
+    from labctl.runner import lab_ceilings, lab_status
     inventory, status = lab_status(args.inventory)
     if not status:
         print(f"lab {inventory.lab} ({inventory.provider}): down")
@@ -154,6 +163,8 @@ def cmd_status(args: argparse.Namespace, progress: Callable[[str], None]) -> int
     print(f"lab {inventory.lab} ({inventory.provider}): up")
     for host, text in status.items():
         print(f"  {host:10s} {inventory.hosts[host].role:8s} {text}")
+    for ceiling in lab_ceilings(args.inventory):
+        print(f"  generator ceiling {ceiling.rate:.0f} msg/s ({ceiling.description}; {ceiling.measured_at})")
     return 0
 
 
@@ -186,11 +197,75 @@ def cmd_unprepare(args: argparse.Namespace, progress: Callable[[str], None]) -> 
 def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl import runner
     if args.dry_run:
-        print(runner.dry_run(args.inventory, args.scenario, progress), end="")
+        for scenario in args.scenarios:
+            print(runner.dry_run(args.inventory, scenario, progress), end="")
         return 0
-    outcome = runner.run(args.inventory, args.scenario, args.runs_dir, progress)
+    if len(args.scenarios) > 1:
+        return _run_series(args, progress)
+    outcome = runner.run(args.inventory, args.scenarios[0], args.runs_dir, progress)
     print(outcome.report)
     print(f"run directory: {outcome.run_dir}")
+    return 0
+
+
+SERIES_ORDER = ("error", "failed", "inconclusive", "passed")     # the worst decides the exit code
+SERIES_EXIT = {"error": 1, "failed": 3, "inconclusive": 5, "passed": 0}
+
+
+def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    """Each scenario runs to its end whatever the others did (Ctrl-C stops the series); one
+    table at the end; the exit code is the worst outcome's."""
+    from labctl import runner
+    runner.validate_series(args.inventory, args.scenarios)
+    rows = []
+    for number, scenario in enumerate(args.scenarios, 1):
+        progress(f"scenario {number}/{len(args.scenarios)}: {scenario}")
+        created: list[Path] = []
+        summary: dict[str, Any] | None = None
+        try:
+            summary = runner.run(args.inventory, scenario, args.runs_dir, progress, created).summary
+            status, reason = "passed", ""
+        except (ExpectationsFailed, RunInconclusive) as exc:
+            summary = getattr(exc.outcome, "summary", None)
+            status, reason = ("failed" if isinstance(exc, ExpectationsFailed) else "inconclusive"), str(exc)
+        except LabctlError as exc:
+            status, reason = "error", str(exc).splitlines()[0]
+        print(f"labctl: {scenario}: {status}" + (f": {reason}" if reason else ""), file=sys.stderr)
+        rows.append(_series_row(scenario, status, summary, created))
+    print(_series_table(rows))
+    worst = min((row[1] for row in rows), key=SERIES_ORDER.index)
+    return SERIES_EXIT[worst]
+
+
+def _series_row(scenario: Path, status: str, summary: dict[str, Any] | None,
+                created: list[Path]) -> list[str]:
+    checks = (summary or {}).get("expectations") or []
+    passed = f"{sum(bool(c['passed']) for c in checks)}/{len(checks)}" if summary else "-"
+    return [scenario.stem, status, passed, str(created[0]) if created else "-"]
+
+
+def _series_table(rows: list[list[str]]) -> str:
+    header = ["scenario", "outcome", "checks", "run directory"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    counts = {s: sum(r[1] == s for r in rows) for s in SERIES_ORDER}
+    total = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return "\n".join(lines + [f"{len(rows)} scenario(s): {total}"])
+
+
+def cmd_calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.generator import SAFE_SHARE
+    from labctl.runner import lab_calibrate
+    if not 0.5 <= args.seconds <= 600:
+        raise ValidationError([Problem("<command line>", 0, 0, "--seconds",
+                                       f"between 0.5 and 600 seconds, not {args.seconds:g}")])
+    ceilings = lab_calibrate(args.inventory, args.scenarios, args.seconds, progress)
+    print(f"{'msg/s sent':>10s} {'received':>9s}  per worker  mode")
+    for c in ceilings:
+        workers = "/".join(f"{w:.0f}" for w in c.worker_rates)
+        print(f"{c.rate:10.0f} {c.received_rate:9.0f}  {workers:10s}  {c.description}")
+    print("recorded in the lab state; `labctl run` warns when a scenario asks for more than "
+          f"{SAFE_SHARE:.0%} of its mode's ceiling")
     return 0
 
 
@@ -235,16 +310,8 @@ def cmd_schema(args: argparse.Namespace, progress: Callable[[str], None]) -> int
 
 
 def cmd_validate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl.config import load_inventory, load_scenario
-    inventory = load_inventory(args.inventory)
-    problems = []
-    for path in args.scenarios:
-        try:
-            load_scenario(path, inventory.model)
-        except ValidationError as exc:
-            problems += exc.problems
-    if problems:
-        raise ValidationError(problems)
+    from labctl.runner import validate_series
+    validate_series(args.inventory, args.scenarios)
     print(f"ok: {args.inventory}" + "".join(f", {p}" for p in args.scenarios))
     return 0
 
@@ -268,7 +335,7 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
-            "collect": cmd_collect, "restore": cmd_restore, "schema": cmd_schema, "validate": cmd_validate,
+            "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate, "schema": cmd_schema, "validate": cmd_validate,
             "image": cmd_image}
 
 

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from labctl.errors import Problem, ValidationError
 from labctl.cpulist import format_cpulist
-from labctl.model import SCENARIO_NAME_PATTERN, Inventory, Scenario, queue_index
+from labctl.model import SCENARIO_NAME_PATTERN, Inventory, Rate, Scenario, queue_index
 from labctl.plan import queues_after_channels
 from labctl.yamlpos import KeyPath, Located, format_path, line_column, load_located, shorten
 
@@ -341,6 +341,11 @@ def cross_check(scenario: Scenario, inventory: Inventory, located: Located) -> l
             need_host(host, ("expect", i, "host"))
         if item.check in ("loss", "rate") and scenario.load is None:
             problems.append(located.problem(("expect", i), f"{item.check} needs a `load:` section"))
+        elif (isinstance(item, Rate) and item.min_fraction is not None and scenario.load
+              and scenario.load.client.rate == "max"):
+            problems.append(located.problem(("expect", i, "min_fraction"), (
+                "the client sends as fast as it can (rate: max): there is no asked rate to take a "
+                "fraction of; give `min` (messages per second) instead")))
     return problems
 
 

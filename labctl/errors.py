@@ -71,6 +71,21 @@ class ExpectationsFailed(LabctlError):
         self.outcome = outcome
 
 
+class RunInconclusive(LabctlError):
+    """The run completed, every DUT check passed, but the load generator fell short of what
+    was asked: the run says nothing about the DUT either way."""
+
+    exit_code = 5
+
+    def __init__(self, message: str, outcome: object = None):
+        super().__init__(message)
+        self.outcome = outcome
+
+
+class CalibrationError(LabctlError):
+    """The load generator's ceiling could not be measured (host unreachable, no python3...)."""
+
+
 class LockError(LabctlError):
     """Another labctl process holds the lab's lock."""
 

@@ -1,4 +1,13 @@
-"""Expectations (pure): evaluate a scenario's assertions against a run's measured deltas."""
+"""Expectations (pure): evaluate a scenario's assertions against a run's measured deltas, and
+the run's verdict from them.
+
+Checks judge one of two subjects: the DUT (where IRQs, softirqs and packets went, loss) or the
+load generator (did it send what was asked: `rate`). A run passes when both hold, fails when a
+DUT check fails, and is inconclusive (generator-bound) when only the generator fell short: the
+DUT checks are still shown, on the packets that were actually sent, but a generator that could
+not deliver is never read as the DUT's failure. A `rate` check with `required: true` is a
+requirement of the experiment itself: its shortfall fails the run.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,7 @@ class ExpectationResult:
     measured: str
     bound: str
     passed: bool
+    subject: str = "dut"            # dut | generator (a shortfall: inconclusive, not failed)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -39,9 +49,51 @@ def _within(value: float, low: float | None, high: float | None) -> bool:
     return (low is None or value >= low) and (high is None or value <= high)
 
 
+IMPLICIT_RATE = Rate(check="rate", min_fraction=0.9)    # a paced run without a rate check of its own
+
+
 def evaluate(scenario: Scenario, measured: dict[str, Any]) -> list[ExpectationResult]:
-    """measured: the analysis of a run (see labctl.analysis.analyse)."""
-    return [_evaluate_one(item, measured) for item in scenario.expect]
+    """measured: the analysis of a run (see labctl.analysis.analyse). A paced load without a
+    `rate` check of its own gets the implicit one (90 % of the asked rate): the generator's
+    shortfall must be said, whatever the scenario checks."""
+    results = [_evaluate_one(item, measured) for item in scenario.expect]
+    load = scenario.load
+    if load and load.client.rate != "max" and not any(isinstance(i, Rate) for i in scenario.expect):
+        implicit = _rate(IMPLICIT_RATE, measured)
+        results.append(dataclasses.replace(implicit, description=implicit.description + " (implicit)"))
+    return results
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """passed | failed | inconclusive, and why in one sentence."""
+
+    status: str
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def verdict(results: list[ExpectationResult], loadgen: dict[str, Any] | None = None,
+            ceiling: float | None = None) -> Verdict:
+    """The run's outcome from its checks; `ceiling` (msg/s) is the generator's calibration."""
+    dut_failed = [r for r in results if not r.passed and r.subject == "dut"]
+    generator_short = [r for r in results if not r.passed and r.subject == "generator"]
+    dut_total = sum(r.subject == "dut" for r in results)
+    if dut_failed:
+        reason = f"{len(dut_failed)} of {dut_total} DUT check(s) failed"
+        if generator_short:
+            reason += " (and the load generator fell short: " + generator_short[0].measured + ")"
+        return Verdict("failed", reason)
+    if generator_short:
+        lg = loadgen or {}
+        reason = (f"generator-bound: {generator_short[0].measured}; every DUT check passed "
+                  f"({dut_total}/{dut_total}) on the {lg.get('sent', 0)} messages actually sent")
+        if ceiling:
+            reason += f"; the generator's measured ceiling in this mode: {ceiling:.0f} msg/s"
+        return Verdict("inconclusive", reason)
+    return Verdict("passed", f"{len(results)}/{len(results)} checks passed")
 
 
 def _evaluate_one(item: Expectation, m: dict[str, Any]) -> ExpectationResult:
@@ -149,13 +201,25 @@ def _loss(item: Loss, m: dict[str, Any]) -> ExpectationResult:
 
 def _rate(item: Rate, m: dict[str, Any]) -> ExpectationResult:
     lg = m.get("loadgen") or {}
-    bound = f">= {item.min_fraction:.0%} of asked"
-    if not lg.get("asked_rate"):
-        return ExpectationResult(item.check, "achieved rate", "no loadgen results", bound, False)
-    fraction = lg["achieved_rate"] / lg["asked_rate"]
-    return ExpectationResult(item.check, "achieved client rate vs asked",
-                             f"{lg['achieved_rate']:.0f}/s of {lg['asked_rate']}/s ({fraction:.1%})",
-                             bound, fraction >= item.min_fraction)
+    subject = "dut" if item.required else "generator"
+    bounds = ([f">= {item.min_fraction:.0%} of asked"] if item.min_fraction is not None else []) + (
+        [f">= {item.min:g}/s"] if item.min is not None else [])
+    bound = " and ".join(bounds) + (" (required)" if item.required else "")
+    if not lg or "achieved_rate" not in lg:
+        return ExpectationResult(item.check, "achieved rate", "no loadgen results", bound, False, subject)
+    achieved, asked = float(lg["achieved_rate"]), lg.get("asked_rate")
+    passed = item.min is None or achieved >= item.min
+    if item.min_fraction is not None:
+        if not asked:
+            return ExpectationResult(item.check, "achieved client rate vs asked",
+                                     f"{achieved:.0f}/s, no asked rate (as fast as it can)", bound,
+                                     False, subject)
+        passed = passed and achieved / asked >= item.min_fraction
+        measured = f"{achieved:.0f}/s of {asked:g}/s ({achieved / asked:.1%})"
+        return ExpectationResult(item.check, "achieved client rate vs asked", measured, bound, passed, subject)
+    return ExpectationResult(item.check, "achieved client rate", f"{achieved:.0f}/s"
+                             + (f" of {asked:g}/s asked" if asked else " (as fast as it can)"),
+                             bound, passed, subject)
 
 
 def _rps_mask(item: RpsMask, m: dict[str, Any]) -> ExpectationResult:

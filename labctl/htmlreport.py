@@ -40,7 +40,7 @@ import jinja2
 from labctl import analysis
 from labctl.cpulist import parse_cpulist
 from labctl.profiles import RX_FRAMES
-from labctl.report import RATE_REACHED, SOFTNET_COLUMNS, cpu_label, stopped_text
+from labctl.report import RATE_REACHED, SOFTNET_COLUMNS, cpu_label, generator_text, stopped_text, verdict_text
 from labctl.xmlrender import templates_dir
 
 TEMPLATE = "report.html.j2"
@@ -328,8 +328,12 @@ def _lead(s: Mapping[str, Any]) -> list[Block]:
                            "softnet_stat are host-wide (all namespaces share one kernel); veth "
                            "has no IRQs.", "warn"))
     stopped = stopped_text(s.get("outcome"))
+    judged = verdict_text(s)
     if stopped:
         blocks.append(Note(stopped, "fail"))
+    elif judged:
+        status = (s.get("verdict") or {}).get("status")
+        blocks.append(Note(judged, {"passed": "pass", "failed": "fail"}.get(str(status), "warn")))
     elif s.get("interrupted") or s.get("error"):        # runs made before manifests had an outcome
         blocks.append(Note(f"The run stopped: {s.get('interrupted') or s.get('error')}", "fail"))
     return blocks
@@ -408,6 +412,9 @@ def _load(s: Mapping[str, Any]) -> Section:
         return Section("load", "Load", [Note(text, "muted")])
     blocks: list[Block] = [Table(LOAD_HEADER, [load_row(lg)], "load")]
     blocks.append(load_verdict(lg))
+    described = generator_text(dict(lg), s.get("generator"))
+    if described:
+        blocks.append(Note(described, "muted"))
     workers = lg.get("client_workers") or []
     if workers:
         rows = [[Cell(str(i)), Cell(str(w.get("pid", "?"))), num(w.get("rate")),
@@ -444,7 +451,8 @@ def load_row(lg: Mapping[str, Any], first: Cell | None = None) -> list[Cell]:
 def load_verdict(lg: Mapping[str, Any], who: str = "") -> Note:
     share, asked = reached(lg), lg.get("asked_rate") or 0
     if share is None:
-        return Note(f"{who}no asked rate: nothing to compare the achieved rate with", "muted")
+        return Note(f"{who}The client sent as fast as it could: {float(lg.get('achieved_rate') or 0):.0f} "
+                    "msg/s (reported, not judged).", "muted")
     achieved = float(lg.get("achieved_rate") or 0)
     if share < RATE_REACHED:
         return Note(f"{who}The client fell short: it reached only {achieved:.0f} of the asked "

@@ -969,10 +969,24 @@ class TcpFlow:
 
 
 def _new_socket_sender(family: int, kind: int, address: Tuple[Any, ...]) -> SendFunction:
-    """golang-loadgen's way: open, connect, write, close for every message."""
+    """golang-loadgen's way: a new socket (a new source port, a new flow) for every message.
+
+    UDP sends with sendto on the unconnected socket, which binds an ephemeral port and routes
+    in the same system call: three calls per message instead of four (socket, connect, send,
+    close), +4-7 % msg/s in a TCG guest (bench/generator_ceiling.py). TCP connects.
+    """
+    new_socket = socket.socket
+    if kind == socket.SOCK_DGRAM:
+        def send_datagram(data: Any) -> None:
+            sock = new_socket(family, kind)
+            try:
+                sock.sendto(data, address)
+            finally:
+                sock.close()
+        return send_datagram
 
     def send(data: Any) -> None:
-        sock = socket.socket(family, kind)
+        sock = new_socket(family, kind)
         try:
             sock.connect(address)
             sock.sendall(data)

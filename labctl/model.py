@@ -317,7 +317,9 @@ class ServerLoad(Strict):
 
 class ClientLoad(Strict):
     host: HostName = "loadgen"
-    rate: int = Field(gt=0, le=10_000_000, description="messages per second, all workers")
+    rate: Annotated[int, Field(gt=0, le=10_000_000)] | Literal["max"] = Field(description=(
+        "messages per second, all workers; max: as fast as the generator can (the blog's "
+        "`-rate-per-second 1000000000`): the achieved rate is reported, not judged"))
     duration: float = Field(gt=0, le=3600, description="seconds of load")
     payload: int = Field(64, ge=1, le=65507, description="bytes per message")
     flows: int = Field(4, ge=1, le=4096)
@@ -403,8 +405,21 @@ class Loss(Strict):
 
 
 class Rate(Strict):
+    """A check of the load generator, not of the DUT: when it fails while every DUT check
+    passes, the run is inconclusive (generator-bound), unless `required` makes it a failure."""
+
     check: Literal["rate"]
-    min_fraction: Fraction = Field(description="achieved / asked rate of the client")
+    min_fraction: Fraction | None = Field(None, description="achieved / asked rate of the client")
+    min: float | None = Field(None, gt=0, le=10_000_000, description=(
+        "achieved messages per second, at least (also with rate: max: enough packets to judge)"))
+    required: bool = Field(False, description=(
+        "a shortfall fails the run (exit 3) instead of making it inconclusive (exit 5)"))
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "Rate":
+        if self.min_fraction is None and self.min is None:
+            raise ValueError("give min_fraction (of the asked rate) or min (messages per second)")
+        return self
 
 
 class RpsMask(Strict):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from labctl import probes
 from labctl.cpulist import format_cpulist, format_mask
 from labctl.facts import HostFacts
-from labctl.model import Channels, HostTuning, Inventory, Load, Profile, Scenario, queue_index
+from labctl.model import Channels, ClientLoad, HostTuning, Inventory, Load, Profile, Scenario, ServerLoad, queue_index
 from labctl.sections import build_script
 
 Kind = Literal["change", "skip", "sleep", "upload", "start", "wait_file", "snapshot",
@@ -358,30 +358,53 @@ def server_address(inventory: Inventory, host: str) -> str:
 
 def start_server_action(inventory: Inventory, load: Load, workdir: str) -> Action:
     s = load.server
-    argv = ["python3", f"{workdir}/{LOADGEN_REMOTE_NAME}", "server", "--protocol", s.protocol,
-            "--bind", server_address(inventory, s.host), "--port", s.port, "--workers", s.workers,
-            "--result", f"{workdir}/server.json", "--ready-file", f"{workdir}/server.ready"]
-    if s.cpus:
-        argv += ["--cpus", format_cpulist(s.cpus)]
+    argv = server_argv(inventory, s, workdir)
     return Action(s.host, "load", "start", f"start the {s.protocol} server ({s.workers} worker(s)"
                   + (f", CPUs {format_cpulist(s.cpus)})" if s.cpus else ")"),
                   command=detached_command(argv, f"{workdir}/server.log"), process="server")
 
 
+def server_argv(inventory: Inventory, s: ServerLoad, workdir: str) -> list[object]:
+    """The loadgen server's command line: results and its ready file in `workdir`."""
+    argv: list[object] = [
+        "python3", f"{workdir}/{LOADGEN_REMOTE_NAME}", "server", "--protocol", s.protocol,
+        "--bind", server_address(inventory, s.host), "--port", s.port, "--workers", s.workers,
+        "--result", f"{workdir}/server.json", "--ready-file", f"{workdir}/server.ready"]
+    if s.cpus:
+        argv += ["--cpus", format_cpulist(s.cpus)]
+    return argv
+
+
 def start_client_action(inventory: Inventory, load: Load, workdir: str) -> Action:
     c, s = load.client, load.server
-    argv = ["python3", f"{workdir}/{LOADGEN_REMOTE_NAME}", "client", "--protocol", s.protocol,
-            "--host", server_address(inventory, s.host), "--port", s.port, "--rate", c.rate,
-            "--duration", f"{c.duration:g}", "--payload", c.payload, "--flows", c.flows,
-            "--workers", c.workers, "--result", f"{workdir}/client.json"]
+    argv = client_argv(f"{workdir}/{LOADGEN_REMOTE_NAME}", s.protocol, server_address(inventory, s.host),
+                       s.port, c, f"{workdir}/client.json")
+    return Action(c.host, "load", "start",
+                  f"start the client: {rate_text(c.rate)} for {c.duration:g} s, {c.flows} flow(s), "
+                  f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
+                  process="client")
+
+
+def client_argv(loadgen: str, protocol: str, address: str, port: int, c: ClientLoad, result: str,
+                rate: int | str | None = None, duration: float | None = None) -> list[object]:
+    """The loadgen client's command line for a scenario's client (rate and duration may be
+    overridden: the generator's calibration sends as fast as it can, in the same mode)."""
+    rate = c.rate if rate is None else rate
+    argv: list[object] = [
+        "python3", loadgen, "client", "--protocol", protocol, "--host", address, "--port", port,
+        *(["--max"] if rate == "max" else ["--rate", rate]),
+        "--duration", f"{c.duration if duration is None else duration:g}", "--payload", c.payload,
+        "--flows", c.flows, "--workers", c.workers, "--result", result]
     if c.cpus:
         argv += ["--cpus", format_cpulist(c.cpus)]
     if c.new_socket_per_message:
         argv.append("--new-socket-per-message")
-    return Action(c.host, "load", "start",
-                  f"start the client: {c.rate} msg/s for {c.duration:g} s, {c.flows} flow(s), "
-                  f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
-                  process="client")
+    return argv
+
+
+def rate_text(rate: int | str) -> str:
+    """How a client's asked rate reads: "2000 msg/s", or "as fast as it can"."""
+    return "as fast as it can" if rate == "max" else f"{rate} msg/s"
 
 
 def detached_command(argv: list[object], log: str) -> str:

@@ -56,7 +56,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     out = [f"# labctl run {summary['run_id']}", ""]
     out += _header(summary)
     out += _expectations(summary)
-    out += _loadgen(summary.get("loadgen"))
+    out += _loadgen(summary.get("loadgen"), summary.get("generator"))
     out += _server_cpus(summary)
     for host, data in summary.get("hosts", {}).items():
         out += _host_section(host, data)
@@ -81,7 +81,37 @@ def _header(s: dict[str, Any]) -> list[str]:
                      "host-wide (all namespaces share one kernel); veth has no IRQs.")
     lines.append("- `*` marks isolated CPUs.")
     stopped = stopped_text(s.get("outcome"))
-    return lines + [""] + ([f"**{stopped}**", ""] if stopped else [])
+    judged = verdict_text(s)
+    return (lines + [""] + ([f"**{stopped}**", ""] if stopped else [])
+            + ([f"**{judged}**", ""] if judged and not stopped else []))
+
+
+VERDICT_WORDS = {"passed": "PASSED", "failed": "FAILED (the DUT)",
+                 "inconclusive": "INCONCLUSIVE (not the DUT's result)"}
+
+
+def verdict_text(s: dict[str, Any]) -> str:
+    """The run's verdict in one line: passed, failed, or inconclusive and why."""
+    judged = s.get("verdict")
+    if not judged:
+        return ""
+    return f"Verdict: {VERDICT_WORDS.get(judged['status'], judged['status'])}: {judged['reason']}."
+
+
+def generator_text(lg: dict[str, Any] | None, generator: dict[str, Any] | None) -> str:
+    """What the generator was asked, what it did, and its measured ceiling in this mode."""
+    if not generator:
+        return ""
+    ceiling = generator.get("ceiling")
+    asked = generator.get("asked_rate")
+    text = f"Load generator: {generator.get('description')}; asked: " + (
+        "as fast as it can (the achieved rate is reported, not judged)" if asked == "max" else f"{asked} msg/s")
+    if ceiling:
+        text += (f"; its measured ceiling in this mode: {ceiling['rate']:.0f} msg/s "
+                 f"(measured {ceiling['measured_at']})")
+        if lg and ceiling["rate"]:
+            text += f"; this run reached {float(lg.get('achieved_rate') or 0) / ceiling['rate']:.0%} of it"
+    return text + "."
 
 
 def stopped_text(outcome: dict[str, Any] | None) -> str:
@@ -120,12 +150,12 @@ def _expectations(s: dict[str, Any]) -> list[str]:
             table(["result", "check", "what", "measured", "expected"], rows), ""]
 
 
-def _loadgen(lg: dict[str, Any] | None) -> list[str]:
+def _loadgen(lg: dict[str, Any] | None, generator: dict[str, Any] | None = None) -> list[str]:
     if not lg:
         return []
     loss = "n/a" if lg.get("loss") is None else f"{lg['loss']:.2%}"
     drops = lg.get("server_socket_drops")
-    rows = [[lg.get("protocol"), lg.get("asked_rate"), lg.get("achieved_rate", 0.0),
+    rows = [[lg.get("protocol"), lg.get("asked_rate") or "max", lg.get("achieved_rate", 0.0),
              lg.get("sent"), lg.get("received"), loss, "n/a" if drops is None else drops, lg.get("client_errors")]]
     out = ["## Load", "", table(["protocol", "asked msg/s", "achieved msg/s", "sent", "received",
                                  "loss", "server socket drops", "client errors"], rows), ""]
@@ -133,7 +163,8 @@ def _loadgen(lg: dict[str, Any] | None) -> list[str]:
     if asked and lg.get("achieved_rate", 0.0) < RATE_REACHED * asked:
         out += [f"**The client reached only {lg['achieved_rate']:.0f} of the asked {asked} msg/s "
                 f"({lg['achieved_rate'] / asked:.0%}): the load generator is the limit, not the DUT.**", ""]
-    return out
+    described = generator_text(lg, generator)
+    return out + ([described, ""] if described else [])
 
 
 def _server_cpus(s: dict[str, Any]) -> list[str]:

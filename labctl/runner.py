@@ -21,13 +21,17 @@ from typing import Any, Callable, Iterator
 from labctl import __version__, failpoints
 from labctl.analysis import analyse_host, loadgen_summary
 from labctl.config import Loaded, check_against_facts, load_inventory, load_scenario
-from labctl.errors import ExpectationsFailed, LabctlError, RunError, Terminated, ValidationError
+from labctl.errors import (ExpectationsFailed, LabctlError, RunError, RunInconclusive, Terminated,
+                           ValidationError)
 from labctl.executor import Executor, Outcome, require_ok
-from labctl.expectations import evaluate
+from labctl.expectations import evaluate, verdict
 from labctl.facts import HostFacts, facts_script, parse_facts
 from labctl.labstate import LabState
-from labctl.model import Inventory, Scenario
-from labctl.plan import Plan, build_plan, profile_cpus, render_plan
+from labctl.calibrate import measure_ceiling, record_ceiling
+from labctl.generator import (CALIBRATION_SECONDS, CEILINGS_KEY, Ceiling, ceiling_warning, generator_record,
+                              mode_of, recorded_ceiling)
+from labctl.model import Inventory, Load, Scenario
+from labctl.plan import Plan, build_plan, profile_cpus, rate_text, render_plan
 from labctl.netns_socket import ssh_banner
 from labctl.preparer import Preparer
 from labctl.compare import compare, render_compare_html, render_compare_text
@@ -37,7 +41,7 @@ from labctl.htmlreport import render_html
 from labctl.profiles import analyse_profile
 from labctl.lock import lab_lock
 from labctl.providers import lab_dir, load_state, prepared_dir, provider_for, state_file
-from labctl.restorer import Restorer, StepResult, read_journal
+from labctl.restorer import Restorer, StepResult
 from labctl.report import render_markdown
 from labctl.runs import RunDir, find_run, new_run_id
 
@@ -96,6 +100,15 @@ def lab_status(inventory_path: Path) -> tuple[Inventory, dict[str, str]]:
     return inventory, provider_for(inventory_path, inventory).status()
 
 
+def lab_ceilings(inventory_path: Path) -> list[Ceiling]:
+    """The generator ceilings the lab has recorded (none when it is down)."""
+    inventory = load_inventory(inventory_path).model
+    sf = state_file(inventory_path, inventory)
+    if not sf.exists():
+        return []
+    return [Ceiling.from_json(c) for c in (sf.load().facts.get(CEILINGS_KEY) or {}).values()]
+
+
 def open_transports(state: LabState, hosts: list[str]) -> dict[str, Any]:
     from labctl.transport import open_all      # fabric is heavy: imported only when needed
     return open_all({h: state.targets[h] for h in hosts})
@@ -137,12 +150,13 @@ def prepare_run(inventory_path: Path, scenario_path: Path, progress: Progress
 
 
 def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transports: dict[str, Any],
-             progress: Progress, run_dir: RunDir | None = None
+             progress: Progress, run_dir: RunDir | None = None, ceiling: Ceiling | None = None
              ) -> tuple[Plan, dict[str, HostFacts], list[str]]:
     facts = gather_facts(transports, inventory.model, run_dir)
     problems, warnings = check_against_facts(scenario, inventory.model, facts)
     if problems:
         raise ValidationError(problems)
+    warnings += [w for w in (ceiling_warning(scenario, ceiling),) if w]
     for warning in warnings:
         progress(f"warning: {warning}")
     assert scenario.model.name
@@ -181,10 +195,14 @@ def lab_unprepare(inventory_path: Path, progress: Progress) -> list[str]:
 
 def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> str:
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
+    ceiling = recorded_ceiling(state.facts, scenario.model.load) if scenario.model.load else None
     with connected(state, list(inventory.model.hosts)) as transports:
         preparation = preparer(inventory_path, inventory, transports, progress).describe()
-        plan, _, _ = plan_run(inventory, scenario, transports, progress)
+        plan, _, warnings = plan_run(inventory, scenario, transports, progress, ceiling=ceiling)
     text = render_plan(plan)
+    if scenario.model.load:
+        text = _generator_line(scenario.model.load, ceiling) + "\n" + "".join(
+            f"warning: {w}\n" for w in warnings) + "\n" + text
     if preparation:
         pending = not all(line.endswith("prepared already") for line in preparation)
         text = ("host preparation (from the inventory; kept across runs):\n" + "\n".join(preparation) + "\n"
@@ -193,11 +211,16 @@ def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> st
     return text
 
 
-def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress) -> RunOutcome:
+def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress,
+        created: list[Path] | None = None) -> RunOutcome:
+    """One run; `created` gets its run directory as soon as it exists (a series reports it
+    also for a run that then fails)."""
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
     assert scenario.model.name
     with locked(inventory_path, inventory.model, f"run {scenario_path}", progress):
         run_dir = RunDir.create(runs_root, new_run_id(scenario.model.name))
+        if created is not None:
+            created.append(run_dir.path)
         manifest = _start_manifest(run_dir, inventory, scenario, state)
         progress(f"run {run_dir.path}")
         stage = {"phase": "connect"}
@@ -213,11 +236,27 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
         _finished(run_dir, manifest, outcome)
     result = collect(run_dir.path, runs_root)
     require_ok(outcome)
-    failed = [e for e in result.summary["expectations"] if not e["passed"]]
-    if failed:
-        raise ExpectationsFailed(f"{len(failed)} expectation(s) failed; report: "
-                                 f"{run_dir.path / 'report.md'}", result)
+    judged = result.summary["verdict"]
+    if judged["status"] == "failed":
+        raise ExpectationsFailed(f"failed: {judged['reason']}; report: {run_dir.path / 'report.md'}", result)
+    if judged["status"] == "inconclusive":
+        raise RunInconclusive(f"inconclusive: {judged['reason']}; report: {run_dir.path / 'report.md'}",
+                              result)
     return result
+
+
+def validate_series(inventory_path: Path, scenario_paths: list[Path]) -> None:
+    """The inventory and every scenario of a series, checked before the first one runs (all
+    problems at once); `labctl validate` too."""
+    inventory = load_inventory(inventory_path)
+    problems = []
+    for path in scenario_paths:
+        try:
+            load_scenario(path, inventory.model)
+        except ValidationError as exc:
+            problems += exc.problems
+    if problems:
+        raise ValidationError(problems)
 
 
 def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
@@ -228,12 +267,67 @@ def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loa
         progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
         stage["phase"] = "prepare-hosts"
         preparation = preparer(inventory_path, inventory, transports, progress).prepare()
+        stage["phase"] = "calibrate"
+        ceiling = None
+        if scenario.model.load is not None:
+            ceiling = generator_ceiling(inventory_path, inventory.model, scenario.model.load, state,
+                                        transports, progress)
+            manifest["generator"] = generator_record(scenario.model.load, ceiling)
         stage["phase"] = "facts"
         failpoints.reached("facts")
-        plan, facts, warnings = plan_run(inventory, scenario, transports, progress, run_dir)
+        plan, facts, warnings = plan_run(inventory, scenario, transports, progress, run_dir, ceiling)
         _plan_manifest(run_dir, manifest, scenario, facts, plan, warnings, preparation)
         stage["phase"] = "execute"
         return Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
+
+
+def generator_ceiling(inventory_path: Path, inventory: Inventory, load: Load, state: LabState,
+                      transports: dict[str, Any], progress: Progress, force: bool = False,
+                      seconds: float = CALIBRATION_SECONDS) -> Ceiling:
+    """The generator's ceiling in this load's mode: the one the lab recorded, else measured
+    now (once per lab and mode) and recorded."""
+    ceiling = None if force else recorded_ceiling(state.facts, load)
+    if ceiling is None:
+        ceiling = measure_ceiling(inventory, load, transports, progress, seconds)
+        record_ceiling(state_file(inventory_path, inventory), ceiling)
+        state.facts.setdefault(CEILINGS_KEY, {})[ceiling.mode] = ceiling.to_json()
+    return ceiling
+
+
+def _generator_line(load: Load, ceiling: Ceiling | None) -> str:
+    mode = mode_of(load)
+    if ceiling is None:
+        return (f"load generator: {mode.describe()}; its ceiling in this mode is not measured yet "
+                "(`labctl run` measures it first, ~10 s; or `labctl calibrate`)")
+    return (f"load generator: {mode.describe()}; measured ceiling {ceiling.rate:.0f} msg/s "
+            f"({ceiling.measured_at}); asked: {rate_text(load.client.rate)}")
+
+
+def lab_calibrate(inventory_path: Path, scenario_paths: list[Path], seconds: float,
+                  progress: Progress) -> list[Ceiling]:
+    """`labctl calibrate`: measure (again) the generator's ceiling in each scenario's mode, or in
+    the blog's (UDP, a new socket per message, 64 B, 4 workers) without scenarios."""
+    inventory = load_inventory(inventory_path)
+    loads = [s.model.load for s in (load_scenario(p, inventory.model) for p in scenario_paths)
+             if s.model.load is not None] or [default_load(inventory.model)]
+    state = load_state(inventory_path, inventory.model)
+    modes = {mode_of(load).key: load for load in loads}
+    hosts = sorted({h for load in modes.values() for h in (load.server.host, load.client.host)})
+    with locked(inventory_path, inventory.model, "calibrate", progress), connected(state, hosts) as transports:
+        return [generator_ceiling(inventory_path, inventory.model, load, state, transports, progress,
+                                  force=True, seconds=seconds) for load in modes.values()]
+
+
+def default_load(inventory: Inventory) -> Load:
+    """The blog's client: UDP, a new socket per message, 64 B, 4 workers, loadgen -> dut."""
+    roles = {spec.role: name for name, spec in inventory.hosts.items()}
+    if "dut" not in roles or "loadgen" not in roles:
+        raise RunError("calibrate without a scenario needs a host with role dut and one with role "
+                       "loadgen in the inventory; name scenarios to calibrate their modes")
+    return Load.model_validate({
+        "server": {"host": roles["dut"], "protocol": "udp"},
+        "client": {"host": roles["loadgen"], "rate": "max", "duration": CALIBRATION_SECONDS,
+                   "payload": 64, "workers": 4, "new_socket_per_message": True}})
 
 
 def _start_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
@@ -399,6 +493,8 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
             hosts[host] = analyse_host(functools.partial(run_dir.read_raw, host), facts)
     measured = {"hosts": hosts, "loadgen": _loadgen(run_dir, scenario)}
     results = evaluate(scenario, measured)
+    generator = manifest.get("generator")
+    ceiling = ((generator or {}).get("ceiling") or {}).get("rate")
     return {
         "run_id": manifest["run_id"], "scenario": scenario.name, "description": scenario.description,
         "lab": manifest["lab"]["name"], "provider": manifest["lab"]["provider"],
@@ -409,6 +505,8 @@ def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, An
         "server": _server_placement(scenario),
         "window_seconds": _window(steps),
         "expectations": [r.to_json() for r in results],
+        "verdict": verdict(results, measured["loadgen"], ceiling).to_json(),
+        "generator": generator,
         "loadgen": measured["loadgen"], "hosts": hosts, "profile": profile,
         "steps": steps.get("steps", []), "restore": steps.get("restore", []),
         "interrupted": steps.get("interrupted"), "error": steps.get("error"),

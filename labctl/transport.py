@@ -538,12 +538,16 @@ def open_all(targets: dict[str, SshTarget], connect_timeout: float = 10.0
         return {}
     with ThreadPoolExecutor(max_workers=len(transports)) as pool:
         futures = {name: pool.submit(t.open) for name, t in transports.items()}
-    failures = [f.exception() for f in futures.values() if f.exception() is not None]
+    failures = {name: f.exception() for name, f in futures.items() if f.exception() is not None}
     if failures:
         for transport in transports.values():
             transport.close()
-        raise TransportError("\n".join(str(f) for f in failures))
+        raise TransportError("\n".join(_naming_host(name, str(exc)) for name, exc in failures.items()))
     return transports
+
+
+def _naming_host(host: str, message: str) -> str:
+    return message if message.startswith(f"{host}:") else f"{host}: {message}"
 
 
 def run_parallel(jobs: list[tuple[SshTransport, str]], *, check: bool = True,

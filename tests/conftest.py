@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from tests.helpers import CpuHog
 
 pytest_plugins = ["tests.conftest_sshd", "tests.conftest_libvirt"]
 
@@ -16,3 +19,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def cpu_hog() -> Iterator[CpuHog]:
+    """A process that keeps one host core busy for the whole test, killed by PID at its end."""
+    with CpuHog() as hog:
+        yield hog

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from labctl.expectations import ExpectationResult, evaluate, share_of
+from labctl.expectations import ExpectationResult, evaluate, share_of, verdict
 from labctl.model import Scenario
 
 LOAD = {"client": {"rate": 100, "duration": 1}}
@@ -15,8 +15,7 @@ LOAD = {"client": {"rate": 100, "duration": 1}}
 
 def check(expectation: dict[str, Any], measured: dict[str, Any]) -> ExpectationResult:
     scenario = Scenario.model_validate({"load": LOAD, "expect": [expectation]})
-    (result,) = evaluate(scenario, measured)
-    return result
+    return evaluate(scenario, measured)[0]      # a paced load may add the implicit rate check
 
 
 def host(**data: Any) -> dict[str, Any]:
@@ -158,10 +157,71 @@ def test_rate(fraction: float, passed: bool) -> None:
     assert result.measured == "1990/s of 2000/s (99.5%)"
 
 
-@pytest.mark.parametrize("measured", [{}, {"loadgen": None}, lg(asked_rate=None), lg(asked_rate=0)])
+@pytest.mark.parametrize("measured", [{}, {"loadgen": None}])
 def test_rate_without_loadgen_results_fails(measured: dict[str, Any]) -> None:
     result = check({"check": "rate", "min_fraction": 0.0}, measured)
     assert not result.passed and result.measured == "no loadgen results"
+    assert result.subject == "generator"
+
+
+@pytest.mark.parametrize("measured", [lg(asked_rate=None), lg(asked_rate=0)])
+def test_rate_fraction_without_an_asked_rate_fails(measured: dict[str, Any]) -> None:
+    result = check({"check": "rate", "min_fraction": 0.0}, measured)
+    assert not result.passed and result.measured == "1990/s, no asked rate (as fast as it can)"
+
+
+@pytest.mark.parametrize("minimum,passed", [(1990, True), (1990.4, True), (1991, False)])
+def test_rate_minimum_in_messages_per_second(minimum: float, passed: bool) -> None:
+    result = check({"check": "rate", "min": minimum}, lg(asked_rate=None))
+    assert result.passed is passed and result.subject == "generator"
+    assert result.measured == "1990/s (as fast as it can)" and result.bound == f">= {minimum:g}/s"
+
+
+def test_rate_required_judges_the_experiment_not_the_generator() -> None:
+    result = check({"check": "rate", "min_fraction": 0.999, "required": True}, lg())
+    assert not result.passed and result.subject == "dut" and result.bound.endswith("(required)")
+
+
+def test_rate_needs_a_bound() -> None:
+    from pydantic import ValidationError
+    with pytest.raises(ValidationError, match="min_fraction .* or min"):
+        Scenario.model_validate({"load": LOAD, "expect": [{"check": "rate"}]})
+
+
+def test_a_paced_load_without_a_rate_check_gets_the_implicit_one() -> None:
+    scenario = Scenario.model_validate({"load": LOAD, "expect": [{"check": "loss", "max": 0.05}]})
+    loss, implicit = evaluate(scenario, lg(achieved_rate=1500.0))
+    assert loss.passed and not implicit.passed and implicit.subject == "generator"
+    assert implicit.description.endswith("(implicit)") and implicit.bound == ">= 90% of asked"
+    as_fast = Scenario.model_validate({"load": {"client": {"rate": "max", "duration": 1}},
+                                       "expect": [{"check": "loss", "max": 0.05}]})
+    assert len(evaluate(as_fast, lg(asked_rate=None))) == 1
+
+
+# --------------------------------------------------------------------------- verdict
+
+def _result(passed: bool, subject: str = "dut") -> ExpectationResult:
+    return ExpectationResult("x", "what", "1990/s of 2000/s (99.5%)", "b", passed, subject)
+
+
+@pytest.mark.parametrize("results,status", [
+    ([_result(True), _result(True, "generator")], "passed"),
+    ([_result(True), _result(False, "generator")], "inconclusive"),
+    ([_result(False), _result(False, "generator")], "failed"),
+    ([_result(False), _result(True, "generator")], "failed"),
+    ([], "passed"),
+])
+def test_verdict(results: list[ExpectationResult], status: str) -> None:
+    assert verdict(results).status == status
+
+
+def test_an_inconclusive_verdict_says_why_with_the_ceiling() -> None:
+    judged = verdict([_result(True), _result(False, "generator")], {"sent": 16340}, ceiling=1712.4)
+    assert judged.reason == ("generator-bound: 1990/s of 2000/s (99.5%); every DUT check passed (1/1) "
+                             "on the 16340 messages actually sent; the generator's measured ceiling "
+                             "in this mode: 1712 msg/s")
+    failed = verdict([_result(False), _result(False, "generator")])
+    assert failed.reason == "1 of 1 DUT check(s) failed (and the load generator fell short: 1990/s of 2000/s (99.5%))"
 
 
 # --------------------------------------------------------------------------- rps_mask
@@ -205,10 +265,10 @@ def test_evaluate_keeps_order_and_results_are_json() -> None:
         {"check": "rps_mask", "queue": "rx-0", "equals": 1}]})
     results = evaluate(scenario, {**NET_RX, **lg()} | {"hosts": {"dut": {**NET_RX["hosts"]["dut"],
                                                                         **RPS["hosts"]["dut"]}}})
-    assert [r.check for r in results] == ["loss", "softirq_share", "rps_mask"]
+    assert [r.check for r in results] == ["loss", "softirq_share", "rps_mask", "rate"]   # + implicit
     assert all(r.passed for r in results)
     data = json.loads(json.dumps([r.to_json() for r in results]))
-    assert set(data[0]) == {"check", "description", "measured", "bound", "passed"}
+    assert set(data[0]) == {"check", "description", "measured", "bound", "passed", "subject"}
     assert evaluate(Scenario.model_validate({}), {}) == []
 
 

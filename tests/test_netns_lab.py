@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -63,6 +64,10 @@ class Lab:
     def summary(self, run: Path) -> dict:
         return json.loads((run / "summary.json").read_text())
 
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads((self.dir / ".labctl" / self.name / "state.json").read_text())
+        return state
+
     def newest_run(self) -> Path:
         return max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
 
@@ -80,7 +85,8 @@ def lab(tmp_path: Path) -> Lab:
     assert not {the_lab.ns("dut"), the_lab.ns("loadgen")} & _namespaces()
 
 
-def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """The netns lab's scenarios with a CPU hog keeping one of the two cores busy all along."""
     assert lab.labctl("up") == 0
     assert {lab.ns("dut"), lab.ns("loadgen")} <= _namespaces()
     state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
@@ -101,6 +107,16 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
     for summary in (baseline, rps):
         assert all(e["passed"] for e in summary["expectations"]), summary["expectations"]
         assert all(r["status"] == "ok" for r in summary["restore"])
+        assert summary["verdict"]["status"] == "passed"
+    # the generator's ceiling in the scenarios' mode: measured by the first run, kept for the lab
+    ceiling = lab.state()["facts"]["generator_ceilings"]["loadgen->dut/udp/64B/1w/4-flows/cpus=0"]
+    for run in (baseline_run, rps_run):
+        generator = json.loads((run / "manifest.json").read_text())["generator"]
+        assert generator["ceiling"] == ceiling and generator["asked_rate"] == 20000
+        assert generator["asked_share_of_ceiling"] == pytest.approx(20000 / ceiling["rate"])
+    print(f"netns generator ceiling {ceiling['rate']:.0f} msg/s; hog {cpu_hog.cpu_seconds():.1f} CPU s")
+    assert ceiling["rate"] > 20000 / 0.8, "the scenarios ask for a safe share of the ceiling"
+    assert cpu_hog.cpu_seconds() > 1.0
     # RPS moves NET_RX and received_rps to CPU 1, against the baseline of the same lab
     def share(values: dict, cpu: int) -> float:
         total = sum(values.values())
@@ -147,6 +163,82 @@ def test_up_run_collect_down(lab: Lab, capsys: pytest.CaptureFixture[str]) -> No
         assert not pid_alive(pid)
     assert not (lab.dir / ".labctl").exists()
     assert lab.labctl("down") == 0, "down twice is fine"
+
+
+GENERATOR_BOUND = """\
+description: asks far more than one worker sending a new socket per message can deliver
+tuning:
+  dut:
+    rps: {all: 1}
+load:
+  server: {cpus: 1}
+  client:
+    rate: 5000000
+    duration: 3
+    workers: 1
+    cpus: 0
+    new_socket_per_message: true
+expect:
+  - {check: rps_mask, queue: all, equals: 1}
+  - {check: softnet_share, column: received_rps, cpus: 1, min: 0.9}
+"""
+
+
+def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The generator truly cannot deliver what is asked: `calibrate` measures its ceiling, the
+    plan warns with both numbers and the rate's file:line, the run's DUT checks pass on the
+    packets that were sent and the run is inconclusive (exit 5), or failed (exit 3) when the
+    scenario makes the rate a requirement. The hosts are restored either way."""
+    assert lab.labctl("up") == 0
+    scenario = lab.dir / "scenarios" / "bound.yaml"
+    scenario.write_text(GENERATOR_BOUND)
+    capsys.readouterr()
+    assert lab.labctl("calibrate", "--seconds", "2", str(scenario)) == 0
+    out = capsys.readouterr().out
+    assert "UDP from loadgen to dut, a new socket per message, 64 B, 1 worker(s), pinned to CPUs 0" in out
+    (ceiling,) = lab.state()["facts"]["generator_ceilings"].values()
+    assert 0 < ceiling["rate"] < 5000000 * 0.8
+    assert not _processes_mentioning("labctl-calibrate") and not list(Path("/tmp").glob("labctl-calibrate-*"))
+
+    assert lab.labctl("run", "--dry-run", str(scenario)) == 0
+    dry = capsys.readouterr().out
+    assert f"load generator: UDP from loadgen to dut" in dry and f"measured ceiling {ceiling['rate']:.0f} msg/s" in dry
+    assert f"warning: {scenario}:8:11: load.client.rate: asks 5000000 msg/s" in dry
+    assert f"of the load generator's measured ceiling of {ceiling['rate']:.0f} msg/s" in dry
+
+    assert lab.labctl("run", str(scenario)) == 5
+    err = capsys.readouterr().err
+    assert "labctl: inconclusive: generator-bound: " in err and "Traceback" not in err
+    summary = lab.summary(lab.newest_run())
+    assert summary["verdict"]["status"] == "inconclusive"
+    assert f"the generator's measured ceiling in this mode: {ceiling['rate']:.0f} msg/s" in summary["verdict"]["reason"]
+    dut_checks = [e for e in summary["expectations"] if e["subject"] == "dut"]
+    assert len(dut_checks) == 2 and all(e["passed"] for e in dut_checks), "judged on the packets sent"
+    assert "(implicit)" in summary["expectations"][-1]["description"]
+    assert "INCONCLUSIVE (not the DUT's result)" in (lab.newest_run() / "report.md").read_text()
+    for q in range(4):
+        assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
+
+    scenario.write_text(GENERATOR_BOUND + "  - {check: rate, min_fraction: 0.9, required: true}\n")
+    assert lab.labctl("run", str(scenario)) == 3
+    summary = lab.summary(lab.newest_run())
+    assert summary["verdict"]["status"] == "failed" and summary["expectations"][-1]["subject"] == "dut"
+
+
+def test_calibration_of_an_unreachable_generator_is_one_message(lab: Lab,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab.labctl("up") == 0
+    _in_ns(lab.ns("loadgen"), "ip", "link", "set", "lo", "down")     # its sshd listens there
+    try:
+        capsys.readouterr()
+        assert lab.labctl("calibrate", "scenarios/netns_baseline.yaml") == 1
+        err = capsys.readouterr().err
+        assert err.startswith("labctl: loadgen") and "Traceback" not in err, err
+    finally:
+        _in_ns(lab.ns("loadgen"), "ip", "link", "set", "lo", "up")
+    assert "generator_ceilings" not in lab.state()["facts"]
+    assert not _processes_mentioning("labctl-calibrate") and not list(Path("/tmp").glob("labctl-calibrate-*"))
 
 
 def test_sigint_during_load_restores(lab: Lab) -> None:

@@ -211,13 +211,14 @@ def test_report_of_the_pinned_run(c_pinned: dict[str, Any]) -> None:
     assert "- dut: kernel 6.1.0-50-amd64, CPUs 0-7, isolated 4-7, NIC eth1 (virtio_net)" in report
     assert "- `*` marks isolated CPUs." in report
     assert "netns lab" not in report
-    assert "## Expectations: 2/3 passed" in report
+    assert "## Expectations: 3/4 passed" in report     # the implicit rate check is the 4th
     lines = report.splitlines()
-    header = lines.index("## Expectations: 2/3 passed") + 2
+    header = lines.index("## Expectations: 3/4 passed") + 2
     assert [c.strip() for c in lines[header].split("|")[1:-1]] == [
         "result", "check", "what", "measured", "expected"]
-    rows = lines[header + 2:header + 5]
-    assert [r.split("|")[1].strip() for r in rows] == ["PASS", "FAIL", "PASS"]
+    rows = lines[header + 2:header + 6]
+    assert [r.split("|")[1].strip() for r in rows] == ["PASS", "FAIL", "PASS", "PASS"]
+    assert "achieved client rate vs asked (implicit)" in rows[3]
     assert [c.strip() for c in rows[0].split("|")[3:5]] == ["dut NIC RX IRQs (rx-0) on CPUs 2",
                                                            "100.0% of 6294"]
     assert "0.50% (23880 of 24000 received)" in rows[2]

@@ -2,9 +2,9 @@
 
 A private libvirtd runs in a network namespace the test session creates (tests/
 conftest_libvirt.py); guests' networks and all their traffic live inside it, and SSH to the
-guests is opened from inside it. The blog's procedure end to end: up -> re-up (no-op) ->
-combined2 (which prepares the DUT first) -> irq_pin -> rps_isolated -> rps_cpu1 -> collect ->
-faults (SIGTERM while tuning, labctl's SSH sessions killed in the guest and the loadgen server
+guests is opened from inside it. The blog's procedure end to end, with a CPU hog keeping one
+host core busy all along: up -> re-up (no-op) -> the main job's series (baseline, which
+prepares the DUT first, combined2, irq_pin, rps_isolated, rps_cpu1) -> collect -> faults (SIGTERM while tuning, labctl's SSH sessions killed in the guest and the loadgen server
 killed in the load window; each leaves the DUT as it was) -> the ssh provider's
 prepare/unprepare -> down, and nothing is left behind.
 """
@@ -60,20 +60,6 @@ def _newest_run(directory: Path, scenario: str) -> Path:
     return max((directory / "runs").glob(f"*-{scenario}"), key=lambda p: p.stat().st_mtime)
 
 
-def _run(directory: Path, scenario: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    """`labctl run` of a scenario that must pass on the first try; returns its summary."""
-    capsys.readouterr()
-    code = _labctl(directory, "run", str(directory / "scenarios" / f"{scenario}.yaml"))
-    out = capsys.readouterr()
-    assert code == 0, f"{scenario}: exit {code}\n{out.err[-3000:]}\n{out.out[-4000:]}"
-    run = _newest_run(directory, scenario)
-    summary: dict[str, Any] = json.loads((run / "summary.json").read_text())
-    failed = [e for e in summary["expectations"] if not e["passed"]]
-    assert not failed and summary["restore"] and all(r["status"] == "ok" for r in summary["restore"])
-    print(f"{scenario}: " + "; ".join(f"{e['description']}: {e['measured']}" for e in summary["expectations"]))
-    return summary
-
-
 def _dut_state(state: dict[str, Any]) -> dict[str, str]:
     """What runs change and must put back: channels, RPS masks, the NIC's IRQ affinities."""
     from labctl.labstate import SshTarget
@@ -88,10 +74,43 @@ def _dut_state(state: dict[str, Any]) -> dict[str, str]:
                                       check=False).stdout}
 
 
-def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
+BLOG = ["baseline", "combined2", "irq_pin", "rps_isolated", "rps_cpu1"]
+
+
+def _series(directory: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Path]:
+    """The main job's command: the blog's five scenarios as one `labctl run` series. Every one
+    must pass; returns each scenario's run directory (from the closing table)."""
+    capsys.readouterr()
+    code = _labctl(directory, "run", *(str(directory / "scenarios" / f"{name}.yaml") for name in BLOG))
+    out = capsys.readouterr()
+    assert code == 0, f"series: exit {code}\n{out.err[-4000:]}\n{out.out[-3000:]}"
+    table = out.out.splitlines()[-(len(BLOG) + 2):]
+    assert table[0].split() == ["scenario", "outcome", "checks", "run", "directory"]
+    assert table[-1] == f"{len(BLOG)} scenario(s): {len(BLOG)} passed"
+    runs = {}
+    for line in table[1:-1]:
+        name, outcome, checks, run_dir = line.split()
+        passed, total = checks.split("/")
+        assert outcome == "passed" and passed == total, line
+        runs[name] = Path(run_dir)
+    assert list(runs) == BLOG
+    return runs
+
+
+def _summary(run: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((run / "summary.json").read_text())
+    assert summary["verdict"]["status"] == "passed"
+    assert summary["restore"] and all(r["status"] == "ok" for r in summary["restore"])
+    print(f"{run.name}: " + "; ".join(f"{e['description']}: {e['measured']}" for e in summary["expectations"]))
+    return summary
+
+
+def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_hog: Any,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    """up -> combined2 (prepares the DUT: irqbalance off, tuned realtime 4-7, a restart) ->
-    irq_pin -> rps_isolated (refused, then attempted) -> rps_cpu1 -> collect -> the ssh
+    """With one host core kept busy by a CPU hog from start to end (a slower, busier machine of
+    this kind): up -> the main job's series of the blog's five scenarios (the first prepares
+    the DUT: irqbalance off, tuned realtime 4-7, a restart; the load generator's ceiling is
+    measured once) -> irq_pin again -> rps_isolated refused -> collect -> faults -> the ssh
     provider's prepare/unprepare on an existing host -> down, nothing left behind."""
     started = time.monotonic()
     assert _labctl(vm_lab, "up") == 0, capsys.readouterr().err
@@ -104,9 +123,10 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     assert time.monotonic() - started <= 2.0, "re-up of a running lab is a no-op"
 
     started = time.monotonic()
-    combined2 = _run(vm_lab, "combined2", capsys)
-    prepare_and_run_seconds = time.monotonic() - started
-    manifest = json.loads((_newest_run(vm_lab, "combined2") / "manifest.json").read_text())
+    runs = _series(vm_lab, capsys)
+    series_seconds = time.monotonic() - started
+    summaries = {name: _summary(run) for name, run in runs.items()}
+    manifest = json.loads((runs["baseline"] / "manifest.json").read_text())
     prep = manifest["preparation"]["dut"]
     assert prep["verified"]["isolated"] == "4-7" and prep["verified"]["pid1_cpus_allowed"] == "0-3"
     assert prep["verified"]["default_smp_affinity"] == "0-3"
@@ -117,11 +137,23 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     assert manifest["facts"]["dut"]["isolated"] == "4-7"
     assert "loadgen" not in manifest["preparation"]
     assert manifest["lab"]["facts"]["virtio_net_backend"] == state["facts"]["virtio_net_backend"]
-    rows = {r["queue"]: r["per_cpu"] for r in combined2["hosts"]["dut"]["nic_irqs"]}
+    # the generator's ceiling, measured once for the lab in the blog's mode, in every manifest
+    ceilings = json.loads((vm_lab / ".labctl" / "lvm" / "state.json").read_text())["facts"]["generator_ceilings"]
+    assert list(ceilings) == ["loadgen->dut/udp/64B/4w/new-socket/cpus=any"]
+    for name, run in runs.items():
+        generator = json.loads((run / "manifest.json").read_text())["generator"]
+        if generator is not None:
+            assert generator["ceiling"] == next(iter(ceilings.values())) and generator["asked_rate"] == "max"
+            assert "its measured ceiling in this mode" in (run / "report.md").read_text()
+    ceiling = next(iter(ceilings.values()))["rate"]
+    achieved = {n: s["loadgen"]["achieved_rate"] for n, s in summaries.items() if s["loadgen"]}
+    print(f"hog: {cpu_hog.cpu_seconds():.0f} CPU s; generator ceiling {ceiling:.0f} msg/s; achieved "
+          + ", ".join(f"{n} {r:.0f}" for n, r in achieved.items()))
+    assert cpu_hog.cpu_seconds() > 0.5 * series_seconds, "the hog kept a core busy"
+    rows = {r["queue"]: r["per_cpu"] for r in summaries["combined2"]["hosts"]["dut"]["nic_irqs"]}
     assert sum(rows[2].values()) == sum(rows[3].values()) == 0
     original = _dut_state(state)
 
-    _run(vm_lab, "irq_pin", capsys)
     started = time.monotonic()
     assert _labctl(vm_lab, "run", str(vm_lab / "scenarios" / "irq_pin.yaml")) == 0
     assert time.monotonic() - started < 60, "a prepared DUT is not restarted again"
@@ -133,13 +165,13 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     assert _labctl(vm_lab, "run", str(refused)) == 2
     err = capsys.readouterr().err
     assert "tuning.dut.rps.rx-0" in err and "EINVAL" in err and "nothing was changed" in err
-    isolated = _run(vm_lab, "rps_isolated", capsys)
+    isolated = summaries["rps_isolated"]
     statuses = {s["description"].split(" (")[0]: s["status"] for s in isolated["steps"] if s["kind"] == "change"}
     assert statuses["RPS of rx-0 -> CPUs 4"] == "refused-as-expected"
     assert statuses["RPS of rx-1 -> CPUs 1,4"] == "ok"
     assert _dut_state(state) == original, "the refused and the trimmed write left nothing changed"
 
-    rps = _run(vm_lab, "rps_cpu1", capsys)
+    rps = summaries["rps_cpu1"]
     dut = rps["hosts"]["dut"]
     busy = {cpu: 100 - dut["cpu_percent"][str(cpu)]["idle"] for cpu in (6, 7)}   # JSON: string keys
     assert min(busy.values()) < 5 < max(busy.values()), f"one server CPU idle: {busy}"
@@ -147,13 +179,13 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any,
     assert profile["cpus"] == [1, 2, 3, 6, 7] and profile["software_clock"] in (True, False)
     assert "process_backlog" in profile["per_cpu"]["1"]["frames"]
     assert {"get_rps_cpu", "enqueue_to_backlog"} & set(profile["per_cpu"]["2"]["frames"])
-    assert (_newest_run(vm_lab, "rps_cpu1") / profile["per_cpu"]["1"]["flamegraph"]).exists()
-    report = (_newest_run(vm_lab, "rps_cpu1") / "report.md").read_text()
+    assert (runs["rps_cpu1"] / profile["per_cpu"]["1"]["flamegraph"]).exists()
+    report = (runs["rps_cpu1"] / "report.md").read_text()
     for heading in ("## Server CPUs", "### RPS on dut", "### NET_RX per CPU", "CPU6*", "dut prepared: tuned realtime"):
         assert heading in report
     assert _labctl(vm_lab, "collect") == 0
     assert _dut_state(state) == original
-    print(f"up {up_seconds:.0f} s, first run with preparation {prepare_and_run_seconds:.0f} s")
+    print(f"up {up_seconds:.0f} s, the series with the preparation {series_seconds:.0f} s")
 
     _faults(vm_lab, state, original)
     _ssh_provider_prepare_and_unprepare(vm_lab, state, libvirt_host, capsys)

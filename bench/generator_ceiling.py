@@ -1,0 +1,128 @@
+"""Benchmark: the load generator's ceiling on a lab host (a TCG guest on the default lab), in
+msg/s, against the rate the blog's scenarios used to ask (2,000 msg/s) and against a baseline
+sender measured in the same run.
+
+Layer: side effects (SSH to a lab that is up). Standalone, from the repository:
+
+    .venv/bin/python bench/generator_ceiling.py [-i inventory.yaml] [--seconds 5] [--rounds 2]
+
+Each mode sends 64-byte UDP as fast as it can for --seconds from the inventory's loadgen host
+to a labctl-loadgen server on its dut host (exactly what `labctl calibrate` does):
+  baseline   the blog's golang-loadgen way in Python, what labctl-loadgen did before:
+             socket, connect, send, close per message, W forked processes
+  new-socket labctl-loadgen --new-socket-per-message (socket, sendto, close: a new source
+             port, so a new flow, per message)
+  pool       labctl-loadgen with 256 connected sockets used in turn (one send per message;
+             as many flows as RSS needs, not one per message)
+with W = 4 and 8 workers. Rounds alternate the modes, so a neighbour's load is shared out.
+Prints msg/s per mode (median over rounds), its ratio to the baseline with the same workers,
+and its ratio to 2,000 msg/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from labctl.calibrate import measure_ceiling          # noqa: E402
+from labctl.config import load_inventory               # noqa: E402
+from labctl.model import Inventory, Load               # noqa: E402
+from labctl.plan import (LOADGEN_REMOTE_NAME, detached_command, server_address,  # noqa: E402
+                         server_argv, stop_command, wait_file_command)
+from labctl.providers import load_state                # noqa: E402
+from labctl.runner import connected, default_load      # noqa: E402
+
+BLOG_RATE = 2000
+LOADGEN = Path(__file__).resolve().parent.parent / "labctl" / "loadgen.py"
+BASELINE = r"""
+import json, os, socket, sys, time
+host, port, seconds, workers = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+payload, address = b"m" * 64, (host, port)
+read, write = os.pipe()
+for _ in range(workers):
+    if os.fork() == 0:
+        sent, end = 0, time.monotonic() + seconds
+        while time.monotonic() < end:
+            for _ in range(16):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                try:
+                    sock.connect(address)
+                    sock.send(payload)
+                    sent += 1
+                except OSError:
+                    pass
+                finally:
+                    sock.close()
+        os.write(write, f"{sent}\n".encode())
+        os._exit(0)
+for _ in range(workers):
+    os.wait()
+os.close(write)
+print(json.dumps({"rate": sum(int(n) for n in os.read(read, 65536).split()) / seconds}))
+"""
+
+
+def _mode_load(inventory: Inventory, workers: int, pool: bool) -> Load:
+    data = default_load(inventory).model_dump(mode="json")
+    data["client"].update(workers=workers, new_socket_per_message=not pool, flows=256 if pool else 4)
+    return Load.model_validate(data)
+
+
+def _baseline(transports: dict[str, Any], inventory: Inventory, load: Load, seconds: float) -> float:
+    """The baseline sender, to a labctl-loadgen server on the DUT as for the other modes."""
+    dut, lg = transports[load.server.host], transports[load.client.host]
+    workdir = f"/tmp/labctl-bench-{uuid.uuid4().hex[:12]}"
+    pid = ""
+    try:
+        dut.run(f"mkdir -m 0700 {workdir}")
+        dut.put_file(LOADGEN, f"{workdir}/{LOADGEN_REMOTE_NAME}", 0o755)
+        pid = dut.run(detached_command(server_argv(inventory, load.server, workdir), f"{workdir}/server.log")).stdout.strip()
+        dut.run(wait_file_command(f"{workdir}/server.ready", 30), timeout=40)
+        command = (f"python3 -c {shlex.quote(BASELINE)} {server_address(inventory, load.server.host)} "
+                   f"{load.server.port} {seconds:g} {load.client.workers}")
+        return float(json.loads(lg.run(command, timeout=seconds + 120).stdout)["rate"])
+    finally:
+        if pid.isdigit():
+            dut.run(stop_command(pid, 15), check=False)
+        dut.run(f"rm -rf {workdir}", check=False)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-i", "--inventory", type=Path, default=Path("inventory.yaml"))
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    inventory = load_inventory(args.inventory).model
+    state = load_state(args.inventory, inventory)
+    rates: dict[tuple[str, int], list[float]] = {}
+    with connected(state, list(inventory.hosts)) as transports:
+        for round_number in range(args.rounds):
+            for workers in (4, 8):
+                for mode in ("baseline", "new-socket", "pool"):
+                    load = _mode_load(inventory, workers, pool=mode == "pool")
+                    if mode == "baseline":
+                        rate = _baseline(transports, inventory, load, args.seconds)
+                    else:
+                        rate = measure_ceiling(inventory, load, transports, lambda m: None, args.seconds).rate
+                    rates.setdefault((mode, workers), []).append(rate)
+                    print(f"round {round_number + 1}: {mode:10s} {workers} workers {rate:9.0f} msg/s",
+                          file=sys.stderr, flush=True)
+    print(f"{'mode':10s} {'workers':>7s} {'msg/s':>9s} {'vs baseline':>11s} {'vs 2,000/s':>10s}")
+    for (mode, workers), values in rates.items():
+        median = statistics.median(values)
+        base = statistics.median(rates[("baseline", workers)])
+        print(f"{mode:10s} {workers:7d} {median:9.0f} {median / base:10.2f}x {median / BLOG_RATE:9.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
