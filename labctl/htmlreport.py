@@ -388,7 +388,8 @@ def _expectations(s: Mapping[str, Any]) -> Section:
     if not results:
         return Section("expectations", "Expectations", [Note("none in this scenario", "muted")])
     passed = sum(bool(r.get("passed")) for r in results)
-    rows = [[result_cell(r), Cell(str(r.get("check", ""))), Cell(str(r.get("description", ""))),
+    rows = [[result_cell(r), Cell(str(r.get("check", "")) + (" (generator)" if r.get("subject") == "generator" else "")),
+             Cell(str(r.get("description", ""))),
              Cell(str(r.get("measured", ""))), Cell(str(r.get("bound", "")))]
             for r in results]
     table = Table([Cell("result"), Cell("check"), Cell("what"), Cell("measured"),
@@ -399,9 +400,11 @@ def _expectations(s: Mapping[str, Any]) -> Section:
 def result_cell(result: Mapping[str, Any] | None, detail: bool = False) -> Cell:
     if result is None:
         return Cell("-", "muted")
-    word = "PASS" if result.get("passed") else "FAIL"
+    short = result.get("subject") == "generator"       # the generator's shortfall: not the DUT's
+    word = "PASS" if result.get("passed") else "SHORT" if short else "FAIL"
     text = f"{word} {result.get('measured', '')}" if detail else word
-    return Cell(text, "pass" if result.get("passed") else "fail", title=str(result.get("bound", "")))
+    cls = "pass" if result.get("passed") else "warn" if short else "fail"
+    return Cell(text, cls, title=str(result.get("bound", "")))
 
 
 def _load(s: Mapping[str, Any]) -> Section:

@@ -144,8 +144,9 @@ def _expectations(s: dict[str, Any]) -> list[str]:
     if not results:
         return ["## Expectations", "", "none", ""]
     passed = sum(r["passed"] for r in results)
-    rows = [["PASS" if r["passed"] else "FAIL", r["check"], r["description"], r["measured"], r["bound"]]
-            for r in results]
+    rows = [["PASS" if r["passed"] else ("SHORT" if r.get("subject") == "generator" else "FAIL"),
+             r["check"] + (" (generator)" if r.get("subject") == "generator" else ""),
+             r["description"], r["measured"], r["bound"]] for r in results]
     return [f"## Expectations: {passed}/{len(results)} passed", "",
             table(["result", "check", "what", "measured", "expected"], rows), ""]
 

@@ -307,6 +307,7 @@ def lab_calibrate(inventory_path: Path, scenario_paths: list[Path], seconds: flo
                   progress: Progress) -> list[Ceiling]:
     """`labctl calibrate`: measure (again) the generator's ceiling in each scenario's mode, or in
     the blog's (UDP, a new socket per message, 64 B, 4 workers) without scenarios."""
+    validate_series(inventory_path, scenario_paths)
     inventory = load_inventory(inventory_path)
     loads = [s.model.load for s in (load_scenario(p, inventory.model) for p in scenario_paths)
              if s.model.load is not None] or [default_load(inventory.model)]

@@ -18,6 +18,7 @@ from labctl.expectations import evaluate
 from labctl.facts import parse_facts
 from labctl.model import Scenario
 from labctl.probes import parse_interrupts
+from labctl.htmlreport import render_html
 from labctl.report import cpu_label, render_markdown, table
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -321,3 +322,27 @@ def test_report_from_a_summary_read_back_from_json(f_rps: dict[str, Any]) -> Non
     import json
     summary = summary_for(f_rps)
     assert render_markdown(json.loads(json.dumps(summary))) == render_markdown(summary)
+
+
+def test_an_inconclusive_run_says_so_and_names_the_generator_not_the_dut() -> None:
+    host = {"cpus": [0, 1], "isolated": [], "softirqs": {"NET_RX": {0: 10, 1: 90}}}
+    verdict = {"status": "inconclusive", "reason": "generator-bound: 1634/s of 2000/s (81.7%); every "
+               "DUT check passed (2/2) on the 16340 messages actually sent"}
+    generator = {"mode": "m", "description": "UDP from loadgen to dut, a new socket per message, 64 B, "
+                 "4 worker(s)", "asked_rate": 2000, "asked_share_of_ceiling": 1.17,
+                 "ceiling": {"rate": 1712.0, "measured_at": "2026-12-03T14:00:00+00:00"}}
+    summary = summary_for(host, verdict=verdict, generator=generator)
+    summary["expectations"].append({"check": "rate", "description": "achieved client rate vs asked",
+                                    "measured": "1634/s of 2000/s (81.7%)", "bound": ">= 90% of asked",
+                                    "passed": False, "subject": "generator"})
+    report = render_markdown(summary)
+    assert ("**Verdict: INCONCLUSIVE (not the DUT's result): generator-bound: 1634/s of 2000/s (81.7%); "
+            "every DUT check passed (2/2) on the 16340 messages actually sent.**") in report
+    row = next(line for line in report.splitlines() if "| 1634/s of 2000/s (81.7%) " in line)
+    assert row.startswith("| SHORT  | rate (generator)")
+    assert ("Load generator: UDP from loadgen to dut, a new socket per message, 64 B, 4 worker(s); asked: "
+            "2000 msg/s; its measured ceiling in this mode: 1712 msg/s (measured 2026-12-03T14:00:00+00:00); "
+            "this run reached 117% of it.") in report
+    html = render_html(summary, {})
+    assert '<p class="note warn">Verdict: INCONCLUSIVE (not the DUT&#39;s result): generator-bound' in html
+    assert '<td class="warn" title="&gt;= 90% of asked">SHORT</td><td>rate (generator)</td>' in html

@@ -293,11 +293,17 @@ class LibvirtProvider:
         guest = next(g for g in self.layout.guests if g.host == host)
         ticker = _Ticker(started, lambda s: progress(f"{host}: booting ({s:.0f} s)"))
         while time.monotonic() < deadline and not self._stop.is_set():
+            stopped = self._revive_if_stopped(state, guest, progress)
+            if stopped:
+                self._stop.set()             # the lab cannot come up: the other guests stop waiting
+                return stopped
             target = self._follow_lease(state, guest)
             if self._banner(target) and self._boot_finished(target, deadline, ticker, self._stop):
                 return ""
             ticker.tick()
             time.sleep(0.5)
+        if self._stop.is_set():
+            return ""                        # another guest failed (said there), or Ctrl-C
         return (f"{target.host}: not ready after {self.opts.boot_timeout:g} s (cloud-init "
                 f"finished + SSH). Console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
 
@@ -326,6 +332,44 @@ class LibvirtProvider:
             return next((str(lease["ipaddr"]) for lease in leases if lease.get("ipaddr")), None)
         except libvirt.libvirtError:
             return None
+        finally:
+            conn.close()
+
+    def _revive_if_stopped(self, state: LabState, guest: vmlab.GuestLayout, progress: Progress) -> str:
+        """"" while the guest's domain runs, or once it was started again after its QEMU stopped
+        while booting (QEMU 7.2's TCG was seen to segfault in a vCPU thread 22 s into a boot on
+        a busy host); else why it stays down. Each start again is said and kept in the lab's
+        facts (`guest_restarts_while_booting`)."""
+        try:
+            conn = self.connect()
+        except LabError:
+            return ""                        # libvirtd busy or restarting: the next poll asks again
+        try:
+            dom = _lookup(conn.lookupByName, guest.domain)
+            if dom is None:
+                return f"{guest.host}: domain {guest.domain} is gone (`labctl down` removes what is left)"
+            code, reason = dom.state()
+            if code == libvirt.VIR_DOMAIN_RUNNING:
+                return ""
+            why = _STATES.get(code, f"state {code}") + (
+                ", crashed" if code == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED
+                else "")
+            with self.state_file.lock:
+                restarts = state.facts.setdefault("guest_restarts_while_booting", {})
+                count = restarts.get(guest.host, 0)
+                if count >= MAX_BOOT_RESTARTS:
+                    return (f"{guest.host}: its QEMU stopped while booting ({why}) {count + 1} times; "
+                            f"console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
+                restarts[guest.host] = count + 1
+                self.state_file.save(state)
+            progress(f"warning: {guest.host}: its QEMU stopped while booting ({why}): starting it again "
+                     f"({count + 1} of at most {MAX_BOOT_RESTARTS})")
+            if code != libvirt.VIR_DOMAIN_SHUTOFF:
+                dom.destroy()
+            dom.create()
+            return ""
+        except libvirt.libvirtError as exc:
+            return f"{guest.host}: cannot start domain {guest.domain} again: {exc.get_error_message()}"
         finally:
             conn.close()
 
@@ -374,6 +418,9 @@ class LibvirtProvider:
         started = time.monotonic()
         ticker = _Ticker(started, lambda s: progress(f"{host}: booting ({s:.0f} s)"))
         while time.monotonic() - started < self.opts.boot_timeout:
+            stopped = self._revive_if_stopped(state, guest, progress)
+            if stopped:
+                raise LabError(stopped)
             target = self._follow_lease(state, guest)
             if self._banner(target):
                 return target
@@ -454,6 +501,7 @@ class _Ticker:
             self.report(now - self.started)
 
 
+MAX_BOOT_RESTARTS = 2        # starts again of a guest whose QEMU stopped while it booted
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
            libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed"}
 
