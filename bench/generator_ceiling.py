@@ -9,7 +9,7 @@ Layer: side effects (SSH to a lab that is up). Standalone, from the repository:
 Each mode sends 64-byte UDP as fast as it can for --seconds from the inventory's loadgen host
 to a labctl-loadgen server on its dut host (exactly what `labctl calibrate` does):
   baseline   the blog's golang-loadgen way in Python, what labctl-loadgen did before:
-             socket, connect, send, close per message, W forked processes
+             socket, connect, send, close per message, W processes (bench/loadgen.py's sender)
   new-socket labctl-loadgen --new-socket-per-message (socket, sendto, close: a new source
              port, so a new flow, per message)
   pool       labctl-loadgen with 256 connected sockets used in turn (one send per message;
@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.loadgen import NEW_SOCKET_SENDER            # noqa: E402
 from labctl.calibrate import measure_ceiling          # noqa: E402
 from labctl.config import load_inventory               # noqa: E402
 from labctl.model import Inventory, Load               # noqa: E402
@@ -42,32 +43,6 @@ from labctl.runner import connected, default_load      # noqa: E402
 
 BLOG_RATE = 2000
 LOADGEN = Path(__file__).resolve().parent.parent / "labctl" / "loadgen.py"
-BASELINE = r"""
-import json, os, socket, sys, time
-host, port, seconds, workers = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-payload, address = b"m" * 64, (host, port)
-read, write = os.pipe()
-for _ in range(workers):
-    if os.fork() == 0:
-        sent, end = 0, time.monotonic() + seconds
-        while time.monotonic() < end:
-            for _ in range(16):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                try:
-                    sock.connect(address)
-                    sock.send(payload)
-                    sent += 1
-                except OSError:
-                    pass
-                finally:
-                    sock.close()
-        os.write(write, f"{sent}\n".encode())
-        os._exit(0)
-for _ in range(workers):
-    os.wait()
-os.close(write)
-print(json.dumps({"rate": sum(int(n) for n in os.read(read, 65536).split()) / seconds}))
-"""
 
 
 def _mode_load(inventory: Inventory, workers: int, pool: bool) -> Load:
@@ -86,9 +61,11 @@ def _baseline(transports: dict[str, Any], inventory: Inventory, load: Load, seco
         dut.put_file(LOADGEN, f"{workdir}/{LOADGEN_REMOTE_NAME}", 0o755)
         pid = dut.run(detached_command(server_argv(inventory, load.server, workdir), f"{workdir}/server.log")).stdout.strip()
         dut.run(wait_file_command(f"{workdir}/server.ready", 30), timeout=40)
-        command = (f"python3 -c {shlex.quote(BASELINE)} {server_address(inventory, load.server.host)} "
-                   f"{load.server.port} {seconds:g} {load.client.workers}")
-        return float(json.loads(lg.run(command, timeout=seconds + 120).stdout)["rate"])
+        sender = (f"python3 -c {shlex.quote(NEW_SOCKET_SENDER)} {server_address(inventory, load.server.host)} "
+                  f"{load.server.port} {seconds:g} 64")
+        workers = " ".join([f"{sender} &"] * load.client.workers)
+        lines = lg.run(f"{workers} wait", timeout=seconds + 120).stdout.splitlines()
+        return sum(json.loads(line)["sent"] for line in lines) / seconds
     finally:
         if pid.isdigit():
             dut.run(stop_command(pid, 15), check=False)

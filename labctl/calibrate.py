@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from labctl.errors import CalibrationError, HostError, LabctlError, TransportError
+from labctl.executor import Transport
 from labctl.generator import CALIBRATION_SECONDS, CEILINGS_KEY, Ceiling, ceiling_from_results, mode_of
 from labctl.labstate import StateFile
 from labctl.model import Inventory, Load
@@ -30,7 +31,7 @@ SERVER_READY_SECONDS = 30.0
 STARTUP_ALLOWANCE = 60.0     # python3 and its workers starting in a slow (TCG) guest
 
 
-def measure_ceiling(inventory: Inventory, load: Load, transports: dict[str, Any], progress: Progress,
+def measure_ceiling(inventory: Inventory, load: Load, transports: dict[str, Transport], progress: Progress,
                     seconds: float = CALIBRATION_SECONDS) -> Ceiling:
     """Run the scenario's server and, as fast as it can, its client; return the ceiling."""
     mode = mode_of(load)
@@ -76,7 +77,7 @@ def record_ceiling(state_file: StateFile, ceiling: Ceiling) -> None:
         state_file.save(state)
 
 
-def _install(transport: Any, host: str, workdir: str) -> None:
+def _install(transport: Transport, host: str, workdir: str) -> None:
     found = transport.run("command -v python3", check=False)
     if not found.ok:
         raise CalibrationError(f"{host}: no python3 on the host: the load generator needs it "
@@ -87,16 +88,16 @@ def _install(transport: Any, host: str, workdir: str) -> None:
         transport.put_file(Path(local), f"{workdir}/{LOADGEN_REMOTE_NAME}", 0o755)
 
 
-def _start_server(transport: Any, inventory: Inventory, load: Load, workdir: str) -> str:
+def _start_server(transport: Transport, inventory: Inventory, load: Load, workdir: str) -> str:
     host = load.server.host
     command = detached_command(server_argv(inventory, load.server, workdir), f"{workdir}/server.log")
-    pid = _call(transport, host, command, "starting the calibration server").stdout.strip()
+    pid: str = _call(transport, host, command, "starting the calibration server").stdout.strip()
     if not pid.isdigit():
         raise CalibrationError(f"{host}: the calibration server did not start (printed {pid!r})")
     return pid
 
 
-def _wait_until_bound(transport: Any, load: Load, workdir: str) -> None:
+def _wait_until_bound(transport: Transport, load: Load, workdir: str) -> None:
     host = load.server.host
     ready = transport.run(wait_file_command(f"{workdir}/server.ready", SERVER_READY_SECONDS), check=False,
                           timeout=SERVER_READY_SECONDS + 10)
@@ -106,14 +107,14 @@ def _wait_until_bound(transport: Any, load: Load, workdir: str) -> None:
                                f"{load.server.port} within {SERVER_READY_SECONDS:g} s: {log.strip()}")
 
 
-def _call(transport: Any, host: str, command: str, what: str, timeout: float = 60.0) -> Any:
+def _call(transport: Transport, host: str, command: str, what: str, timeout: float = 60.0) -> Any:
     result = transport.run(command, check=False, timeout=timeout)
     if not result.ok:
         raise HostError(host, command, result.exited, result.output, why=f"{what} exited {result.exited}")
     return result
 
 
-def _read_json(transport: Any, host: str, path: str) -> dict[str, Any]:
+def _read_json(transport: Transport, host: str, path: str) -> dict[str, Any]:
     text = _call(transport, host, f"cat {shlex.quote(path)}", f"reading {path}").stdout
     try:
         data: dict[str, Any] = json.loads(text)
@@ -122,7 +123,7 @@ def _read_json(transport: Any, host: str, path: str) -> dict[str, Any]:
     return data
 
 
-def _clean_up(transports: dict[str, Any], load: Load, workdirs: dict[str, str], server_pid: str | None) -> None:
+def _clean_up(transports: dict[str, Transport], load: Load, workdirs: dict[str, str], server_pid: str | None) -> None:
     """Stop the server if it still runs and remove the directories, on every host that answers."""
     for host, workdir in workdirs.items():
         commands = [stop_command(server_pid, 15)] if server_pid and host == load.server.host else []

@@ -268,11 +268,10 @@ def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loa
         stage["phase"] = "prepare-hosts"
         preparation = preparer(inventory_path, inventory, transports, progress).prepare()
         stage["phase"] = "calibrate"
-        ceiling = None
-        if scenario.model.load is not None:
-            ceiling = generator_ceiling(inventory_path, inventory.model, scenario.model.load, state,
-                                        transports, progress)
-            manifest["generator"] = generator_record(scenario.model.load, ceiling)
+        load = scenario.model.load
+        ceiling = (generator_ceiling(inventory_path, inventory.model, load, state, transports, progress)
+                   if load is not None else None)
+        manifest["generator"] = generator_record(load, ceiling)       # None: no load in this run
         stage["phase"] = "facts"
         failpoints.reached("facts")
         plan, facts, warnings = plan_run(inventory, scenario, transports, progress, run_dir, ceiling)
