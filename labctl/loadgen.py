@@ -973,7 +973,8 @@ def _new_socket_sender(family: int, kind: int, address: Tuple[Any, ...]) -> Send
 
     UDP sends with sendto on the unconnected socket, which binds an ephemeral port and routes
     in the same system call: three calls per message instead of four (socket, connect, send,
-    close), +4-7 % msg/s in a TCG guest (bench/generator_ceiling.py). TCP connects.
+    close), +30-35 % msg/s in a TCG guest on a quiet host, +4-7 % on a busy one
+    (bench/generator_ceiling.py). TCP connects.
     """
     new_socket = socket.socket
     if kind == socket.SOCK_DGRAM:
