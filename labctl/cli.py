@@ -20,7 +20,8 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from labctl import __version__
-from labctl.errors import ExpectationsFailed, Problem, LabctlError, RunInconclusive, Terminated, ValidationError
+from labctl.errors import (ExpectationsFailed, LabctlError, Problem, RunInconclusive, Terminated,
+                           ValidationError)
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 
@@ -335,8 +336,8 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
-            "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate, "schema": cmd_schema, "validate": cmd_validate,
-            "image": cmd_image}
+            "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
+            "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image}
 
 
 if __name__ == "__main__":

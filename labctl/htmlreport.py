@@ -40,7 +40,8 @@ import jinja2
 from labctl import analysis
 from labctl.cpulist import parse_cpulist
 from labctl.profiles import RX_FRAMES
-from labctl.report import RATE_REACHED, SOFTNET_COLUMNS, cpu_label, generator_text, stopped_text, verdict_text
+from labctl.report import (RATE_REACHED, SOFTNET_COLUMNS, cpu_label, generator_text, stopped_text,
+                           verdict_text)
 from labctl.xmlrender import templates_dir
 
 TEMPLATE = "report.html.j2"
@@ -388,7 +389,8 @@ def _expectations(s: Mapping[str, Any]) -> Section:
     if not results:
         return Section("expectations", "Expectations", [Note("none in this scenario", "muted")])
     passed = sum(bool(r.get("passed")) for r in results)
-    rows = [[result_cell(r), Cell(str(r.get("check", "")) + (" (generator)" if r.get("subject") == "generator" else "")),
+    rows = [[result_cell(r),
+             Cell(str(r.get("check", "")) + (" (generator)" if r.get("subject") == "generator" else "")),
              Cell(str(r.get("description", ""))),
              Cell(str(r.get("measured", ""))), Cell(str(r.get("bound", "")))]
             for r in results]

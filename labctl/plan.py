@@ -14,7 +14,8 @@ from typing import Any, Literal
 from labctl import probes
 from labctl.cpulist import format_cpulist, format_mask
 from labctl.facts import HostFacts
-from labctl.model import Channels, ClientLoad, HostTuning, Inventory, Load, Profile, Scenario, ServerLoad, queue_index
+from labctl.model import (Channels, ClientLoad, HostTuning, Inventory, Load, Profile, Scenario, ServerLoad,
+                          queue_index)
 from labctl.sections import build_script
 
 Kind = Literal["change", "skip", "sleep", "upload", "start", "wait_file", "snapshot",

@@ -203,7 +203,7 @@ def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any
 
     assert lab.labctl("run", "--dry-run", str(scenario)) == 0
     dry = capsys.readouterr().out
-    assert f"load generator: UDP from loadgen to dut" in dry and f"measured ceiling {ceiling['rate']:.0f} msg/s" in dry
+    assert "load generator: UDP from loadgen to dut" in dry and f"measured ceiling {ceiling['rate']:.0f} msg/s" in dry
     assert f"warning: {scenario}:8:11: load.client.rate: asks 5000000 msg/s" in dry
     assert f"of the load generator's measured ceiling of {ceiling['rate']:.0f} msg/s" in dry
 

@@ -351,9 +351,8 @@ class LibvirtProvider:
             code, reason = dom.state()
             if code == libvirt.VIR_DOMAIN_RUNNING:
                 return ""
-            why = _STATES.get(code, f"state {code}") + (
-                ", crashed" if code == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED
-                else "")
+            crashed = code == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED
+            why = _STATES.get(code, f"state {code}") + (", crashed" if crashed else "")
             with self.state_file.lock:
                 restarts = state.facts.setdefault("guest_restarts_while_booting", {})
                 count = restarts.get(guest.host, 0)
