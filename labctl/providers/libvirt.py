@@ -292,13 +292,20 @@ class LibvirtProvider:
         deadline = started + self.opts.boot_timeout
         guest = next(g for g in self.layout.guests if g.host == host)
         ticker = _Ticker(started, lambda s: progress(f"{host}: booting ({s:.0f} s)"))
+        this_boot = started                  # when the guest's QEMU last started
         while time.monotonic() < deadline and not self._stop.is_set():
-            stopped = self._revive_if_stopped(state, guest, progress)
+            stuck_at = this_boot + STUCK_SHARE * self.opts.boot_timeout
+            stopped, restarted = self._revive_if_stopped(state, guest, progress,
+                                                         stuck=time.monotonic() >= stuck_at)
             if stopped:
                 self._stop.set()             # the lab cannot come up: the other guests stop waiting
                 return stopped
+            if restarted:
+                this_boot = time.monotonic()
+                continue
             target = self._follow_lease(state, guest)
-            if self._banner(target) and self._boot_finished(target, deadline, ticker, self._stop):
+            if self._banner(target) and self._boot_finished(target, min(deadline, stuck_at), ticker,
+                                                            self._stop):
                 return ""
             ticker.tick()
             time.sleep(0.5)
@@ -335,40 +342,51 @@ class LibvirtProvider:
         finally:
             conn.close()
 
-    def _revive_if_stopped(self, state: LabState, guest: vmlab.GuestLayout, progress: Progress) -> str:
-        """"" while the guest's domain runs, or once it was started again after its QEMU stopped
-        while booting (QEMU 7.2's TCG was seen to segfault in a vCPU thread 22 s into a boot on
-        a busy host); else why it stays down. Each start again is said and kept in the lab's
-        facts (`guest_restarts_while_booting`)."""
+    def _revive_if_stopped(self, state: LabState, guest: vmlab.GuestLayout, progress: Progress,
+                           stuck: bool = False) -> tuple[str, bool]:
+        """Start the guest again when its QEMU stopped while booting (QEMU 7.2's TCG was seen to
+        segfault in a vCPU thread 22 s into a boot on a busy host) or when it is `stuck` (not
+        ready after STUCK_SHARE of the boot timeout: a guest kernel was seen wedged in soft
+        lockups from early boot on a busy host). Returns (why it stays down, or "", whether it
+        was started again). Each start again is said and kept in the lab's facts
+        (`guest_restarts_while_booting`); a stopped QEMU past MAX_BOOT_RESTARTS fails the boot,
+        a stuck guest past it is left to the boot timeout."""
         try:
             conn = self.connect()
         except LabError:
-            return ""                        # libvirtd busy or restarting: the next poll asks again
+            return "", False                 # libvirtd busy or restarting: the next poll asks again
         try:
             dom = _lookup(conn.lookupByName, guest.domain)
             if dom is None:
-                return f"{guest.host}: domain {guest.domain} is gone (`labctl down` removes what is left)"
+                return (f"{guest.host}: domain {guest.domain} is gone (`labctl down` removes what is "
+                        "left)"), False
             code, reason = dom.state()
-            if code == libvirt.VIR_DOMAIN_RUNNING:
-                return ""
+            if code == libvirt.VIR_DOMAIN_RUNNING and not stuck:
+                return "", False
             crashed = code == libvirt.VIR_DOMAIN_SHUTOFF and reason == libvirt.VIR_DOMAIN_SHUTOFF_CRASHED
-            why = _STATES.get(code, f"state {code}") + (", crashed" if crashed else "")
+            why = (f"its QEMU stopped while booting ({_STATES.get(code, f'state {code}')}"
+                   + (", crashed)" if crashed else ")") if code != libvirt.VIR_DOMAIN_RUNNING else
+                   f"not ready {STUCK_SHARE * self.opts.boot_timeout:.0f} s after it started (console: "
+                   f"{_tail(self._disk(guest, 'console.log'), 1).strip()[-120:]})")
             with self.state_file.lock:
                 restarts = state.facts.setdefault("guest_restarts_while_booting", {})
                 count = restarts.get(guest.host, 0)
                 if count >= MAX_BOOT_RESTARTS:
-                    return (f"{guest.host}: its QEMU stopped while booting ({why}) {count + 1} times; "
-                            f"console log tail:\n{_tail(self._disk(guest, 'console.log'))}")
+                    if code == libvirt.VIR_DOMAIN_RUNNING:
+                        return "", False     # stuck, no start left: the boot timeout says it
+                    return (f"{guest.host}: {why}, {count + 1} times; console log tail:\n"
+                            f"{_tail(self._disk(guest, 'console.log'))}"), False
                 restarts[guest.host] = count + 1
                 self.state_file.save(state)
-            progress(f"warning: {guest.host}: its QEMU stopped while booting ({why}): starting it again "
-                     f"({count + 1} of at most {MAX_BOOT_RESTARTS})")
+            progress(f"warning: {guest.host}: {why}: starting it again ({count + 1} of at most "
+                     f"{MAX_BOOT_RESTARTS})")
             if code != libvirt.VIR_DOMAIN_SHUTOFF:
                 dom.destroy()
             dom.create()
-            return ""
+            return "", True
         except libvirt.libvirtError as exc:
-            return f"{guest.host}: cannot start domain {guest.domain} again: {exc.get_error_message()}"
+            return (f"{guest.host}: cannot start domain {guest.domain} again: "
+                    f"{exc.get_error_message()}"), False
         finally:
             conn.close()
 
@@ -414,12 +432,16 @@ class LibvirtProvider:
             raise LabError(f"{host}: cannot restart domain {guest.domain}: {exc.get_error_message()}") from None
         finally:
             conn.close()
-        started = time.monotonic()
+        started = booted = time.monotonic()
         ticker = _Ticker(started, lambda s: progress(f"{host}: booting ({s:.0f} s)"))
         while time.monotonic() - started < self.opts.boot_timeout:
-            stopped = self._revive_if_stopped(state, guest, progress)
+            stuck = time.monotonic() - booted >= STUCK_SHARE * self.opts.boot_timeout
+            stopped, restarted = self._revive_if_stopped(state, guest, progress, stuck=stuck)
             if stopped:
                 raise LabError(stopped)
+            if restarted:
+                booted = time.monotonic()
+                continue
             target = self._follow_lease(state, guest)
             if self._banner(target):
                 return target
@@ -500,7 +522,8 @@ class _Ticker:
             self.report(now - self.started)
 
 
-MAX_BOOT_RESTARTS = 2        # starts again of a guest whose QEMU stopped while it booted
+MAX_BOOT_RESTARTS = 2        # starts again of a guest whose QEMU stopped or that hung while it booted
+STUCK_SHARE = 0.5            # of the boot timeout: a guest not ready by then is started again
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
            libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed"}
 
