@@ -10,7 +10,6 @@ ceiling is recorded per mode in the lab state (see labctl.generator).
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import shlex
 import uuid
@@ -18,10 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from labctl.runs import utc_now
 from labctl.errors import CalibrationError, HostError, LabctlError, TransportError
 from labctl.executor import Transport
 from labctl.generator import CALIBRATION_SECONDS, CEILINGS_KEY, Ceiling, ceiling_from_results, mode_of
-from labctl.labstate import StateFile
+from labctl.labstate import LabState, StateFile
 from labctl.model import Inventory, Load
 from labctl.plan import LOADGEN_REMOTE_NAME, client_argv, detached_command, server_argv, server_address
 from labctl.plan import q, stop_command, wait_file_command
@@ -63,18 +63,22 @@ def measure_ceiling(inventory: Inventory, load: Load, transports: dict[str, Tran
                                "left on the hosts that answered") from None
     finally:
         _clean_up(transports, load, workdirs, server_pid)
-    ceiling = ceiling_from_results(mode, client, server, _now())
+    ceiling = ceiling_from_results(mode, client, server, utc_now())
     progress(f"load generator ceiling: {ceiling.rate:.0f} msg/s sent, {ceiling.received_rate:.0f} "
              f"received ({mode.describe()})")
     return ceiling
 
 
-def record_ceiling(state_file: StateFile, ceiling: Ceiling) -> None:
-    """Keep the ceiling in the lab state (per mode; a newer one replaces the older)."""
+def record_ceiling(state_file: StateFile, ceiling: Ceiling, state: LabState | None = None) -> None:
+    """Keep the ceiling in the lab state file (per mode; a newer one replaces the older) and,
+    when given, in the caller's copy of that state too."""
     with state_file.lock:
-        state = state_file.load()
-        state.facts.setdefault(CEILINGS_KEY, {})[ceiling.mode] = ceiling.to_json()
-        state_file.save(state)
+        saved = state_file.load()
+        ceilings = saved.facts.setdefault(CEILINGS_KEY, {})
+        ceilings[ceiling.mode] = ceiling.to_json()
+        state_file.save(saved)
+    if state is not None:
+        state.facts[CEILINGS_KEY] = dict(ceilings)
 
 
 def _install(transport: Transport, host: str, workdir: str) -> None:
@@ -134,6 +138,3 @@ def _clean_up(transports: dict[str, Transport], load: Load, workdirs: dict[str, 
             except LabctlError:
                 pass          # unreachable: it had nothing of ours, or the lab is gone with it
 
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -8,7 +8,6 @@ steps, restarts a host whose kernel must boot with new isolated CPUs, and verifi
 
 from __future__ import annotations
 
-import datetime as _dt
 import functools
 import json
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from labctl import hostprep
+from labctl.runs import utc_now
 from labctl.config import Loaded
 from labctl.cpulist import format_cpulist
 from labctl.errors import LabctlError, LabError, ValidationError
@@ -82,7 +82,7 @@ class Preparer:
             self.progress(f"{host}: prepared already (no change, no reboot)")
             if record is None:
                 record = self._new_record(spec, facts)
-            record.update(verified=hostprep.verified_facts(facts), checked=_now())
+            record.update(verified=hostprep.verified_facts(facts), checked=utc_now())
             self._save_record(host, record)
             return _public(record)
         if record is None:
@@ -102,7 +102,7 @@ class Preparer:
                            + f" (record of the original state: {self._record_path(host)})")
         before = record.get("sysctls_before", {})
         record.update(spec=spec.model_dump(mode="json"), steps=[s.description for s in steps],
-                      verified=hostprep.verified_facts(after), checked=_now(),
+                      verified=hostprep.verified_facts(after), checked=utc_now(),
                       sysctl_changes=hostprep.sysctl_changes(before, after.sysctls),
                       seconds=round(time.monotonic() - started, 1))
         self._save_record(host, record)
@@ -205,7 +205,7 @@ class Preparer:
 
     def _new_record(self, spec: HostPrepare, facts: PrepFacts) -> dict[str, Any]:
         return {"host": facts.host, "original": hostprep.original_state(spec, facts),
-                "recorded": _now(), "sysctls_before": facts.sysctls,
+                "recorded": utc_now(), "sysctls_before": facts.sysctls,
                 "spec": spec.model_dump(mode="json")}
 
     def _load_record(self, host: str) -> dict[str, Any] | None:
@@ -230,9 +230,6 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
     """A record as it goes into a run manifest (without the full sysctl listing)."""
     return {k: v for k, v in record.items() if k != "sysctls_before"}
 
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _parallel(jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:

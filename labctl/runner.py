@@ -9,7 +9,6 @@ a run stopped. Returns data; the CLI prints it.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import functools
 import shutil
 import time
@@ -43,7 +42,7 @@ from labctl.lock import lab_lock
 from labctl.providers import lab_dir, load_state, prepared_dir, provider_for, state_file
 from labctl.restorer import Restorer, StepResult
 from labctl.report import render_markdown
-from labctl.runs import RunDir, find_run, new_run_id
+from labctl.runs import RunDir, find_run, new_run_id, utc_now
 
 Progress = Callable[[str], None]
 
@@ -288,8 +287,7 @@ def generator_ceiling(inventory_path: Path, inventory: Inventory, load: Load, st
     ceiling = None if force else recorded_ceiling(state.facts, load)
     if ceiling is None:
         ceiling = measure_ceiling(inventory, load, transports, progress, seconds)
-        record_ceiling(state_file(inventory_path, inventory), ceiling)
-        state.facts.setdefault(CEILINGS_KEY, {})[ceiling.mode] = ceiling.to_json()
+        record_ceiling(state_file(inventory_path, inventory), ceiling, state)
     return ceiling
 
 
@@ -335,7 +333,7 @@ def _start_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loa
     manifest = {
         "run_id": run_dir.run_id,
         "labctl_version": __version__,
-        "started": _now(),
+        "started": utc_now(),
         "inventory": {"path": str(inventory.path), "model": inventory.model.model_dump(mode="json")},
         "scenario": {"path": str(scenario.path), "model": scenario.model.model_dump(mode="json"),
                      "text": scenario.path.read_text()},
@@ -369,7 +367,7 @@ def _stopped(run_dir: RunDir, manifest: dict[str, Any], stage: dict[str, str], e
         status = "failed"
         reason = str(exc) if isinstance(exc, LabctlError) else f"{type(exc).__name__}: {exc}"
     manifest["outcome"] = {"status": status, "phase": stage["phase"], "reason": reason,
-                           "restore": "nothing to restore: no step of the plan had run", "ended": _now()}
+                           "restore": "nothing to restore: no step of the plan had run", "ended": utc_now()}
     run_dir.write_json("manifest.json", manifest)
 
 
@@ -383,13 +381,10 @@ def _finished(run_dir: RunDir, manifest: dict[str, Any], outcome: Outcome) -> No
         "status": "interrupted" if outcome.interrupted else "failed" if outcome.error else "completed",
         "phase": where.get("phase"), "step": where.get("step"), "host": where.get("host"),
         "checkpoint": where.get("checkpoint"),
-        "reason": outcome.interrupted or outcome.error, "restore": restore, "ended": _now(),
+        "reason": outcome.interrupted or outcome.error, "restore": restore, "ended": utc_now(),
     }
     run_dir.write_json("manifest.json", manifest)
 
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def restore_run(inventory_path: Path, run: str, runs_root: Path, progress: Progress
@@ -418,8 +413,8 @@ def restore_run(inventory_path: Path, run: str, runs_root: Path, progress: Progr
 def _restored_later(run_dir: RunDir, results: list[StepResult], pending: list[str]) -> None:
     manifest = run_dir.read_json("manifest.json")
     outcome = manifest.setdefault("outcome", {})
-    outcome["restore"] = ("complete (by `labctl restore` at " + _now() + ")" if not pending else
-                          f"pending on {', '.join(pending)} after `labctl restore` at {_now()}")
+    outcome["restore"] = ("complete (by `labctl restore` at " + utc_now() + ")" if not pending else
+                          f"pending on {', '.join(pending)} after `labctl restore` at {utc_now()}")
     outcome.setdefault("restored_later", []).extend(asdict(r) for r in results)
     run_dir.write_json("manifest.json", manifest)
 

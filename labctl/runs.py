@@ -12,6 +12,11 @@ from typing import Any
 
 from labctl.errors import RunError
 
+
+def utc_now() -> str:
+    """Now, as manifests, lab state and records write it: UTC, ISO 8601, whole seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
 RAW_PHASES = ("before", "after")
 
 

@@ -11,14 +11,9 @@ import pytest
 from labctl import cli, runner
 from labctl.config import load_inventory, load_scenario
 from labctl.errors import ValidationError
+from tests.helpers import NETNS_INVENTORY
 
-GOOD_INVENTORY = """\
-lab: t
-provider: netns
-hosts:
-  dut: {role: dut, data_address: 198.18.0.1/24}
-  loadgen: {role: loadgen, data_address: 198.18.0.2/24}
-"""
+GOOD_INVENTORY = NETNS_INVENTORY
 
 GOOD_SCENARIO = """\
 tuning:
