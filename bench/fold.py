@@ -10,7 +10,7 @@ Run as root from the repository root:
 
 Records `perf record -a -g -F <frequency> -- <load>` long enough for --samples samples (the load
 busy-loops on every CPU, or sleeps with --load sleep), then times, on the same recording:
-  (a) labctl: one plain `perf script` (timed separately) + labctl.fold's per-CPU folding;
+  (a) labctl: one plain `perf script` (timed separately) + labctl.analysis.fold's per-CPU folding;
   (b) the blog's way: `perf script -C c report stackcollapse` once per CPU;
   (c) the floor: one whole-recording `perf script report stackcollapse`.
 Checks that labctl's stacks and counts equal perf's, per CPU against (b) and summed over CPUs
@@ -43,8 +43,13 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from labctl.flamegraph import render_flamegraph  # noqa: E402
-from labctl.fold import FoldResult, fold_perf_script, format_folded, parse_folded  # noqa: E402
+from labctl.analysis.fold import (  # noqa: E402
+    FoldResult,
+    fold_perf_script,
+    format_folded,
+    parse_folded,
+)
+from labctl.reports.flamegraph import render_flamegraph  # noqa: E402
 
 GOAL_VERSUS_PER_CPU = 3.0
 GOAL_VERSUS_WHOLE = 1.5

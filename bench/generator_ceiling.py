@@ -32,14 +32,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.loadgen import NEW_SOCKET_SENDER            # noqa: E402
-from labctl.calibrate import measure_ceiling          # noqa: E402
-from labctl.config import load_inventory               # noqa: E402
-from labctl.model import Inventory, Load               # noqa: E402
-from labctl.plan import (LOADGEN_REMOTE_NAME, detached_command, server_address,  # noqa: E402
-                         server_argv, stop_command, wait_file_command)
-from labctl.providers import load_state                # noqa: E402
-from labctl.runner import connected, default_load      # noqa: E402
+from bench.loadgen import NEW_SOCKET_SENDER  # noqa: E402
+from labctl.execution.calibrate import measure_ceiling  # noqa: E402
+from labctl.input.config import load_inventory  # noqa: E402
+from labctl.input.model import Inventory, Load  # noqa: E402
+from labctl.labs.providers import load_state  # noqa: E402
+from labctl.plan.planner import (  # noqa: E402
+    LOADGEN_REMOTE_NAME,
+    detached_command,
+    server_address,
+    server_argv,
+    stop_command,
+    wait_file_command,
+)
+from labctl.runner import connected, default_load  # noqa: E402
 
 BLOG_RATE = 2000
 LOADGEN = Path(__file__).resolve().parent.parent / "labctl" / "loadgen.py"

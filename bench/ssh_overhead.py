@@ -4,7 +4,7 @@
 Run as root from the repository root: ``python3 bench/ssh_overhead.py [-n 200]``.
 
 Sets up its own network namespace with lo up and a private sshd on 127.0.0.1:22 inside it
-(labctl.sshd, through the same helper as the tests), then times N ``true`` commands, as root
+(labctl.labs.sshd, through the same helper as the tests), then times N ``true`` commands, as root
 and as a plain user whose login shell reads no rc files, through:
 
 - labctl: ``SshTransport.run`` (TCP_NODELAY socket, one persistent remote shell);
@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fabric import Connection  # noqa: E402  (bench code: fabric is the baseline)
 
-from labctl.labstate import SshTarget  # noqa: E402
-from labctl.netns_socket import connect_in_netns  # noqa: E402
-from labctl.transport import SshTransport  # noqa: E402
-from tests.conftest_sshd import skip_reason, sshd_lab  # noqa: E402
+from labctl.transport.netns_socket import connect_in_netns  # noqa: E402
+from labctl.transport.ssh import SshTransport  # noqa: E402
+from labctl.transport.target import SshTarget  # noqa: E402
+from tests.helpers.sshd_fixtures import skip_reason, sshd_lab  # noqa: E402
 
 GOAL = 20.0
 WARMUP = 5

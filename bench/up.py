@@ -25,11 +25,12 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from labctl import libvirtd, runner  # noqa: E402
-from labctl.config import load_inventory  # noqa: E402
-from labctl.labstate import LabState  # noqa: E402
-from labctl.providers.libvirt import LibvirtProvider  # noqa: E402
-from labctl.transport import SshTransport  # noqa: E402
+from labctl import runner  # noqa: E402
+from labctl.input.config import load_inventory  # noqa: E402
+from labctl.labs import libvirtd  # noqa: E402
+from labctl.labs.providers.libvirt import LibvirtProvider  # noqa: E402
+from labctl.labs.state import LabState  # noqa: E402
+from labctl.transport.ssh import SshTransport  # noqa: E402
 
 
 def quiet(_: str) -> None:

@@ -15,13 +15,19 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from labctl import __version__
-from labctl.errors import (ExpectationsFailed, LabctlError, Problem, RunInconclusive, Terminated,
-                           ValidationError)
+from labctl.errors import (
+    ExpectationsFailed,
+    LabctlError,
+    Problem,
+    RunInconclusive,
+    Terminated,
+    ValidationError,
+)
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 
@@ -255,7 +261,7 @@ def _series_table(rows: list[list[str]]) -> str:
 
 
 def cmd_calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl.generator import SAFE_SHARE
+    from labctl.plan.generator import SAFE_SHARE
     from labctl.runner import lab_calibrate
     if not 0.5 <= args.seconds <= 600:
         raise ValidationError([Problem("<command line>", 0, 0, "--seconds",
@@ -304,7 +310,7 @@ def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> in
 
 
 def cmd_schema(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl.model import Inventory, Scenario
+    from labctl.input.model import Inventory, Scenario
     schemas = {"inventory": Inventory.model_json_schema(), "scenario": Scenario.model_json_schema()}
     print(json.dumps(schemas[args.which] if args.which else schemas, indent=2))
     return 0
@@ -318,7 +324,7 @@ def cmd_validate(args: argparse.Namespace, progress: Callable[[str], None]) -> i
 
 
 def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl import image
+    from labctl.labs import image
     if args.image_command == "build":
         info = image.build_image(progress=progress, force=args.force)
     else:

@@ -17,32 +17,57 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from labctl import __version__, failpoints
-from labctl.analysis import analyse_host, loadgen_summary
-from labctl.config import Loaded, check_against_facts, load_inventory, load_scenario
-from labctl.errors import (ExpectationsFailed, LabctlError, RunError, RunInconclusive, Terminated,
-                           ValidationError)
-from labctl.executor import Executor, Outcome, require_ok
-from labctl.expectations import evaluate, verdict
-from labctl.facts import HostFacts, facts_script, parse_facts
-from labctl.labstate import LabState
-from labctl.calibrate import measure_ceiling, record_ceiling
-from labctl.generator import (CALIBRATION_SECONDS, CEILINGS_KEY, Ceiling, ceiling_warning, generator_record,
-                              mode_of, recorded_ceiling)
-from labctl.model import Inventory, Load, Scenario
-from labctl.plan import Plan, build_plan, profile_cpus, rate_text, render_plan
-from labctl.netns_socket import ssh_banner
-from labctl.preparer import Preparer
-from labctl.compare import compare, render_compare_html, render_compare_text
-from labctl.flamegraph import render_differential
-from labctl.fold import parse_folded
-from labctl.htmlreport import render_html
-from labctl.profiles import analyse_profile
-from labctl.lock import lab_lock
-from labctl.providers import lab_dir, load_state, prepared_dir, provider_for, state_file
-from labctl.restorer import Restorer, StepResult
-from labctl.report import render_markdown
-from labctl.runs import RunDir, find_run, new_run_id, utc_now
+from labctl import __version__
+from labctl.analysis.expectations import evaluate, verdict
+from labctl.analysis.fold import parse_folded
+from labctl.analysis.perhost import analyse_host, loadgen_summary
+from labctl.errors import (
+    ExpectationsFailed,
+    LabctlError,
+    RunError,
+    RunInconclusive,
+    Terminated,
+    ValidationError,
+)
+from labctl.execution import failpoints
+from labctl.execution.calibrate import measure_ceiling, record_ceiling
+from labctl.execution.executor import Executor, Outcome, require_ok
+from labctl.execution.preparer import Preparer
+from labctl.execution.restorer import Restorer, StepResult
+from labctl.host.facts import HostFacts, facts_script, parse_facts
+from labctl.input.config import (
+    Loaded,
+    load_inventory,
+    load_scenario,
+)
+from labctl.input.model import Inventory, Load, Scenario
+from labctl.labs.providers import (
+    lab_dir,
+    load_state,
+    prepared_dir,
+    provider_for,
+    state_file,
+)
+from labctl.labs.state import LabState
+from labctl.local.lock import lab_lock
+from labctl.plan.feasibility import check_against_facts
+from labctl.plan.generator import (
+    CALIBRATION_SECONDS,
+    CEILINGS_KEY,
+    Ceiling,
+    ceiling_warning,
+    generator_record,
+    mode_of,
+    recorded_ceiling,
+)
+from labctl.plan.planner import Plan, build_plan, profile_cpus, rate_text, render_plan
+from labctl.reports.compare import compare, render_compare_html, render_compare_text
+from labctl.reports.flamegraph import render_differential
+from labctl.reports.html import render_html
+from labctl.reports.markdown import render_markdown
+from labctl.reports.profiles import analyse_profile
+from labctl.runfiles.rundir import RunDir, find_run, new_run_id, utc_now
+from labctl.transport.netns_socket import ssh_banner
 
 Progress = Callable[[str], None]
 
@@ -109,7 +134,9 @@ def lab_ceilings(inventory_path: Path) -> list[Ceiling]:
 
 
 def open_transports(state: LabState, hosts: list[str]) -> dict[str, Any]:
-    from labctl.transport import open_all      # fabric is heavy: imported only when needed
+    from labctl.transport.ssh import (
+        open_all,  # fabric is heavy: imported only when needed
+    )
     return open_all({h: state.targets[h] for h in hosts})
 
 

@@ -18,12 +18,12 @@ if virsh -c qemu:///system version >/dev/null 2>&1; then
   mkdir -p .labctl && grep -v '^  netns:' inventory.yaml > .labctl/inventory.host-libvirtd.yaml
   labctl=(.venv/bin/labctl -i .labctl/inventory.host-libvirtd.yaml)
 else
-  $py -m labctl.libvirtd start --netns labctl-virt --workdir "$virt_workdir"
+  $py -m labctl.labs.libvirtd start --netns labctl-virt --workdir "$virt_workdir"
   own_libvirtd=1
 fi
 cleanup() {
   "${labctl[@]}" down || true
-  if ((own_libvirtd)); then $py -m labctl.libvirtd stop --workdir "$virt_workdir"; fi
+  if ((own_libvirtd)); then $py -m labctl.labs.libvirtd stop --workdir "$virt_workdir"; fi
 }
 trap cleanup EXIT
 

@@ -21,7 +21,7 @@ packages=(
   debootstrap fdisk e2fsprogs mount
   # perf on this machine: the fold benchmark and the netns lab's profiling
   linux-perf
-  # headless Chromium for the browser test of report.html / compare.html (tests/test_browser.py)
+  # headless Chromium for the browser test of report.html / compare.html (tests/integration/test_browser.py)
   chromium
 )
 missing=()

@@ -1,0 +1,127 @@
+"""Analysis (pure): a run's raw before/after snapshots -> per-CPU deltas per host.
+
+Input is the text of each raw file (read by the caller); output is plain data with integer
+CPU keys, used by the expectations and the reports and saved as summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+from labctl.analysis import deltas
+from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
+from labctl.host import probes
+
+NET_SOFTIRQS = ("NET_RX", "NET_TX")
+RawReader = Callable[[str, str], "str | None"]     # (probe, phase) -> text or None
+
+
+def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
+    """Deltas of one host over the measurement window, from its raw snapshots."""
+    online = sorted(parse_cpulist(facts.get("cpus_online", "")))
+    result: dict[str, Any] = {"cpus": online, "isolated": sorted(parse_cpulist(facts.get("isolated", ""))),
+                              "shared_kernel": facts.get("shared_kernel", False)}
+    pair = _pair(read, "interrupts", probes.parse_interrupts)
+    if pair:
+        result["nic_irqs"] = nic_irq_deltas(*pair, device=facts.get("nic", {}).get("device", ""))
+    pair = _pair(read, "softirqs", probes.parse_softirqs)
+    if pair:
+        result["softirqs"] = deltas.softirq_deltas(*pair)
+        result["softirq_counters"] = {phase: {name: dict(counts[name]) for name in NET_SOFTIRQS if name in counts}
+                                      for phase, counts in zip(("before", "after"), pair)}
+    pair = _pair(read, "softnet_stat", lambda t: probes.parse_softnet_stat(t, online or None))
+    if pair:
+        result["softnet"] = {cpu: _row_dict(row) for cpu, row in deltas.softnet_deltas(*pair).items()}
+    pair = _pair(read, "stat", probes.parse_proc_stat)
+    if pair:
+        result["cpu_percent"] = deltas.cpu_percentages(*pair)
+    pair = _pair(read, "ethtool_stats", probes.parse_ethtool_stats)
+    if pair:
+        result["nic_queues"] = {f"{d}-{q}": v for (d, q), v in sorted(
+            deltas.nic_queue_deltas(*pair).items())}
+    text = read("irq_affinity", "after")
+    if text:
+        result["irq_affinity"] = parse_irq_affinity_listing(text)
+    for phase in ("before", "after"):
+        text = read("rps_cpus", phase)
+        if text is not None:
+            result[f"rps_{phase}"] = {q: format_cpulist(c) for q, c in parse_rps_listing(text).items()}
+    return result
+
+
+def _pair(read: RawReader, probe: str, parse: Callable[[str], Any]) -> tuple[Any, Any] | None:
+    before, after = read(probe, "before"), read(probe, "after")
+    if before is None or after is None or not before.strip() or not after.strip():
+        return None
+    return parse(before), parse(after)
+
+
+def _row_dict(row: Any) -> dict[str, int]:
+    """A softnet row as a dict, without the columns this kernel does not print (None)."""
+    return {k: v for k, v in dataclasses.asdict(row).items() if v is not None}
+
+
+def parse_irq_affinity_listing(text: str) -> dict[str, dict[str, str]]:
+    """`grep -H . /proc/irq/N/{smp,effective}_affinity_list` -> {"37": {"smp": "2", "effective": "2"}}."""
+    result: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        path, _, value = line.partition(":")
+        parts = path.split("/")
+        if len(parts) == 5 and parts[3].isdigit() and parts[4].endswith("_affinity_list"):
+            result.setdefault(parts[3], {})[parts[4].split("_")[0]] = value.strip()
+    return result
+
+
+def parse_rps_listing(text: str) -> dict[int, frozenset[int]]:
+    """Lines 'rx-N MASK' (the snapshot's rps_cpus probe) -> queue -> CPUs."""
+    result = {}
+    for line in text.splitlines():
+        name, _, mask = line.partition(" ")
+        if name.startswith("rx-") and mask.strip():
+            result[int(name[3:])] = parse_mask(mask)
+    return result
+
+
+def nic_irq_deltas(before: Any, after: Any, device: str) -> list[dict[str, Any]]:
+    """Per RX queue of the NIC (found through its device name): IRQ deltas per CPU."""
+    if not device:
+        return []
+    all_deltas = deltas.irq_deltas(before, after)
+    rows = []
+    for queue, row in sorted(probes.nic_queue_irqs(after, device).items()):
+        rows.append({"queue": queue, "irq": row.irq, "name": row.name,
+                     "per_cpu": all_deltas.get(row.irq, {})})
+    return rows
+
+
+def nic_irqs_per_cpu(rows: list[dict[str, Any]], queues: set[int] | None = None) -> dict[int, int]:
+    """nic_irq_deltas rows summed per CPU over the NIC's queues (or only the given ones); CPU
+    keys may be strings (a summary read back from JSON): they come out as ints."""
+    per_cpu: dict[int, int] = {}
+    for row in rows:
+        if queues is None or row["queue"] in queues:
+            for cpu, count in row["per_cpu"].items():
+                per_cpu[int(cpu)] = per_cpu.get(int(cpu), 0) + int(count)
+    return per_cpu
+
+
+def loadgen_summary(server: dict[str, Any] | None, client: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Asked vs achieved rate and loss from the loadgen JSON results."""
+    if not client:
+        return None
+    sent = int(client.get("sent", 0))
+    received = int(server.get("received", 0)) if server else 0
+    return {
+        "protocol": client.get("protocol"),
+        "asked_rate": client.get("asked_rate"),
+        "achieved_rate": float(client.get("achieved_rate", 0.0)),
+        "duration": client.get("duration"),
+        "sent": sent,
+        "received": received,
+        "client_errors": client.get("errors", 0),
+        "server_socket_drops": server.get("drops") if server else None,   # UDP: receive buffer full
+        "loss": (1 - received / sent) if sent and server else None,
+        "server_workers": server.get("workers", []) if server else [],
+        "client_workers": client.get("workers", []),
+    }

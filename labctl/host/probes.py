@@ -1,0 +1,654 @@
+"""Probes (pure): each probe is a shell command plus a parser of what the command prints.
+
+The parsers turn procfs, sysfs and ethtool text into frozen dataclasses and dicts, and are
+tolerant of the odd rows real kernels print (offline CPUs missing from headers, global ERR/MIS
+counters, shared IRQ lines, chips without hwirq numbers, old and new softnet_stat layouts).
+Nothing here runs a command: the executor runs `Probe.command` and hands its stdout to
+`Probe.parse`. Before/after arithmetic lives in `labctl.analysis.deltas`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from labctl.cpulist import CpuListError, parse_cpulist, parse_mask
+from labctl.errors import LabctlError, RunError
+
+
+class ProbeOutputError(RunError):
+    """Probe output that cannot be parsed (a corrupt, truncated or unexpected snapshot)."""
+
+
+class ProbeArgumentError(LabctlError):
+    """A probe factory was given an interface, queue, IRQ or PID that cannot be valid."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A shell command (already quoted) and the pure parser of its output."""
+
+    name: str
+    command: str
+    parse: Callable[[str], Any]
+
+
+# --------------------------------------------------------------------------- /proc/interrupts
+
+GLOBAL_IRQ_COUNTERS = frozenset({"ERR", "MIS", "Err"})
+_ROW = re.compile(r"^\s*([^\s:]+):(.*)$")
+_COUNT = re.compile(r"\s*(\d+)(?=\s|$)")
+_HWIRQ = re.compile(r"(\d+)(?:-(\S+))?(?:\s+(Level|Edge))?(?=\s|$)\s*")
+
+
+@dataclass(frozen=True)
+class IrqRow:
+    """One row of /proc/interrupts.
+
+    `irq` is the row label ("53", "NMI", "LOC", "ERR"). Numbered rows split their tail into
+    `chip` ("PCI-MSI", "PCI-MSIX-0000:07:00.0"), `hwirq` ("49153"), `trigger` ("edge",
+    "fasteoi", "Level") and `name` (the action names, "ehci_hcd:usb3, mmc0" for a shared line);
+    `description` is the whole tail ("Local timer interrupts" for named rows). Global counters
+    (ERR, MIS) have an empty `per_cpu` and only a `total`.
+    """
+
+    irq: str
+    per_cpu: dict[int, int] = field(default_factory=dict)
+    total: int = 0
+    chip: str = ""
+    hwirq: str = ""
+    trigger: str = ""
+    name: str = ""
+    description: str = ""
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The action names sharing this line ("a, b" -> ("a", "b"))."""
+        return tuple(part.strip() for part in self.name.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class InterruptTable:
+    """/proc/interrupts: the CPU ids of the header (offline CPUs absent) and the rows in order."""
+
+    cpus: tuple[int, ...]
+    rows: tuple[IrqRow, ...]
+
+    def by_irq(self, irq: str | int) -> IrqRow | None:
+        """The row labelled `irq` ("37", 37, "LOC"), or None."""
+        wanted = str(irq)
+        return next((row for row in self.rows if row.irq == wanted), None)
+
+    def by_name(self, name: str) -> IrqRow | None:
+        """The first row whose name, or one of whose shared action names, is `name`."""
+        return next((row for row in self.rows if row.name == name or name in row.actions), None)
+
+    def rows_matching(self, pattern: str) -> list[IrqRow]:
+        """Rows whose name matches the regular expression `pattern` (re.search)."""
+        regex = re.compile(pattern)
+        return [row for row in self.rows if regex.search(row.name)]
+
+
+def parse_interrupts(text: str) -> InterruptTable:
+    """Parse /proc/interrupts, mapping columns to the CPU numbers of the header."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ProbeOutputError("/proc/interrupts: empty output")
+    cpus = _header_cpus(lines[0], "/proc/interrupts")
+    rows = tuple(_parse_irq_line(line, cpus, number) for number, line in enumerate(lines[1:], 2))
+    return InterruptTable(cpus=cpus, rows=rows)
+
+
+def _header_cpus(header: str, source: str) -> tuple[int, ...]:
+    cpus = tuple(int(cpu) for cpu in re.findall(r"\bCPU(\d+)\b", header))
+    if not cpus:
+        raise ProbeOutputError(f"{source}: no CPU header in first line: {header.strip()!r}")
+    return cpus
+
+
+def _take_counts(text: str, limit: int) -> tuple[list[int], str]:
+    """Up to `limit` leading decimal counts of `text`, and the rest of it, stripped."""
+    counts: list[int] = []
+    pos = 0
+    while len(counts) < limit:
+        match = _COUNT.match(text, pos)
+        if not match:
+            break
+        counts.append(int(match.group(1)))
+        pos = match.end()
+    return counts, text[pos:].strip()
+
+
+def _parse_irq_line(line: str, cpus: tuple[int, ...], number: int) -> IrqRow:
+    match = _ROW.match(line)
+    if not match:
+        raise ProbeOutputError(f"/proc/interrupts line {number}: not an IRQ row: {line!r}")
+    irq, tail = match.groups()
+    counts, rest = _take_counts(tail, len(cpus))
+    lone_count = len(counts) == 1 and len(cpus) > 1 and not rest
+    if irq in GLOBAL_IRQ_COUNTERS or lone_count:
+        return IrqRow(irq=irq, total=counts[0] if counts else 0, description=rest)
+    if len(counts) != len(cpus):
+        raise ProbeOutputError(
+            f"/proc/interrupts line {number}: {len(counts)} counts for {len(cpus)} CPUs: {line!r}"
+        )
+    per_cpu = dict(zip(cpus, counts))
+    if not irq.isdigit():
+        return IrqRow(irq=irq, per_cpu=per_cpu, total=sum(counts), description=rest)
+    chip, hwirq, trigger, name = _split_irq_source(rest)
+    return IrqRow(irq, per_cpu, sum(counts), chip, hwirq, trigger, name, rest)
+
+
+def _split_irq_source(rest: str) -> tuple[str, str, str, str]:
+    """Split "PCI-MSI 49153-edge  virtio1-input.0" into chip, hwirq, trigger and name."""
+    parts = rest.split(None, 1)
+    if not parts:
+        return "", "", "", ""
+    chip, tail = parts[0], (parts[1] if len(parts) > 1 else "")
+    hw = _HWIRQ.match(tail)
+    if not hw:  # old kernels ("IO-APIC-edge  timer"), Xen, s390: no hwirq column
+        return chip, "", "", tail.strip()
+    return chip, hw.group(1), hw.group(2) or hw.group(3) or "", tail[hw.end():].strip()
+
+
+def _queue_rows(table: InterruptTable, patterns: list[str]) -> dict[int, IrqRow]:
+    found: dict[int, IrqRow] = {}
+    regexes = [re.compile(pattern) for pattern in patterns]
+    for row in table.rows:
+        for action in row.actions:
+            match = next((m for m in (r.fullmatch(action) for r in regexes) if m), None)
+            if match is None:
+                continue
+            queue = int(match.group(1))
+            if queue in found and found[queue] is not row:
+                first = found[queue].irq
+                raise ProbeOutputError(
+                    f"/proc/interrupts: queue {queue} appears on IRQ {first} and IRQ {row.irq}"
+                )
+            found[queue] = row
+    return dict(sorted(found.items()))
+
+
+def nic_queue_irqs(table: InterruptTable, device: str) -> dict[int, IrqRow]:
+    """RX queue -> IRQ row of a NIC, found by its device name, never by guessed IRQ numbers.
+
+    `device` is what /sys/class/net/IF/device points at for virtio ("virtio6" ->
+    "virtio6-input.K"), or the prefix drivers use for combined/RX vectors ("eth0-TxRx-K",
+    "eth0-rx-K"). Disabled queues still have rows: /proc/interrupts lists them all.
+    """
+    dev = re.escape(device)
+    return _queue_rows(table, [rf"{dev}-input\.(\d+)", rf"{dev}-(?:TxRx|rx)-(\d+)"])
+
+
+def nic_tx_irqs(table: InterruptTable, device: str) -> dict[int, IrqRow]:
+    """TX queue -> IRQ row of a NIC ("virtioN-output.K", "eth0-TxRx-K", "eth0-tx-K")."""
+    dev = re.escape(device)
+    return _queue_rows(table, [rf"{dev}-output\.(\d+)", rf"{dev}-(?:TxRx|tx)-(\d+)"])
+
+
+# --------------------------------------------------------------------------- /proc/softirqs
+
+
+def parse_softirqs(text: str) -> dict[str, dict[int, int]]:
+    """Parse /proc/softirqs: {"NET_RX": {cpu: count}} (the header lists possible CPUs)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise ProbeOutputError("/proc/softirqs: empty output")
+    cpus = _header_cpus(lines[0], "/proc/softirqs")
+    table: dict[str, dict[int, int]] = {}
+    for number, line in enumerate(lines[1:], 2):
+        match = _ROW.match(line)
+        counts, rest = _take_counts(match.group(2), len(cpus)) if match else ([], line)
+        if not match or len(counts) != len(cpus) or rest:
+            raise ProbeOutputError(f"/proc/softirqs line {number}: unexpected row: {line!r}")
+        table[match.group(1)] = dict(zip(cpus, counts))
+    return table
+
+
+# --------------------------------------------------------------------------- softnet_stat
+
+
+@dataclass(frozen=True)
+class SoftnetRow:
+    """One CPU's row of /proc/net/softnet_stat (hex counters).
+
+    Columns a kernel does not print are None: received_rps appeared in 2.6.35 (10 columns),
+    flow_limit in 3.11 (11), backlog_len and the CPU id in 5.10 (13), input_qlen and
+    process_qlen in 6.x (15). cpu_collision has read 0 since 4.x ("was cpu_collision").
+    """
+
+    processed: int
+    dropped: int
+    time_squeeze: int
+    cpu_collision: int
+    received_rps: int | None = None
+    flow_limit: int | None = None
+    backlog_len: int | None = None
+    input_qlen: int | None = None
+    process_qlen: int | None = None
+
+
+SOFTNET_CPU_COLUMN = 12
+
+
+def _softnet_row(values: list[int]) -> SoftnetRow:
+    def column(index: int) -> int | None:
+        return values[index] if len(values) > index else None
+
+    return SoftnetRow(
+        processed=values[0],
+        dropped=values[1],
+        time_squeeze=values[2],
+        cpu_collision=values[8],
+        received_rps=column(9),
+        flow_limit=column(10),
+        backlog_len=column(11),
+        input_qlen=column(13),
+        process_qlen=column(14),
+    )
+
+
+def _softnet_values(text: str) -> list[list[int]]:
+    rows: list[list[int]] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append([int(word, 16) for word in line.split()])
+        except ValueError as err:
+            raise ProbeOutputError(f"softnet_stat line {number}: not hex: {line!r}") from err
+    widths = {len(row) for row in rows}
+    if len(widths) > 1 or (widths and min(widths) < 9):
+        raise ProbeOutputError(f"softnet_stat: unexpected column counts {sorted(widths)}")
+    return rows
+
+
+def parse_softnet_stat(text: str, online_cpus: list[int] | None = None) -> dict[int, SoftnetRow]:
+    """Parse /proc/net/softnet_stat into {cpu: SoftnetRow}.
+
+    Kernels >= 5.10 print the CPU id (13th column) and it is used. Older kernels print one row
+    per *online* CPU with no id: rows are then mapped, in order, to `online_cpus` (the
+    cpus_online probe), or to 0..n-1 when it is not given.
+    """
+    rows = _softnet_values(text)
+    if rows and len(rows[0]) > SOFTNET_CPU_COLUMN:
+        return {row[SOFTNET_CPU_COLUMN]: _softnet_row(row) for row in rows}
+    cpus = list(range(len(rows))) if online_cpus is None else sorted(online_cpus)
+    if len(cpus) != len(rows):
+        raise ProbeOutputError(
+            f"softnet_stat: {len(rows)} rows without CPU ids but {len(cpus)} online CPUs {cpus}"
+        )
+    return {cpu: _softnet_row(row) for cpu, row in zip(cpus, rows)}
+
+
+# --------------------------------------------------------------------------- /proc/stat
+
+CPU_TIME_FIELDS = (
+    "user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guest_nice",
+)
+
+
+@dataclass(frozen=True)
+class CpuTimes:
+    """Jiffies of one `cpuN` line of /proc/stat (guest time is also counted in user/nice)."""
+
+    user: int
+    nice: int
+    system: int
+    idle: int
+    iowait: int = 0
+    irq: int = 0
+    softirq: int = 0
+    steal: int = 0
+    guest: int = 0
+    guest_nice: int = 0
+
+
+def parse_proc_stat(text: str) -> dict[int, CpuTimes]:
+    """Per-CPU times of /proc/stat ({cpu: CpuTimes}); only online CPUs have lines."""
+    times: dict[int, CpuTimes] = {}
+    for line in text.splitlines():
+        match = re.match(r"^cpu(\d+)\s+(.*)$", line)
+        if not match:
+            continue
+        values = [int(word) for word in match.group(2).split()][: len(CPU_TIME_FIELDS)]
+        if len(values) < 4:
+            raise ProbeOutputError(f"/proc/stat: short cpu line: {line!r}")
+        times[int(match.group(1))] = CpuTimes(*values)
+    if not times:
+        raise ProbeOutputError("/proc/stat: no cpuN lines")
+    return times
+
+
+# --------------------------------------------------------------------------- ethtool
+
+
+@dataclass(frozen=True)
+class Channels:
+    """`ethtool -l`: keys rx, tx, other, combined; None where ethtool prints "n/a"."""
+
+    maximum: dict[str, int | None]
+    current: dict[str, int | None]
+
+
+def _channel_value(text: str) -> int | None:
+    value = text.strip()
+    if value == "n/a":
+        return None
+    if not value.isdigit():
+        raise ProbeOutputError(f"ethtool -l: not a channel count: {value!r}")
+    return int(value)
+
+
+def parse_ethtool_channels(text: str) -> Channels:
+    """Parse `ethtool -l IF` (Pre-set maximums / Current hardware settings)."""
+    sections: dict[str, dict[str, int | None]] = {}
+    section: dict[str, int | None] | None = None
+    for line in text.splitlines():
+        heading = line.strip().lower()
+        if heading.startswith(("pre-set maximums", "current hardware settings")):
+            section = sections.setdefault(heading.split()[0], {})
+        elif section is not None and ":" in line:
+            key, _, value = line.partition(":")
+            section[key.strip().lower()] = _channel_value(value)
+    if set(sections) != {"pre-set", "current"}:
+        raise ProbeOutputError(f"ethtool -l: no channel settings in output: {text.strip()[:200]!r}")
+    return Channels(maximum=sections["pre-set"], current=sections["current"])
+
+
+def supports_combined(channels: Channels) -> bool:
+    """True when the NIC takes `ethtool -L IF combined N` (veth and some NICs only rx/tx)."""
+    return bool(channels.maximum.get("combined"))
+
+
+@dataclass(frozen=True)
+class RssInfo:
+    """`ethtool -x`: None where the driver answers "Operation not supported"."""
+
+    ring_count: int | None
+    indirection: list[int] | None
+    key: str | None
+    hash_functions: dict[str, bool]
+    input_transformations: dict[str, bool] = field(default_factory=dict)
+
+
+_RSS_SECTIONS = {
+    "rss hash key:": "key",
+    "rss hash function:": "hfunc",
+    "rss input transformation:": "xfrm",
+}
+
+
+def parse_ethtool_rss(text: str) -> RssInfo:
+    """Parse `ethtool -x IF` (indirection table, hash key, hash functions)."""
+    ring = re.search(r"with (\d+) RX ring", text)
+    table: list[int] = []
+    key: str | None = None
+    flags: dict[str, dict[str, bool]] = {"hfunc": {}, "xfrm": {}}
+    section = "indir"
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.lower() in _RSS_SECTIONS:
+            section = _RSS_SECTIONS[stripped.lower()]
+        elif section == "indir" and re.match(r"^\d+:(\s+\d+)+$", stripped):
+            table.extend(int(word) for word in stripped.split(":", 1)[1].split())
+        elif section == "key" and re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2})*", stripped):
+            key = stripped
+        elif section in flags and re.fullmatch(r"[\w-]+:\s*(on|off)", stripped):
+            name, _, state = stripped.partition(":")
+            flags[section][name.strip()] = state.strip() == "on"
+    return RssInfo(
+        ring_count=int(ring.group(1)) if ring else None,
+        indirection=table or None,
+        key=key,
+        hash_functions=flags["hfunc"],
+        input_transformations=flags["xfrm"],
+    )
+
+
+def parse_ethtool_info(text: str) -> dict[str, str]:
+    """Parse `ethtool -i IF` into {"driver": "virtio_net", "bus-info": "0000:00:03.0", ...}."""
+    info: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            info[key.strip()] = value.strip()
+    if "driver" not in info:
+        raise ProbeOutputError(f"ethtool -i: no driver line: {text.strip()[:200]!r}")
+    return info
+
+
+def parse_ethtool_stats(text: str) -> dict[str, int]:
+    """Parse `ethtool -S IF` into {name: value}; names may hold ": " (bnxt's "[0]: rx_...")."""
+    stats: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, value = line.rpartition(":")
+        if not sep or not name.strip() or not re.fullmatch(r"-?\d+", value.strip()):
+            continue
+        stats[name.strip()] = int(value.strip())
+    if not stats and "statistics" not in text.lower():
+        raise ProbeOutputError(f"ethtool -S: no statistics in output: {text.strip()[:200]!r}")
+    return stats
+
+
+_QUEUE_STAT_PATTERNS = (
+    re.compile(r"^(?P<dir>rx|tx)_queue_(?P<q>\d+)_(?P<stat>.+)$"),  # virtio <6.x, veth, igb, ixgbe
+    re.compile(r"^(?P<dir>rx|tx)-(?P<q>\d+)\.(?P<stat>.+)$"),  # i40e, iavf, sfc
+    re.compile(r"^(?P<dir>rx|tx)q?(?P<q>\d+)_(?P<stat>.+)$"),  # mlx5, virtio 6.x, hns3
+    re.compile(r"^queue_(?P<q>\d+)_(?P<dir>rx|tx)_(?P<stat>.+)$"),  # ena
+    re.compile(r"^\[(?P<q>\d+)\]:\s*(?P<dir>rx|tx)_(?P<stat>.+)$"),  # bnxt
+)
+
+
+def per_queue_stats(stats: dict[str, int]) -> dict[tuple[str, int], dict[str, int]]:
+    """Group per-queue counters: {("rx", 0): {"packets": .., "xdp_packets": ..}, ...}."""
+    queues: dict[tuple[str, int], dict[str, int]] = {}
+    for name, value in stats.items():
+        match = next((m for m in (p.match(name) for p in _QUEUE_STAT_PATTERNS) if m), None)
+        if match:
+            key = (match.group("dir"), int(match.group("q")))
+            queues.setdefault(key, {})[match.group("stat")] = value
+    return dict(sorted(queues.items()))
+
+
+# --------------------------------------------------------------------------- masks, lists, cmdline
+
+
+def parse_mask_file(text: str) -> frozenset[int]:
+    """Parse a hex CPU mask file (rps_cpus, smp_affinity, default_smp_affinity)."""
+    try:
+        return parse_mask(text)
+    except CpuListError as err:
+        raise ProbeOutputError(f"not a CPU mask: {text.strip()!r}: {err}") from err
+
+
+def parse_cpulist_file(text: str) -> frozenset[int]:
+    """Parse a CPU list file (smp_affinity_list, effective_affinity_list, isolated, online)."""
+    try:
+        return parse_cpulist(text)
+    except CpuListError as err:
+        raise ProbeOutputError(f"not a CPU list: {text.strip()!r}: {err}") from err
+
+
+@dataclass(frozen=True)
+class IsolCpus:
+    """isolcpus=[flag,...,]cpulist; no flags means the kernel's default ("domain")."""
+
+    flags: tuple[str, ...]
+    cpus: frozenset[int]
+
+
+@dataclass(frozen=True)
+class Cmdline:
+    """/proc/cmdline: parameters in order (`items`), last-wins `params`, and the CPU sets."""
+
+    raw: str
+    items: tuple[tuple[str, str | None], ...]
+    params: dict[str, str | None]
+    init_args: tuple[str, ...]
+    isolcpus: IsolCpus | None
+    nohz_full: frozenset[int] | None
+    irqaffinity: frozenset[int] | None
+
+
+def _cmdline_words(text: str) -> list[str]:
+    """Split like the kernel's next_arg(): whitespace outside double quotes, quotes dropped."""
+    words: list[str] = []
+    current: list[str] = []
+    quoted = False
+    for char in text.strip():
+        if char == '"':
+            quoted = not quoted
+        elif char.isspace() and not quoted:
+            if current:
+                words.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    if current:
+        words.append("".join(current))
+    return words
+
+
+def parse_isolcpus(value: str) -> IsolCpus:
+    """Parse an isolcpus= value: "managed_irq,domain,4-7", "4-7", "nohz,1,3-5"."""
+    parts = value.split(",")
+    flags: list[str] = []
+    while len(parts) > 1 and parts[0][:1].isalpha():
+        flags.append(parts.pop(0))
+    return IsolCpus(flags=tuple(flags), cpus=parse_cpulist_file(",".join(parts)))
+
+
+def parse_cmdline(text: str) -> Cmdline:
+    """Parse /proc/cmdline; words after a lone "--" are init's arguments, not parameters."""
+    words = _cmdline_words(text)
+    init_args: tuple[str, ...] = ()
+    if "--" in words:
+        cut = words.index("--")
+        words, init_args = words[:cut], tuple(words[cut + 1 :])
+    split_words = (word.partition("=") for word in words)
+    items = tuple((key, value if sep else None) for key, sep, value in split_words)
+    params = dict(items)
+
+    def cpus(name: str) -> frozenset[int] | None:
+        value = params.get(name)
+        return parse_cpulist_file(value) if value is not None else None
+
+    isolcpus = params.get("isolcpus")
+    return Cmdline(
+        raw=text.strip(),
+        items=items,
+        params=params,
+        init_args=init_args,
+        isolcpus=parse_isolcpus(isolcpus) if isolcpus is not None else None,
+        nohz_full=cpus("nohz_full"),
+        irqaffinity=cpus("irqaffinity"),
+    )
+
+
+def parse_status_cpus_allowed(text: str) -> frozenset[int]:
+    """Cpus_allowed_list of /proc/PID/status."""
+    match = re.search(r"^Cpus_allowed_list:\s*(\S*)\s*$", text, re.M)
+    if not match:
+        raise ProbeOutputError("/proc/PID/status: no Cpus_allowed_list line")
+    return parse_cpulist_file(match.group(1))
+
+
+# --------------------------------------------------------------------------- registry
+
+_IFNAME = re.compile(r"^[^/:\s]{1,15}$")
+
+
+def _check_iface(iface: str) -> str:
+    if not _IFNAME.match(iface) or iface in (".", ".."):
+        raise ProbeArgumentError(f"not a network interface name: {iface!r}")
+    return iface
+
+
+def _check_number(value: int | str, what: str) -> str:
+    text = str(value)
+    if not text.isdigit():
+        raise ProbeArgumentError(f"not a valid {what}: {value!r}")
+    return text
+
+
+def _cat(path: str) -> str:
+    return shlex.join(["cat", path])
+
+
+PROBES: dict[str, Probe] = {
+    probe.name: probe
+    for probe in (
+        Probe("interrupts", _cat("/proc/interrupts"), parse_interrupts),
+        Probe("softirqs", _cat("/proc/softirqs"), parse_softirqs),
+        Probe("softnet_stat", _cat("/proc/net/softnet_stat"), parse_softnet_stat),
+        Probe("stat", _cat("/proc/stat"), parse_proc_stat),
+        Probe("cmdline", _cat("/proc/cmdline"), parse_cmdline),
+        Probe("cpus_online", _cat("/sys/devices/system/cpu/online"), parse_cpulist_file),
+        Probe("cpus_isolated", _cat("/sys/devices/system/cpu/isolated"), parse_cpulist_file),
+        Probe("default_smp_affinity", _cat("/proc/irq/default_smp_affinity"), parse_mask_file),
+    )
+}
+# softnet_stat's registered parser maps id-less rows to CPUs 0..n-1: on old kernels with offline
+# CPUs, parse with parse_softnet_stat(text, online_cpus) fed by the cpus_online probe instead.
+
+
+def _ethtool(option: str, kind: str, iface: str, parse: Callable[[str], Any]) -> Probe:
+    name = _check_iface(iface)
+    return Probe(f"{kind}@{name}", shlex.join(["ethtool", option, name]), parse)
+
+
+def ethtool_channels(iface: str) -> Probe:
+    """`ethtool -l IF`."""
+    return _ethtool("-l", "ethtool_channels", iface, parse_ethtool_channels)
+
+
+def ethtool_stats(iface: str) -> Probe:
+    """`ethtool -S IF`."""
+    return _ethtool("-S", "ethtool_stats", iface, parse_ethtool_stats)
+
+
+def ethtool_rss(iface: str) -> Probe:
+    """`ethtool -x IF` (exits 1 on drivers without RSS; its output still parses)."""
+    return _ethtool("-x", "ethtool_rss", iface, parse_ethtool_rss)
+
+
+def ethtool_info(iface: str) -> Probe:
+    """`ethtool -i IF`."""
+    return _ethtool("-i", "ethtool_info", iface, parse_ethtool_info)
+
+
+def rps_cpus(iface: str, queue: int) -> Probe:
+    """/sys/class/net/IF/queues/rx-N/rps_cpus."""
+    name, rxq = _check_iface(iface), _check_number(queue, "RX queue number")
+    path = f"/sys/class/net/{name}/queues/rx-{rxq}/rps_cpus"
+    return Probe(f"rps_cpus@{name}@rx-{rxq}", _cat(path), parse_mask_file)
+
+
+def _irq_probe(irq: int | str, leaf: str, parse: Callable[[str], Any]) -> Probe:
+    number = _check_number(irq, "IRQ number")
+    return Probe(f"{leaf}@{number}", _cat(f"/proc/irq/{number}/{leaf}"), parse)
+
+
+def smp_affinity(irq: int | str) -> Probe:
+    """/proc/irq/N/smp_affinity (hex mask)."""
+    return _irq_probe(irq, "smp_affinity", parse_mask_file)
+
+
+def smp_affinity_list(irq: int | str) -> Probe:
+    """/proc/irq/N/smp_affinity_list."""
+    return _irq_probe(irq, "smp_affinity_list", parse_cpulist_file)
+
+
+def effective_affinity_list(irq: int | str) -> Probe:
+    """/proc/irq/N/effective_affinity_list (lags smp_affinity until the next interrupt)."""
+    return _irq_probe(irq, "effective_affinity_list", parse_cpulist_file)
+
+
+def cpus_allowed(pid: int | str) -> Probe:
+    """Cpus_allowed_list of /proc/PID/status."""
+    number = _check_number(pid, "PID")
+    path = f"/proc/{number}/status"
+    return Probe(f"cpus_allowed@{number}", _cat(path), parse_status_cpus_allowed)

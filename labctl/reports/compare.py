@@ -1,0 +1,330 @@
+"""Reports (pure): two runs' summaries side by side -> a comparison, as text and as compare.html.
+
+compare() takes two summaries (fresh from runner.build_summary or read back from summary.json:
+per-CPU keys may be ints or strings) and returns plain data with int CPU keys: per host and CPU
+the NIC's RX IRQs (all queues), NET_RX softirqs and the softnet_stat columns processed,
+received_rps and dropped of run A and run B with the difference B - A (None where a run has no
+such data, e.g. a netns run has no NIC IRQs), the load generator results of both, and both runs'
+expectations, paired by check and description. render_compare_text() draws it as terminal
+tables (labctl.reports.markdown.table); render_compare_html() as compare.html, in report.html's style
+(htmlreport's page model and template), with differential flame graphs when given.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from labctl.reports import html as hr
+from labctl.reports.html import Block, Cell, Note, Page, Section, Table
+from labctl.reports.markdown import RATE_REACHED, cpu_label, table
+
+# (key, label, per-CPU values of a host's summary or None when the run has no such data)
+Metric = tuple[str, str, Callable[[Mapping[str, Any]], "dict[int, int] | None"]]
+METRICS: tuple[Metric, ...] = (
+    ("nic_irqs", "NIC RX IRQs", hr.nic_irqs_per_cpu),
+    ("net_rx", "NET_RX softirqs", lambda d: hr.softirq_per_cpu(d, "NET_RX")),
+    ("processed", "softnet processed", lambda d: hr.softnet_per_cpu(d, "processed")),
+    ("received_rps", "softnet received_rps", lambda d: hr.softnet_per_cpu(d, "received_rps")),
+    ("dropped", "softnet dropped", lambda d: hr.softnet_per_cpu(d, "dropped")),
+)
+LOAD_KEYS = ("protocol", "asked_rate", "achieved_rate", "sent", "received", "loss",
+             "server_socket_drops", "client_errors")
+NO_DIFFERENTIAL = "no differential flame graph given"
+
+
+def compare(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> dict[str, Any]:
+    """Runs A and B side by side, per host and CPU, with B - A (see the module docstring)."""
+    hosts_a: Mapping[str, Any] = summary_a.get("hosts") or {}
+    hosts_b: Mapping[str, Any] = summary_b.get("hosts") or {}
+    return {
+        "a": _run(summary_a), "b": _run(summary_b),
+        "hosts": {host: _host(hosts_a.get(host), hosts_b.get(host))
+                  for host in [*hosts_a, *(h for h in hosts_b if h not in hosts_a)]},
+        "loadgen": {"a": _load(summary_a.get("loadgen")), "b": _load(summary_b.get("loadgen"))},
+        "expectations": {"a": list(summary_a.get("expectations") or []),
+                         "b": list(summary_b.get("expectations") or []),
+                         "paired": _paired(summary_a.get("expectations") or [],
+                                           summary_b.get("expectations") or [])},
+    }
+
+
+def _run(s: Mapping[str, Any]) -> dict[str, Any]:
+    results = s.get("expectations") or []
+    lab, lab_facts = hr.lab_name_and_facts(s)
+    return {"run_id": s.get("run_id", "?"), "scenario": s.get("scenario", "?"),
+            "description": s.get("description") or "", "started": s.get("started", "?"),
+            "lab": lab, "provider": s.get("provider", "?"), "lab_facts": dict(lab_facts),
+            "passed": sum(bool(r.get("passed")) for r in results), "checks": len(results)}
+
+
+def _host(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
+    cpus = sorted(set(hr.host_cpus(a or {})) | set(hr.host_cpus(b or {})))
+    iso_a, iso_b = hr.host_isolated(a or {}), hr.host_isolated(b or {})
+    metrics = []
+    for key, label, values in METRICS:
+        va = values(a) if a is not None else None
+        vb = values(b) if b is not None else None
+        metrics.append({"key": key, "label": label, "a": _filled(va, cpus),
+                        "b": _filled(vb, cpus), "diff": _diff(va, vb, cpus),
+                        "total_a": None if va is None else sum(va.values()),
+                        "total_b": None if vb is None else sum(vb.values())})
+    return {"in_a": a is not None, "in_b": b is not None, "cpus": cpus,
+            "isolated": sorted(set(iso_a) | set(iso_b)), "isolated_a": iso_a,
+            "isolated_b": iso_b, "metrics": metrics}
+
+
+def _filled(values: Mapping[int, int] | None, cpus: Sequence[int]) -> dict[int, int] | None:
+    return None if values is None else {c: int(values.get(c, 0)) for c in cpus}
+
+
+def _diff(a: Mapping[int, int] | None, b: Mapping[int, int] | None, cpus: Sequence[int]
+          ) -> dict[int, int] | None:
+    if a is None or b is None:
+        return None
+    return {c: int(b.get(c, 0)) - int(a.get(c, 0)) for c in cpus}
+
+
+def _load(lg: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not lg:
+        return None
+    out = {k: lg.get(k) for k in LOAD_KEYS}
+    share = hr.reached(lg)
+    out.update(reached=share, short=share is not None and share < RATE_REACHED)
+    return out
+
+
+def _paired(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]]
+            ) -> list[dict[str, Any]]:
+    """Expectations of both runs matched by (check, description) and, for a check a run makes
+    more than once, by occurrence: A's order, then B's own."""
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for side, results in (("a", a), ("b", b)):
+        seen: dict[tuple[str, str], int] = {}
+        for r in results:
+            check, description = str(r.get("check", "")), str(r.get("description", ""))
+            n = seen[(check, description)] = seen.get((check, description), -1) + 1
+            row = rows.setdefault((check, description, n), {
+                "check": check, "description": description, "a": None, "b": None})
+            row[side] = dict(r)
+    return list(rows.values())
+
+
+# --- text -----------------------------------------------------------------------------------
+
+
+def render_compare_text(comparison: dict[str, Any]) -> str:
+    """Terminal tables: expectations of both, load, and per host CPU x counter for A, B, B-A."""
+    a, b = comparison["a"], comparison["b"]
+    out = ["# labctl compare", "",
+           f"- A: {a['run_id']} ({a['scenario']}" + (f" — {a['description']}" if a["description"]
+                                                    else "") + ")",
+           f"- B: {b['run_id']} ({b['scenario']}" + (f" — {b['description']}" if b["description"]
+                                                    else "") + ")",
+           "- `*` marks isolated CPUs; B-A is run B minus run A.", ""]
+    out += _expectations_text(comparison)
+    out += _load_text(comparison["loadgen"])
+    for host, h in comparison["hosts"].items():
+        out += _host_text(host, h)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _expectations_text(c: Mapping[str, Any]) -> list[str]:
+    a, b, paired = c["a"], c["b"], c["expectations"]["paired"]
+    title = (f"## Expectations: A {a['passed']}/{a['checks']} passed, "
+             f"B {b['passed']}/{b['checks']} passed")
+    if not paired:
+        return [title, "", "none in either run", ""]
+    rows = [[r["check"], r["description"], _result_text(r["a"]), _result_text(r["b"])]
+            for r in paired]
+    return [title, "", table(["check", "what", "A", "B"], rows), ""]
+
+
+def _result_text(result: Mapping[str, Any] | None) -> str:
+    if result is None:
+        return "-"
+    return f"{'PASS' if result.get('passed') else 'FAIL'} {result.get('measured', '')}"
+
+
+def _load_text(loads: Mapping[str, Any]) -> list[str]:
+    if not loads["a"] and not loads["b"]:
+        return ["## Load", "", "no load in either run", ""]
+    header = ["run", "asked msg/s", "achieved msg/s", "reached", "loss", "sent", "received",
+              "socket drops", "client errors"]
+    rows, notes = [], []
+    for side in ("a", "b"):
+        lg = loads[side]
+        if not lg:
+            rows.append([side.upper()] + ["-"] * (len(header) - 1))
+            continue
+        rows.append([side.upper(), hr.fmt(lg["asked_rate"]), hr.fmt(lg["achieved_rate"]),
+                     _percent(lg["reached"], 1), _percent(lg["loss"], 2), hr.fmt(lg["sent"]),
+                     hr.fmt(lg["received"]), hr.fmt(lg["server_socket_drops"]),
+                     hr.fmt(lg["client_errors"])])
+        if lg["short"]:
+            notes.append(f"**{side.upper()}: the client fell short: it reached only "
+                         f"{_percent(lg['reached'], 0)} of the asked rate; the load generator "
+                         "is the limit, not the DUT.**")
+    return (["## Load", "", table(*_right_aligned(header, rows, first=1)), ""]
+            + [n for note in notes for n in (note, "")])
+
+
+def _percent(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}%}"
+
+
+def _host_text(host: str, h: Mapping[str, Any]) -> list[str]:
+    out = [f"## {host}: per CPU (A, B, B-A)", ""]
+    if not (h["in_a"] and h["in_b"]):
+        out += [f"only in run {'A' if h['in_a'] else 'B'}", ""]
+    if h["isolated_a"] != h["isolated_b"]:
+        out += [f"isolated CPUs differ: A {_cpus(h['isolated_a'])}, B {_cpus(h['isolated_b'])}",
+                ""]
+    cpus, iso = h["cpus"], h["isolated"]
+    rows: list[list[str]] = []
+    missing = []
+    for m in h["metrics"]:
+        if m["a"] is None and m["b"] is None:
+            missing.append(m["label"])
+            continue
+        for run, values in (("A", m["a"]), ("B", m["b"]), ("B-A", m["diff"])):
+            label = m["label"] if run == "A" else ""
+            total = _total(values, signed=run == "B-A")
+            rows.append([label, run] + [_count(values, c, run == "B-A") for c in cpus] + [total])
+    if rows:
+        header = ["counter", "run"] + [cpu_label(c, iso) for c in cpus] + ["all"]
+        out += [table(*_right_aligned(header, rows, first=2)), ""]
+    if missing:
+        out += ["no data in either run: " + ", ".join(missing), ""]
+    return out
+
+
+def _cpus(cpus: Sequence[int]) -> str:
+    return ",".join(map(str, cpus)) or "none"
+
+
+def _count(values: Mapping[int, int] | None, cpu: int, signed: bool) -> str:
+    if values is None:
+        return "n/a"
+    return _signed(values.get(cpu, 0)) if signed else hr.fmt(values.get(cpu, 0))
+
+
+def _total(values: Mapping[int, int] | None, signed: bool) -> str:
+    if values is None:
+        return "n/a"
+    return _signed(sum(values.values())) if signed else hr.fmt(sum(values.values()))
+
+
+def _signed(value: int) -> str:
+    return f"{value:+,}" if value else "0"
+
+
+def _right_aligned(header: list[str], rows: list[list[str]], first: int
+                   ) -> tuple[list[str], list[list[str]]]:
+    """Right-justify the columns after the first `first` (table() left-aligns "+12" text)."""
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
+    def line(cells: list[str]) -> list[str]:
+        return [c if i < first else c.rjust(widths[i]) for i, c in enumerate(cells)]
+    return line(header), [line(r) for r in rows]
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+
+def render_compare_html(comparison: dict[str, Any],
+                        differential_flamegraphs: dict[str, dict[int, str]] | None = None) -> str:
+    """compare.html: report.html's style; differential_flamegraphs[host][cpu] = SVG."""
+    a, b = comparison["a"], comparison["b"]
+    sections = [_expectations_html(comparison), _load_html(comparison["loadgen"])]
+    sections += [_host_html(host, h) for host, h in comparison["hosts"].items()]
+    isolated = {host: h["isolated"] for host, h in comparison["hosts"].items()}
+    sections.append(hr.flamegraph_sections(
+        differential_flamegraphs, isolated, "Differential flame graphs (widths: B; red = more "
+        "in B, blue = less)", NO_DIFFERENTIAL))
+    title = f"labctl compare: {a['scenario']} (A) vs {b['scenario']} (B)"
+    return hr.render_page(Page(title, [hr.Facts([("A", _run_text(a)), ("B", _run_text(b))]),
+                                       Note("B - A is run B minus run A.", "muted")], sections))
+
+
+def _run_text(run: Mapping[str, Any]) -> str:
+    virt = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in run["lab_facts"].items()
+                     if k in ("accelerator", "virtio_net_backend") and v)
+    return (f"{run['run_id']} — {run['scenario']}"
+            + (f": {run['description']}" if run["description"] else "")
+            + f" (lab {run['lab']}, provider {run['provider']}" + (f", {virt}" if virt else "")
+            + f"; started {run['started']})")
+
+
+def _expectations_html(c: Mapping[str, Any]) -> Section:
+    a, b, paired = c["a"], c["b"], c["expectations"]["paired"]
+    title = (f"Expectations: A {a['passed']}/{a['checks']} passed, "
+             f"B {b['passed']}/{b['checks']} passed")
+    if not paired:
+        return Section("expectations", title, [Note("none in either run", "muted")])
+    rows = [[Cell(r["check"]), Cell(r["description"]), hr.result_cell(r["a"], detail=True),
+             hr.result_cell(r["b"], detail=True)] for r in paired]
+    return Section("expectations", title, [Table(
+        [Cell("check"), Cell("what"), Cell("A"), Cell("B")], rows, "expectations")])
+
+
+def _load_html(loads: Mapping[str, Any]) -> Section:
+    if not loads["a"] and not loads["b"]:
+        return Section("load", "Load", [Note("no load in either run", "muted")])
+    rows, notes = [], []
+    for side in ("a", "b"):
+        lg = loads[side]
+        if not lg:
+            rows.append([Cell(side.upper(), "label")] + [Cell("-", "muted")] * 8)
+            notes.append(Note(f"{side.upper()}: no load in this run", "muted"))
+            continue
+        rows.append(hr.load_row(lg, Cell(f"{side.upper()} ({lg.get('protocol') or '?'})",
+                                         "label")))
+        notes.append(hr.load_verdict(lg, f"{side.upper()}: "))
+    header = [Cell("run")] + hr.LOAD_HEADER[1:]
+    return Section("load", "Load: asked vs achieved", [Table(header, rows, "load"), *notes])
+
+
+def _host_html(host: str, h: Mapping[str, Any]) -> Section:
+    cpus, iso = h["cpus"], h["isolated"]
+    blocks: list[Block] = [hr.ISOLATED_LEGEND] if iso else []
+    if not (h["in_a"] and h["in_b"]):
+        blocks.append(Note(f"{host} is only in run {'A' if h['in_a'] else 'B'}", "warn"))
+    if h["isolated_a"] != h["isolated_b"]:
+        blocks.append(Note(f"isolated CPUs differ: A {_cpus(h['isolated_a'])}, "
+                           f"B {_cpus(h['isolated_b'])}", "warn"))
+    rows: list[list[Cell]] = []
+    for m in h["metrics"]:
+        rows += _metric_rows(m, cpus, iso)
+    missing = [m["label"] for m in h["metrics"] if m["a"] is None and m["b"] is None]
+    if rows:
+        header = [Cell("counter"), Cell("run")] + hr.cpu_header(cpus, iso) + [Cell("all", "num")]
+        blocks.append(Table(header, rows, "heatmap compare", "per CPU, A and B coloured against "
+                            "the larger of both runs, B - A red where B has more, blue less"))
+    if missing:
+        blocks.append(Note("no data in either run: " + ", ".join(missing), "muted"))
+    return Section(f"host-{hr.slug(host)}", f"{host}: per CPU, A vs B", blocks)
+
+
+def _metric_rows(m: Mapping[str, Any], cpus: Sequence[int], iso: Sequence[int]
+                 ) -> list[list[Cell]]:
+    if m["a"] is None and m["b"] is None:
+        return []
+    top = max([*(m["a"] or {}).values(), *(m["b"] or {}).values(), 0])
+    rows = []
+    for run in ("a", "b"):
+        label = Cell(m["label"], "label") if run == "a" else Cell("")
+        values = m[run]
+        if values is None:
+            rows.append([label, Cell(run.upper())] + [Cell("n/a", "num muted")] * (len(cpus) + 1))
+            continue
+        rows.append([label, Cell(run.upper())] + hr.heat_cells(values, cpus, iso, top)
+                    + [hr.num(sum(values.values()))])
+    diff = m["diff"]
+    if diff is None:
+        rows.append([Cell(""), Cell("B - A")] + [Cell("n/a", "num muted")] * (len(cpus) + 1))
+        return rows
+    largest = max([abs(v) for v in diff.values()] + [0])
+    rows.append([Cell(""), Cell("B - A")]
+                + [Cell(_signed(diff[c]), "num iso" if c in iso else "num",
+                        hr.diverging_style(diff[c], largest)) for c in cpus]
+                + [Cell(_signed(sum(diff.values())), "num")])
+    return rows

@@ -1,0 +1,440 @@
+"""labctl.reports.html: report.html of real VM lab runs (tests/fixtures/runs/, copied from the
+summary.json and manifest.json of runs of the default lab: 8-CPU TCG guests, isolated CPUs 4-7)
+and of summaries with parts missing; a real flame graph embedded.
+
+The page is parsed with html.parser: every element closed in order, no external URL, the
+expected sections, the heatmap with its isolated CPUs, the measured numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from labctl.analysis.fold import FoldOptions, fold_perf_script
+from labctl.reports.flamegraph import render_flamegraph
+from labctl.reports.html import (
+    NO_FLAMEGRAPHS,
+    NO_PROFILE,
+    heat_style,
+    int_keys,
+    render_html,
+)
+from labctl.reports.profiles import analyse_profile
+from tests.helpers import FIXTURES, fixture
+
+RUNS = FIXTURES / "runs"
+BASELINE = "20261126T075117Z-baseline"
+RPS_CPU1 = "20261126T075252Z-rps_cpu1"
+RPS_ISOLATED = "20261126T075236Z-rps_isolated"      # no load
+VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+        "track", "wbr"}
+URL_ATTRIBUTES = {"src", "href", "data", "action", "formaction", "poster", "xlink:href",
+                  "background", "srcset"}
+
+
+class Html(HTMLParser):
+    """Elements, text, tables (class -> rows of (tag, attrs, text) cells), nesting problems."""
+
+    def __init__(self, text: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[tuple[str, dict[str, str]]] = []
+        self.tables: list[tuple[str, list[list[tuple[str, dict[str, str], str]]]]] = []
+        self.problems: list[str] = []
+        self.texts: list[str] = []
+        self._stack: list[str] = []
+        self._cell: list[str] | None = None
+        self.feed(text)
+        self.close()
+        self.problems += [f"<{tag}> never closed" for tag in self._stack]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        self.elements.append((tag, attributes))
+        if tag in VOID:
+            return
+        self._stack.append(tag)
+        if tag == "table":
+            self.tables.append((attributes.get("class", ""), []))
+        elif tag == "tr" and self.tables:
+            self.tables[-1][1].append([])
+        elif tag in ("td", "th") and self.tables and self.tables[-1][1]:
+            self._cell = []
+            self.tables[-1][1][-1].append((tag, attributes, ""))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.elements.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self._stack or self._stack[-1] != tag:
+            self.problems.append(f"</{tag}> closes <{self._stack[-1] if self._stack else None}>")
+            return
+        self._stack.pop()
+        if tag in ("td", "th") and self._cell is not None:
+            row = self.tables[-1][1][-1]
+            row[-1] = (row[-1][0], row[-1][1], "".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+    @property
+    def text(self) -> str:
+        return " ".join(" ".join(self.texts).split())
+
+    def ids(self) -> set[str]:
+        return {a["id"] for _, a in self.elements if "id" in a}
+
+    def find(self, tag: str) -> list[dict[str, str]]:
+        return [a for t, a in self.elements if t == tag]
+
+    def table(self, cls: str) -> list[list[tuple[str, dict[str, str], str]]]:
+        found = [rows for c, rows in self.tables if cls in c.split()]
+        assert len(found) == 1, f"{len(found)} tables of class {cls}"
+        return found[0]
+
+
+def parse_html(text: str) -> Html:
+    page = Html(text)
+    assert page.problems == []
+    return page
+
+
+def external_urls(page: Html) -> list[str]:
+    """URL attributes of the page and of its iframes' srcdoc documents that leave the page."""
+    found = []
+    for tag, attributes in page.elements:
+        for name, value in attributes.items():
+            if name in URL_ATTRIBUTES and not value.startswith("#"):
+                found.append(f"<{tag} {name}={value[:60]!r}>")
+            if name == "style" and "url(" in value:
+                found.append(f"<{tag} style={value[:60]!r}>")
+        if tag == "iframe" and "srcdoc" in attributes:
+            found += external_urls(Html(attributes["srcdoc"]))
+    return found
+
+
+def summary(run: str) -> dict[str, Any]:
+    """A summary as read back from summary.json (string CPU keys)."""
+    data: dict[str, Any] = json.loads((RUNS / run / "summary.json").read_text())
+    return data
+
+
+def intify(value: Any) -> Any:
+    """The summary as runner.build_summary returns it: number-like keys as ints."""
+    if isinstance(value, dict):
+        return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): intify(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [intify(v) for v in value]
+    return value
+
+
+def guest_flamegraph(scenario: str = "f_rps_cpu1", cpu: int = 1) -> str:
+    text = fixture(f"perf/guest-6.1-tcg.{scenario}.cpu{cpu}.perf_script.txt")
+    stacks = fold_perf_script(text, FoldOptions(annotate_kernel=True)).stacks[cpu]
+    return render_flamegraph(stacks, title=f"dut CPU {cpu} ({scenario})")
+
+
+@pytest.fixture(scope="module")
+def flamegraph() -> str:
+    return guest_flamegraph()
+
+
+@pytest.fixture(scope="module")
+def rps_page(flamegraph: str) -> Html:
+    return parse_html(render_html(summary(RPS_CPU1), {"dut": {1: flamegraph}}))
+
+
+def row(table: list[list[tuple[str, dict[str, str], str]]], first: str
+        ) -> list[tuple[str, dict[str, str], str]]:
+    rows = [r for r in table if r and r[0][2] == first]
+    assert len(rows) == 1, f"{len(rows)} rows {first!r}"
+    return rows[0]
+
+
+def texts(cells: list[tuple[str, dict[str, str], str]]) -> list[str]:
+    return [c[2] for c in cells]
+
+
+# --- the real runs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run", [BASELINE, RPS_CPU1, RPS_ISOLATED])
+def test_well_formed_and_self_contained(run: str, flamegraph: str) -> None:
+    page = parse_html(render_html(summary(run), {"dut": {1: flamegraph}}))
+    assert external_urls(page) == []
+    assert page.find("script") == [] and page.find("link") == [] and page.find("img") == []
+    assert {"expectations", "load", "host-dut", "steps", "flamegraphs", "preparation"} <= page.ids()
+
+
+def test_header_has_the_manifest_facts(rps_page: Html) -> None:
+    text = rps_page.text
+    assert "labctl run 20261126T075252Z-rps_cpu1" in text
+    assert "kernel 6.1.0-56-amd64 · CPUs 0-7 · isolated 4-7 · NIC eth1 (virtio_net, virtio1" in text
+    assert "busy polling: busy_read 50, busy_poll 50" in text
+    assert "isolcpus managed_irq,domain,4-7" in text
+    assert "power off + start (provider), 78 s" in text
+
+
+def test_expectations_with_pass_and_measured_values(rps_page: Html) -> None:
+    table = rps_page.table("expectations")
+    assert len(table) == 1 + 7
+    received_rps = table[4]
+    assert texts(received_rps) == ["PASS", "softnet_share", "dut softnet received_rps on CPUs 1",
+                                   "100.0% of 3480", ">= 90%"]
+    assert received_rps[0][1]["class"] == "pass"
+    assert "Expectations: 7/7 passed" in rps_page.text
+
+
+def test_nic_irq_heatmap_queue_by_cpu_with_isolated_cpus_marked(rps_page: Html) -> None:
+    table = rps_page.table("nic-irqs")
+    assert "heatmap" in [c for cls, _ in rps_page.tables if "nic-irqs" in cls for c in cls.split()]
+    header = table[0]
+    assert texts(header)[3:] == ["CPU0", "CPU1", "CPU2", "CPU3", "CPU4*", "CPU5*", "CPU6*",
+                                 "CPU7*", "all"]
+    iso = [c[2] for c in header if "iso" in c[1].get("class", "").split()]
+    assert iso == ["CPU4*", "CPU5*", "CPU6*", "CPU7*"]
+    rx0 = row(table, "rx-0")
+    assert texts(rx0) == ["rx-0", "37", "2", "0", "0", "4,023", "0", "0", "0", "0", "0", "4,023"]
+    assert rx0[5][1]["style"] == heat_style(4023, 4023)           # the table's largest: darkest
+    assert "style" not in rx0[3][1]                                # 0: no colour
+    assert all("iso" in c[1]["class"].split() for c in rx0[7:11])
+    assert texts(row(table, "rx-2"))[2] == "0-3 (2)"                # affinity (effective)
+
+
+def test_a_few_irqs_on_an_isolated_cpu_still_show() -> None:
+    """baseline: rx-2 and rx-3 fired 2 and 1 times on the isolated CPU 4 (of ~2,000 each)."""
+    table = parse_html(render_html(summary(BASELINE))).table("nic-irqs")
+    cpu4 = row(table, "rx-2")[7]
+    assert cpu4[2] == "2" and "iso" in cpu4[1]["class"] and cpu4[1]["style"].startswith("background")
+
+
+def test_softirqs_softnet_and_cpu_time_per_cpu(rps_page: Html) -> None:
+    net_rx = texts(row(rps_page.table("softirqs"), "NET_RX"))
+    assert net_rx == ["NET_RX", "0", "3,493", "7,199", "2,964", "0", "0", "40", "0", "13,696",
+                      "53% on CPU2"]
+    softnet = rps_page.table("softnet")
+    assert texts(row(softnet, "received_rps"))[1:3] == ["0", "3,480"]
+    assert texts(row(softnet, "processed"))[-2:] == ["19,994", "50% on CPU1"]
+    cpu_time = rps_page.table("cpu-time")
+    assert [r[0][2] for r in cpu_time[1:]] == ["%irq", "%softirq", "%user", "%system", "%idle"]
+    assert texts(row(cpu_time, "%softirq"))[2] == "0.8"
+    assert texts(row(cpu_time, "%system"))[7] == "12.6"
+
+
+def test_server_cpus_load_and_rps(rps_page: Html) -> None:
+    server = rps_page.table("server-cpus")
+    assert texts(server[1]) == ["CPU6*", "14.1", "1.5", "12.6", "0.0",
+                                "worker 0 (PID 934, 22% of a CPU)"]
+    load = texts(rps_page.table("load")[1])
+    assert load == ["udp", "2000.0", "1981.5", "99.1%", "19,974", "19,974", "0.00%", "0", "0"]
+    assert "The client reached the asked rate: 1981 of 2000.0 msg/s (99%)." in rps_page.text
+    moved = rps_page.table("rps-moved")
+    assert texts(row(moved, "NET_RX softirqs")) == ["NET_RX softirqs", "3,493", "13,696", "25.5%"]
+    assert texts(row(rps_page.table("rps"), "rx-0")) == ["rx-0", "1", "1"]
+
+
+def test_tuning_steps_and_restore(rps_page: Html) -> None:
+    steps = rps_page.table("steps")
+    assert ["dut", "ok", "RPS of rx-0 -> CPUs 1 (mask 02, was off)", "1", ""] in map(texts, steps)
+    assert "Restore: 6/6 steps ok" in rps_page.text
+    assert len(rps_page.table("restore")) == 1 + 6
+
+
+def test_refused_step_and_warnings() -> None:
+    page = parse_html(render_html(summary(RPS_ISOLATED)))
+    refused = [r for r in page.table("steps") if r[1][2] == "refused-as-expected"]
+    assert refused and refused[0][4][2] == "/bin/sh: 1: echo: echo: I/O error"
+    assert "the kernel silently keeps only 1" in page.text
+
+
+def test_string_and_int_keys_render_the_same(flamegraph: str) -> None:
+    """summary.json has string CPU keys; a fresh summary (runner.build_summary) int keys."""
+    for run in (BASELINE, RPS_CPU1, RPS_ISOLATED):
+        as_json = summary(run)
+        assert render_html(as_json, {"dut": {1: flamegraph}}) == render_html(
+            intify(as_json), {"dut": {1: flamegraph}})
+
+
+def test_escapes_what_it_is_given() -> None:
+    s = summary(RPS_CPU1)
+    s["description"] = "<script>alert(1)</script> & more"
+    out = render_html(s)
+    assert "<script>alert" not in out and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in out
+
+
+# --- load said clearly ----------------------------------------------------------------------
+
+
+def test_client_that_fell_short_is_said_in_bold_red() -> None:
+    s = summary(RPS_CPU1)
+    s["loadgen"]["achieved_rate"] = 1200.0
+    page = parse_html(render_html(s))
+    assert ("The client fell short: it reached only 1200 of the asked 2000.0 msg/s (60%): the "
+            "load generator is the limit, not the DUT.") in page.text
+    assert {"class": "note fail"} in page.find("p")
+    reached = page.table("load")[1][3]
+    assert reached[2] == "60.0%" and "fail" in reached[1]["class"]
+
+
+# --- graceful degradation -------------------------------------------------------------------
+
+
+def test_run_without_load() -> None:
+    page = parse_html(render_html(summary(RPS_ISOLATED)))
+    assert "no load in this run (the scenario has no load)" in page.text
+    assert "server-cpus" not in page.ids()
+    assert page.table("nic-irqs")                      # the snapshots are there
+
+
+def netns_like(s: dict[str, Any]) -> dict[str, Any]:
+    """What a netns lab's summary looks like: veth, no IRQs, host-wide counters."""
+    s = copy.deepcopy(s)
+    s["provider"] = "netns"
+    dut = s["hosts"]["dut"]
+    for key in ("nic_irqs", "irq_affinity", "nic_queues"):
+        dut.pop(key)
+    dut["shared_kernel"] = True
+    return s
+
+
+def test_netns_run_without_nic_irqs() -> None:
+    page = parse_html(render_html(netns_like(summary(RPS_CPU1))))
+    assert "NIC RX IRQs per queue and CPU (delta over the window): none: veth in a netns lab has " \
+           "no IRQs" in page.text
+    assert "host-wide (all namespaces share one kernel)" in page.text
+    assert not [c for c, _ in page.tables if "nic-irqs" in c]
+    assert page.table("softirqs") and page.table("softnet")
+
+
+def test_host_without_snapshots() -> None:
+    s = summary(RPS_CPU1)
+    s["hosts"]["dut"] = {"cpus": [0, 1], "isolated": [], "shared_kernel": False}
+    page = parse_html(render_html(s))
+    for text in ("no interrupt snapshots", "Softirqs: no /proc/softirqs snapshots",
+                 "softnet_stat: no snapshots", "CPU time: no /proc/stat snapshots",
+                 "no CPU time for the server's CPUs"):
+        assert text in page.text
+
+
+def test_almost_empty_summary() -> None:
+    page = parse_html(render_html({"run_id": "x"}))
+    assert "labctl run x" in page.text
+    for text in ("none in this scenario", "no load in this run", "no tuning steps in this run",
+                 NO_PROFILE):
+        assert text in page.text
+    assert external_urls(page) == []
+
+
+def test_failed_run_and_failed_expectation_and_restore() -> None:
+    s = summary(RPS_CPU1)
+    s["error"] = "dut: command failed"
+    s["expectations"][1]["passed"] = False
+    s["restore"][0].update(status="failed", output="write error")
+    page = parse_html(render_html(s))
+    assert "The run stopped: dut: command failed" in page.text, "a run made before outcomes"
+    s["outcome"] = {"status": "failed", "phase": "tune", "checkpoint": "tuning", "step": "set eth1 channels",
+                    "reason": "dut: command failed", "restore": "complete"}
+    page = parse_html(render_html(s))
+    assert ("The run stopped: failed in tuning (step: set eth1 channels): dut: command failed. "
+            "Restore: complete.") in page.text
+    assert page.table("expectations")[2][0][1]["class"] == "fail"
+    assert "Restore: 5/6 steps ok" in page.text and "write error" in page.text
+
+
+def test_lab_facts_when_the_summary_has_them() -> None:
+    """The manifest's lab.facts (accelerator, virtio-net backend) are not in summary.json yet:
+    shown when given as lab_facts, or as lab = {"name", "facts"}."""
+    s = summary(RPS_CPU1)
+    assert "accelerator" not in parse_html(render_html(s)).text
+    lab = json.loads((RUNS / RPS_CPU1 / "manifest.json").read_text())["lab"]
+    s["lab_facts"] = lab["facts"]
+    assert "virtualisation accelerator tcg, virtio-net-backend qemu" in parse_html(render_html(s)).text
+    s.pop("lab_facts")
+    s["lab"] = lab
+    text = parse_html(render_html(s)).text
+    assert "accelerator tcg" in text and "lab dev (provider libvirt)" in text
+
+
+# --- flame graphs ---------------------------------------------------------------------------
+
+
+def embedded(page: Html) -> list[Html]:
+    return [parse_html(a["srcdoc"]) for a in page.find("iframe")]
+
+
+def test_flamegraph_is_embedded_in_its_own_document(rps_page: Html, flamegraph: str) -> None:
+    [frame] = rps_page.find("iframe")
+    assert frame["title"] == "flame graph dut CPU1" and frame["height"] == "510"
+    [doc] = embedded(rps_page)
+    assert doc.find("html") == [{"data-left": "10", "data-span": "1180", "data-char": "7.080"}]
+    assert len(doc.find("svg")) == 1 and "frames" in doc.ids()
+    assert "dut CPU 1 (f_rps_cpu1)" in doc.text and "process_backlog_[k]" in frame["srcdoc"]
+    assert frame["srcdoc"].endswith(flamegraph[flamegraph.index("<svg"):] + "</body></html>")
+    assert "<?xml" not in frame["srcdoc"]
+    assert "dut CPU1*" not in rps_page.text                     # CPU 1 is not isolated
+
+
+def test_flamegraphs_per_host_and_cpu_with_string_keys(flamegraph: str) -> None:
+    other = guest_flamegraph("f_rps_cpu1", 2)
+    graphs: dict[str, Any] = {"dut": {"2": other, "1": flamegraph}}
+    page = parse_html(render_html(summary(RPS_CPU1), graphs))
+    assert [f["title"] for f in page.find("iframe")] == ["flame graph dut CPU1",
+                                                         "flame graph dut CPU2"]
+
+
+@pytest.mark.parametrize("graphs", [None, {}, {"dut": {}}])
+def test_no_profile_in_this_run(graphs: Any) -> None:
+    page = parse_html(render_html(summary(RPS_CPU1), graphs))
+    assert page.find("iframe") == [] and NO_PROFILE in page.text
+
+
+def test_not_an_svg_is_not_embedded() -> None:
+    page = parse_html(render_html(summary(RPS_CPU1), {"dut": {6: "no svg here"}}))
+    assert page.find("iframe") == []
+    assert "dut CPU6*: not an SVG document; not embedded" in page.text
+
+
+def test_int_keys() -> None:
+    assert int_keys({"1": "a", 2: "b", "rx-0": "c"}) == {1: "a", 2: "b"}
+    assert int_keys(None) == {}
+
+
+def test_fixture_runs_are_the_copied_ones() -> None:
+    for run in (BASELINE, RPS_CPU1, RPS_ISOLATED):
+        assert {p.name for p in (RUNS / run).iterdir()} >= {"summary.json", "manifest.json"}
+        assert summary(run)["run_id"] == run
+
+
+def with_profile(s: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+    """The summary with a profile of CPU 1 (labctl.reports.profiles on the f_rps_cpu1 capture, through
+    JSON as summary.json holds it) and its flame graph."""
+    script = fixture("perf/guest-6.1-tcg.f_rps_cpu1.cpu1.perf_script.txt")
+    result = analyse_profile("dut", [1], 99, script)
+    files = {1: {"flamegraph": "dut/profile/cpu1.svg", "folded": "dut/profile/cpu1.folded"}}
+    s = copy.deepcopy(s)
+    s["profile"] = json.loads(json.dumps(result.to_json(files)))
+    return s, {"dut": {1: result.per_cpu[1].svg}}
+
+
+def test_profile_numbers_beside_the_flame_graphs() -> None:
+    s, graphs = with_profile(summary(RPS_CPU1))
+    page = parse_html(render_html(s, graphs))
+    assert "dut: perf record -g at 99 Hz on CPUs 1, event cpu-clock (no PMU)" in page.text
+    table = page.table("profile")
+    header = texts(table[0])
+    assert header[:2] == ["CPU", "samples"] and "process_backlog" in header
+    cpu1 = row(table, "CPU1")
+    assert cpu1[1][2] == "195" and cpu1[header.index("process_backlog")][2].endswith("%")
+    assert "dropped 1 incomplete sample(s)" in page.text          # the capture's cut end
+    assert len(page.find("iframe")) == 1
+    assert NO_PROFILE not in page.text
+    assert NO_FLAMEGRAPHS in parse_html(render_html(s)).text      # numbers, but no SVG given
+    assert render_html(s, graphs) == render_html(intify(s), graphs)

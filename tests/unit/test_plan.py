@@ -1,0 +1,470 @@
+"""Planning: ordered actions with literal, quoted commands and the commands that undo them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from labctl.host.facts import HostFacts, NicFacts
+from labctl.host.probes import ProbeArgumentError
+from labctl.input.model import Inventory, Scenario
+from labctl.plan.planner import (
+    Action,
+    Plan,
+    all_of,
+    build_plan,
+    detached_command,
+    q,
+    remote_workdir,
+    render_plan,
+    rps_path,
+    wait_file_command,
+    write_command,
+)
+
+RUN = "20250101T000000Z-test"
+INVENTORY = Inventory.model_validate({
+    "lab": "t", "provider": "netns",
+    "hosts": {"dut": {"role": "dut", "data_address": "198.18.0.1/24"},
+              "loadgen": {"role": "loadgen", "data_address": "198.18.0.2/24"}}})
+NO_ETHTOOL_STATS = {"probes": ["interrupts", "softirqs", "softnet_stat", "stat"]}
+
+
+def veth_facts(host: str = "dut", interface: str = "eth1") -> HostFacts:
+    """A netns lab host: veth with 4 rx/tx queues and no combined channels, no IRQs."""
+    return HostFacts(
+        host=host, hostname=host, kernel="6.18.44", cpus_online=frozenset({0, 1}), cpus_possible=2,
+        isolated=frozenset(), cmdline="", pid1_cpus_allowed=frozenset({0, 1}),
+        default_smp_affinity=frozenset({0, 1}), irq_affinity={"38": frozenset({0, 1})},
+        irqbalance="absent", tuned_profile="", python3="3.11.7", sysctls={},
+        nic=NicFacts(interface=interface, exists=True, driver="veth",
+                     channels_max={"rx": 4, "tx": 4, "other": None, "combined": None},
+                     channels_current={"rx": 4, "tx": 4, "other": None, "combined": None},
+                     rx_queues=4, rps_cpus={q: frozenset() for q in range(4)}),
+        shared_kernel=True)
+
+
+def guest_facts(interface: str = "eth1") -> HostFacts:
+    """The virtio guest of the captures: 8 CPUs, isolated 4-7, 4 combined channels, 4 rx IRQs."""
+    rx = {0: "37", 1: "39", 2: "41", 3: "43"}
+    tx = {0: "38", 1: "40", 2: "42", 3: "44"}
+    affinity = {"37": frozenset({0, 1}), "39": frozenset({2, 3}), "41": frozenset(range(4)),
+                "43": frozenset(range(4)), "38": frozenset({1}), "40": frozenset({2}),
+                "42": frozenset({3}), "44": frozenset({0})}
+    return HostFacts(
+        host="dut", hostname="dut", kernel="6.1.0-50-amd64", cpus_online=frozenset(range(8)),
+        cpus_possible=8, isolated=frozenset({4, 5, 6, 7}), cmdline="isolcpus=managed_irq,domain,4-7",
+        pid1_cpus_allowed=frozenset(range(4)), default_smp_affinity=frozenset(range(4)),
+        irq_affinity=affinity, irqbalance="active", tuned_profile="realtime", python3="3.11.2",
+        sysctls={},
+        nic=NicFacts(interface=interface, exists=True, driver="virtio_net", bus_info="0000:00:03.0",
+                     device="virtio1",
+                     channels_max={"rx": None, "tx": None, "other": None, "combined": 4},
+                     channels_current={"rx": None, "tx": None, "other": None, "combined": 4},
+                     rx_queues=4, rps_cpus={0: frozenset({1}), 1: frozenset(), 2: frozenset(),
+                                            3: frozenset()},
+                     rx_irqs=rx, tx_irqs=tx),
+        shared_kernel=False)
+
+
+def scenario(**data: Any) -> Scenario:
+    return Scenario.model_validate({"name": "test", **data})
+
+
+def plan_for(facts: HostFacts, tuning: dict[str, Any], run_id: str = RUN, **more: Any) -> Plan:
+    facts_by_host = {"dut": facts, "loadgen": veth_facts("loadgen")}
+    return build_plan(INVENTORY, scenario(tuning={"dut": tuning}, **more), facts_by_host, run_id)
+
+
+def tune(plan: Plan) -> list[Action]:
+    return plan.for_phase("tune")
+
+
+GUEST_TUNING = {"irqbalance": "stop", "rps": {"all": 1}, "irq_affinity": {"rx-1": 3, "rx-0": 2},
+                "channels": {"combined": 2}}
+
+
+# --------------------------------------------------------------------------- order
+
+def test_order_irqbalance_channels_irq_affinity_rps() -> None:
+    actions = tune(plan_for(guest_facts(), GUEST_TUNING))
+    assert [a.command for a in actions] == [
+        "systemctl stop irqbalance",
+        "ethtool -L eth1 combined 2",
+        "echo 2 > /proc/irq/37/smp_affinity_list",
+        "echo 3 > /proc/irq/39/smp_affinity_list",
+        "echo 02 > /sys/class/net/eth1/queues/rx-0/rps_cpus",
+        "echo 02 > /sys/class/net/eth1/queues/rx-1/rps_cpus",
+    ]
+    assert all(a.kind == "change" and a.host == "dut" for a in actions)
+
+
+def test_prepare_first_then_measure() -> None:
+    plan = plan_for(guest_facts(), GUEST_TUNING)
+    phases = [a.phase for a in plan.actions]
+    assert phases == sorted(phases, key=["prepare", "tune", "measure"].index)
+    assert plan.workdir == {"dut": remote_workdir(RUN)}
+    prepare = plan.for_phase("prepare")
+    assert [(a.command, a.undo) for a in prepare] == [
+        (f"mkdir -p /tmp/labctl-{RUN}", f"rm -rf /tmp/labctl-{RUN}")]
+
+
+# --------------------------------------------------------------------------- channels
+
+def test_combined_translated_to_rx_tx_without_combined() -> None:
+    (action,) = tune(plan_for(veth_facts(), {"channels": {"combined": 2}}))
+    assert action.command == "ethtool -L eth1 rx 2 tx 2"
+    assert action.warnings == ("device has no combined channels: rx 2 tx 2",)
+    assert action.readback is not None
+    assert (action.readback.command, action.readback.kind, action.readback.expected) == (
+        "ethtool -l eth1", "channels", {"rx": 2, "tx": 2})
+    assert action.undo == all_of(["ethtool -L eth1 rx 4 tx 4"] + [
+        f"echo 0 > /sys/class/net/eth1/queues/rx-{q}/rps_cpus" for q in range(4)])
+    assert "/proc/irq" not in action.undo                 # shared kernel: never /proc/irq
+
+
+def test_rx_tx_kept_as_given() -> None:
+    (action,) = tune(plan_for(veth_facts(), {"channels": {"rx": 3, "tx": 1}}))
+    assert action.command == "ethtool -L eth1 rx 3 tx 1" and action.warnings == ()
+    assert action.readback is not None and action.readback.expected == {"rx": 3, "tx": 1}
+
+
+def test_combined_on_virtio_and_its_undo_reapplies_everything() -> None:
+    actions = tune(plan_for(guest_facts(), {"channels": {"combined": 2}}))
+    (action,) = actions
+    assert action.command == "ethtool -L eth1 combined 2" and action.warnings == ()
+    assert action.readback is not None and action.readback.expected == {"combined": 2}
+    assert action.description == "set eth1 channels combined 2 (was combined 4)"
+    assert action.undo is not None
+    assert re.findall(r"\{ (.*?); \} \|\| rc=1;", action.undo) == [
+        "ethtool -L eth1 combined 4",            # channels back first, then what -L reset
+        "echo 02 > /sys/class/net/eth1/queues/rx-0/rps_cpus",
+        "echo 00 > /sys/class/net/eth1/queues/rx-1/rps_cpus",
+        "echo 00 > /sys/class/net/eth1/queues/rx-2/rps_cpus",
+        "echo 00 > /sys/class/net/eth1/queues/rx-3/rps_cpus",
+        "echo 0-1 > /proc/irq/37/smp_affinity_list",
+        "echo 2-3 > /proc/irq/39/smp_affinity_list",
+        "echo 0-3 > /proc/irq/41/smp_affinity_list",
+        "echo 0-3 > /proc/irq/43/smp_affinity_list",
+        "echo 1 > /proc/irq/38/smp_affinity_list",
+        "echo 2 > /proc/irq/40/smp_affinity_list",
+        "echo 3 > /proc/irq/42/smp_affinity_list",
+        "echo 0 > /proc/irq/44/smp_affinity_list",
+    ]
+
+
+def test_channels_undo_fails_when_ethtool_fails(tmp_path: Path) -> None:
+    # The interface name walks out of /sys/class/net into tmp_path, so that the RPS writes of
+    # the undo land in files of this test; `ethtool` is a stub that fails.
+    iface = "../../.." + str(tmp_path / "nic")
+    for q in range(4):
+        (tmp_path / "nic" / "queues" / f"rx-{q}").mkdir(parents=True)
+    (tmp_path / "bin").mkdir()
+    stub = tmp_path / "bin" / "ethtool"
+    stub.write_text("#!/bin/sh\necho 'netlink error: Invalid argument' >&2\nexit 1\n")
+    stub.chmod(0o755)
+    (action,) = tune(plan_for(veth_facts(interface=iface), {"channels": {"combined": 2}},
+                              snapshot=NO_ETHTOOL_STATS))
+    assert action.undo is not None
+    done = subprocess.run(["sh", "-c", action.undo], capture_output=True, text=True, timeout=10,
+                          env={"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin"})
+    assert (tmp_path / "nic" / "queues" / "rx-3" / "rps_cpus").read_text() == "0\n"
+    assert done.returncode != 0
+
+
+# --------------------------------------------------------------------------- IRQ affinity
+
+def test_irq_affinity_pins_by_device_irq_with_undo_and_readback() -> None:
+    actions = tune(plan_for(guest_facts(), {"irq_affinity": {"rx-0": 2, "rx-1": "3"}}))
+    pin0, pin1 = actions
+    assert pin0.description == "pin IRQ 37 (virtio1-input.0, rx-0) to CPUs 2 (was 0-1)"
+    assert (pin0.command, pin0.undo) == ("echo 2 > /proc/irq/37/smp_affinity_list",
+                                         "echo 0-1 > /proc/irq/37/smp_affinity_list")
+    assert pin0.readback is not None
+    assert (pin0.readback.command, pin0.readback.kind, pin0.readback.expected) == (
+        "cat /proc/irq/37/smp_affinity_list", "cpulist", frozenset({2}))
+    assert pin1.undo == "echo 2-3 > /proc/irq/39/smp_affinity_list"
+
+
+def test_irq_affinity_not_applicable_on_shared_kernel() -> None:
+    facts = veth_facts()
+    # even if /proc/interrupts had a matching row, a netns host must not write /proc/irq
+    facts = dataclasses.replace(facts, nic=dataclasses.replace(facts.nic, rx_irqs={0: "38"}))
+    (action,) = tune(plan_for(facts, {"irq_affinity": {"rx-0": 1}}))
+    assert action.kind == "skip" and action.command == "" and action.undo is None
+    assert "not applicable" in action.description and "netns" in action.description
+
+
+def test_irq_affinity_without_irq_for_the_queue() -> None:
+    facts = guest_facts()
+    facts = dataclasses.replace(facts, nic=dataclasses.replace(facts.nic, rx_irqs={0: "37"}))
+    (action,) = tune(plan_for(facts, {"irq_affinity": {"rx-1": 1}}))
+    assert action.kind == "skip" and "eth1 has no IRQ for rx-1" in action.description
+
+
+def test_irq_affinity_unknown_original_has_no_undo() -> None:
+    facts = dataclasses.replace(guest_facts(), irq_affinity={})
+    (action,) = tune(plan_for(facts, {"irq_affinity": {"rx-0": 2}}))
+    assert action.undo is None and "(was unknown)" in action.description
+
+
+# --------------------------------------------------------------------------- RPS
+
+def test_rps_undo_restores_the_original_mask() -> None:
+    actions = tune(plan_for(guest_facts(), {"rps": {"rx-0": 2, "rx-1": 3}}))
+    assert [(a.command, a.undo) for a in actions] == [
+        ("echo 04 > /sys/class/net/eth1/queues/rx-0/rps_cpus",
+         "echo 02 > /sys/class/net/eth1/queues/rx-0/rps_cpus"),
+        ("echo 08 > /sys/class/net/eth1/queues/rx-1/rps_cpus",
+         "echo 00 > /sys/class/net/eth1/queues/rx-1/rps_cpus"),
+    ]
+    assert actions[0].description == "RPS of rx-0 -> CPUs 2 (mask 04, was 1)"
+    assert actions[1].description == "RPS of rx-1 -> CPUs 3 (mask 08, was off)"
+    assert [a.readback.expected for a in actions if a.readback] == [frozenset({2}), frozenset({3})]
+
+
+def test_rps_isolated_only_is_expected_to_fail() -> None:
+    (action,) = tune(plan_for(guest_facts(), {"rps": {"rx-0": "4-5"}, "allow_isolated_rps": True}))
+    assert action.expect_failure
+    assert action.readback is None and action.warnings == ()
+    assert action.command == "echo 30 > /sys/class/net/eth1/queues/rx-0/rps_cpus"
+    assert action.undo == "echo 02 > /sys/class/net/eth1/queues/rx-0/rps_cpus"
+    assert "expected to be refused" in action.description
+
+
+def test_rps_mixed_mask_warns_and_reads_back_the_kept_cpus() -> None:
+    (action,) = tune(plan_for(guest_facts(), {"rps": {"rx-0": "1,6"}}))
+    assert not action.expect_failure
+    assert action.command == "echo 42 > /sys/class/net/eth1/queues/rx-0/rps_cpus"
+    assert action.warnings == ("rx-0: CPUs 6 are isolated; the kernel keeps only 1 of RPS mask 42",)
+    assert action.readback is not None and action.readback.expected == frozenset({1})
+
+
+def test_rps_none_turns_off() -> None:
+    (action,) = tune(plan_for(guest_facts(), {"rps": {"rx-0": "none"}}))
+    assert action.command == "echo 00 > /sys/class/net/eth1/queues/rx-0/rps_cpus"
+    assert not action.expect_failure and action.warnings == ()
+    assert action.readback is not None and action.readback.expected == frozenset()
+
+
+@pytest.mark.parametrize("facts,tuning,queues", [
+    (guest_facts(), {"channels": {"combined": 2}, "rps": {"all": 1}}, [0, 1]),
+    (guest_facts(), {"rps": {"all": 1}}, [0, 1, 2, 3]),
+    (veth_facts(), {"channels": {"combined": 3}, "rps": {"all": 1}}, [0, 1, 2]),
+    (veth_facts(), {"channels": {"rx": 2, "tx": 4}, "rps": {"all": 1}}, [0, 1]),
+    (veth_facts(), {"channels": {"tx": 2}, "rps": {"all": 1}}, [0, 1, 2, 3]),
+    (veth_facts(), {"rps": {"all": 1}}, [0, 1, 2, 3]),
+])
+def test_rps_all_expands_to_the_queues_after_channels(facts: HostFacts, tuning: dict[str, Any],
+                                                      queues: list[int]) -> None:
+    rps = [a for a in tune(plan_for(facts, tuning)) if "rps_cpus" in a.command]
+    assert [a.command.rsplit("/", 2)[1] for a in rps] == [f"rx-{q}" for q in queues]
+
+
+def test_rps_explicit_queue_overrides_all() -> None:
+    actions = tune(plan_for(veth_facts(), {"rps": {"all": 1, "rx-2": "none"}}))
+    assert [a.command.split()[1] for a in actions] == ["2", "2", "0", "2"]
+
+
+# --------------------------------------------------------------------------- irqbalance
+
+@pytest.mark.parametrize("state,want,kind,command,undo", [
+    ("active", "stop", "change", "systemctl stop irqbalance", "systemctl start irqbalance"),
+    ("inactive", "start", "change", "systemctl start irqbalance", "systemctl stop irqbalance"),
+    ("inactive", "stop", "skip", "", None),
+    ("absent", "stop", "skip", "", None),
+])
+def test_irqbalance(state: str, want: str, kind: str, command: str, undo: str | None) -> None:
+    facts = dataclasses.replace(guest_facts(), irqbalance=state)
+    (action,) = tune(plan_for(facts, {"irqbalance": want}))
+    assert (action.kind, action.command, action.undo) == (kind, command, undo)
+
+
+def test_irqbalance_not_applicable_on_shared_kernel() -> None:
+    facts = dataclasses.replace(veth_facts(), irqbalance="active")
+    (action,) = tune(plan_for(facts, {"irqbalance": "stop"}))
+    assert action.kind == "skip" and "not applicable" in action.description
+
+
+def test_irqbalance_leave_plans_nothing() -> None:
+    assert tune(plan_for(guest_facts(), {"irqbalance": "leave"})) == []
+
+
+# --------------------------------------------------------------------------- load, snapshots
+
+LOAD = {"server": {"cpus": "6-7", "workers": 2}, "client": {"rate": 2000, "duration": 2.5,
+                                                             "new_socket_per_message": True}}
+
+
+def test_load_actions() -> None:
+    plan = plan_for(guest_facts(), {}, load=LOAD)
+    kinds = [(a.phase, a.kind, a.host) for a in plan.actions]
+    assert kinds == [
+        ("prepare", "change", "dut"), ("prepare", "change", "loadgen"),
+        ("load", "upload", "dut"), ("load", "upload", "loadgen"),
+        ("load", "start", "dut"), ("load", "wait_file", "dut"),
+        ("measure", "sleep", "-"), ("measure", "snapshot", "dut"),
+        ("load", "start", "loadgen"), ("load", "wait_process", "loadgen"),
+        ("measure", "snapshot", "dut"),
+        ("finish", "stop", "dut"),
+        ("finish", "fetch", "dut"), ("finish", "fetch", "loadgen"),    # interleaved: fetched
+        ("finish", "fetch", "dut"), ("finish", "fetch", "loadgen"),    # two hosts at a time
+    ]
+    work = remote_workdir(RUN)
+    server = shlex.split(plan.actions[4].command)
+    assert server[:3] == ["setsid", "python3", f"{work}/labctl-loadgen.py"]
+    assert server[server.index("--bind") + 1] == "198.18.0.1"
+    assert server[server.index("--cpus") + 1] == "6-7"
+    assert server[-6:] == ["</dev/null", f">{work}/server.log", "2>&1", "&", "echo", "$!"]
+    client = shlex.split(plan.actions[8].command)
+    assert client[client.index("--host") + 1] == "198.18.0.1"
+    assert client[client.index("--duration") + 1] == "2.5"
+    assert "--new-socket-per-message" in client
+    wait = plan.actions[9]
+    assert (wait.process, wait.timeout) == ("client", 32.5)
+    assert [a.local for a in plan.actions if a.kind == "fetch"] == [
+        "loadgen/server.json", "loadgen/client.json", "loadgen/server.log", "loadgen/client.log"]
+
+
+def test_snapshot_probes_in_one_script() -> None:
+    plan = plan_for(guest_facts(), {}, load=LOAD)
+    before = [a for a in plan.actions if a.kind == "snapshot"][0]
+    assert before.local == "before"
+    names = [name for name, _ in before.probes]
+    assert names == ["interrupts", "softirqs", "softnet_stat", "stat", "ethtool_stats", "rps_cpus",
+                     "irq_affinity"]
+    probes = dict(before.probes)
+    assert probes["ethtool_stats"] == "ethtool -S eth1"
+    assert probes["irq_affinity"] == "grep -H . " + " ".join(
+        f"/proc/irq/{i}/{kind}_affinity_list" for i in range(37, 45) for kind in ("smp", "effective"))
+    for _, command in before.probes:
+        assert command in before.command
+
+
+def test_no_load_measures_an_idle_window() -> None:
+    plan = plan_for(veth_facts(), {"rps": {"all": 1}})
+    measure = plan.for_phase("measure")
+    assert [(a.kind, a.local) for a in measure] == [
+        ("sleep", None), ("snapshot", "before"), ("sleep", None), ("snapshot", "after")]
+    assert "irq_affinity" not in dict(measure[1].probes)          # veth: no IRQs
+
+
+# --------------------------------------------------------------------------- quoting
+
+HOSTILE = "eth1;rm -rf /"
+
+
+def shell_words(command: str) -> list[str]:
+    """Words and operators as sh would see them (quotes removed, ; & | < > split out)."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def all_commands(plan: Plan) -> list[str]:
+    commands = []
+    for action in plan.actions:
+        commands += [c for c in (action.command, action.undo) if c]
+        commands += [action.readback.command] if action.readback else []
+        commands += [c for _, c in action.probes]
+    return commands
+
+
+@pytest.mark.parametrize("interface", [HOSTILE, "my eth", "eth$(reboot)", "a'b\"c`d`", "-rf"])
+def test_every_value_is_quoted(interface: str) -> None:
+    """A hostile name changes no command's shape: sh sees the same words and operators as
+    with a plain name, the hostile text only ever inside one word (as is a path with spaces)."""
+    tuning = {"channels": {"combined": 2}, "irq_affinity": {"rx-0": 2}, "rps": {"all": "1,6"},
+              "irqbalance": "stop"}
+    def commands(iface: str, run_id: str) -> list[str]:
+        return all_commands(plan_for(guest_facts(iface), tuning, run_id=run_id, load=LOAD,
+                                     snapshot=NO_ETHTOOL_STATS))
+    plain = commands("IFACE0", "RUNID0")
+    hostile = commands(interface, "run with space")
+    assert len(plain) == len(hostile) and len(plain) > 20
+    mentions = 0
+    for plain_command, hostile_command in zip(plain, hostile):
+        expected = [w.replace("IFACE0", interface).replace("RUNID0", "run with space")
+                    for w in shell_words(plain_command)]
+        assert shell_words(hostile_command) == expected, hostile_command
+        mentions += "IFACE0" in plain_command
+    assert mentions >= 10
+
+
+def test_probe_of_a_hostile_interface_is_refused() -> None:
+    with pytest.raises(ProbeArgumentError):
+        plan_for(guest_facts(HOSTILE), {}, load=LOAD)       # ethtool_stats probe validates names
+
+
+def test_helpers_quote() -> None:
+    assert q("echo", "a b", "$x", 3) == "echo 'a b' '$x' 3"
+    assert write_command("/a b/c", "0-1;x") == "echo '0-1;x' > '/a b/c'"
+    assert rps_path("eth1", 3) == "/sys/class/net/eth1/queues/rx-3/rps_cpus"
+    assert detached_command(["x y", "z"], "/l o/g") == "setsid 'x y' z </dev/null >'/l o/g' 2>&1 & echo $!"
+
+
+def test_wait_file_command_in_real_sh(tmp_path: Path) -> None:
+    target = tmp_path / "with space" / "ready"
+    target.parent.mkdir()
+    waiting = subprocess.run(["sh", "-c", wait_file_command(str(target), 0.1)], timeout=10)
+    assert waiting.returncode == 1
+    target.touch()
+    assert subprocess.run(["sh", "-c", wait_file_command(str(target), 0.1)], timeout=10).returncode == 0
+
+
+# --------------------------------------------------------------------------- rendering
+
+def test_render_plan_shows_every_command_and_undo() -> None:
+    plan = plan_for(guest_facts(), GUEST_TUNING | {"rps": {"rx-0": "1,6", "rx-1": "4"}},
+                    load=LOAD)
+    text = render_plan(plan)
+    assert text.startswith(f"plan for run {RUN} ({len(plan.actions)} actions)\n")
+    for phase in ("prepare", "tune", "load", "measure", "finish"):
+        assert f"\n== {phase}\n" in text
+    for number, action in enumerate(plan.actions, 1):
+        assert f"{number:3d}. [{action.host}] {action.kind}: {action.description}" in text
+        if action.command and action.kind != "snapshot":
+            for line in action.command.splitlines():
+                assert f"       $ {line}" in text
+        if action.undo:
+            assert f"       undo: $ {action.undo}\n" in text
+        for warning in action.warnings:
+            assert f"       warning: {warning}\n" in text
+        for name, command in action.probes:
+            assert f"{command}   # -> {action.host}/{name}.{action.local}" in text
+    assert "read back: $ cat /sys/class/net/eth1/queues/rx-0/rps_cpus  (expect 1)" in text
+    assert "read back: $ ethtool -l eth1  (expect {'combined': 2})" in text
+    assert "(sftp) labctl/agent/loadgen.py -> /tmp/labctl-" in text
+    assert "<pid of server>" in text and "<pid of client>" in text      # display only
+
+
+def test_no_pid_placeholder_in_real_commands() -> None:
+    plan = plan_for(guest_facts(), GUEST_TUNING, load=LOAD)
+    for command in all_commands(plan):
+        assert "<pid of" not in command and "<run-id>" not in command
+    stop = [a for a in plan.actions if a.kind == "stop"]
+    assert stop and all(a.command == "" and a.process == "server" for a in stop)
+
+
+@pytest.mark.parametrize("loadgen_tuning,warned", [
+    ({}, True),                                   # loadgen sends on 4 TX queues, the DUT keeps 2
+    ({"channels": {"rx": 2, "tx": 2}}, False),
+    ({"channels": {"tx": 1}}, False),
+])
+def test_netns_rps_with_fewer_rx_than_peer_tx_queues_warns(loadgen_tuning: dict[str, Any], warned: bool) -> None:
+    from labctl.plan.feasibility import _veth_queue_warnings
+    tuning = {"dut": {"channels": {"rx": 2, "tx": 2}, "rps": {"all": 1}}}
+    if loadgen_tuning:
+        tuning["loadgen"] = loadgen_tuning
+    warnings = _veth_queue_warnings(scenario(tuning=tuning),
+                                    {"dut": veth_facts("dut"), "loadgen": veth_facts("loadgen")})
+    assert bool(warnings) == warned
+    if warned:
+        assert "dut keeps 2 RX queue(s) while loadgen sends on 4 TX queues" in warnings[0]
+        assert "`channels: {tx: 2}`" in warnings[0]

@@ -1,0 +1,95 @@
+"""The libvirt lab's pure parts: layout, accelerator choice, domain values, the NoCloud seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from labctl.input.model import Inventory
+from labctl.labs import vmlab
+from labctl.labs.seed import (
+    GuestSeed,
+    network_config,
+    seed_files,
+    user_data,
+    write_seed_iso,
+)
+from labctl.labs.xmlrender import render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_inventory() -> Inventory:
+    return Inventory.model_validate(yaml.safe_load((ROOT / "inventory.yaml").read_text()))
+
+
+def test_layout_of_the_default_lab() -> None:
+    lay = vmlab.layout(default_inventory())
+    assert (lay.mgmt_network, lay.data_network) == ("blog-mgmt", "blog-data")
+    assert all(len(b) <= 15 for b in (lay.mgmt_bridge, lay.data_bridge))    # IFNAMSIZ
+    dut, loadgen = lay.guests
+    assert (dut.domain, dut.mgmt_ip, loadgen.mgmt_ip) == ("blog-dut", "198.19.0.10", "198.19.0.11")
+    assert (dut.vcpus, dut.memory_mib) == (8, 768)
+    macs = {dut.mgmt_mac, dut.data_mac, loadgen.mgmt_mac, loadgen.data_mac}
+    assert len(macs) == 4 and all(m.startswith("52:54:00:") for m in macs)
+    assert vmlab.layout(default_inventory()) == lay                    # stable
+
+
+@pytest.mark.parametrize("requested,flags,kvm,expected", [
+    ("auto", {"vmx"}, True, "kvm"),
+    ("auto", {"svm"}, True, "kvm"),
+    ("auto", set(), True, "qemu"),        # /dev/kvm without vmx/svm: Debian kernels hang
+    ("auto", {"vmx"}, False, "qemu"),
+    ("tcg", {"vmx"}, True, "qemu"),
+    ("kvm", set(), False, "kvm"),
+])
+def test_accelerator(requested: str, flags: set[str], kvm: bool, expected: str) -> None:
+    assert vmlab.choose_accel(requested, flags, kvm) == expected
+
+
+def test_domain_values_render_with_queues_and_backend() -> None:
+    inventory = default_inventory()
+    lay = vmlab.layout(inventory)
+    values = vmlab.domain_values(inventory, lay, lay.guests[0], domain_type="qemu",
+                                 backend="qemu", disk="/d.qcow2", seed_iso="/s.iso",
+                                 console_log="/c.log")
+    xml = render("domain.xml.j2", **values)
+    assert "<driver name='qemu' queues='4'/>" in xml.replace('"', "'")
+    assert "type='qemu'" in xml.replace('"', "'") and "qemu64" in xml
+    mgmt = render("network.xml.j2", **vmlab.mgmt_network_values(lay))
+    assert "198.19.0.10" in mgmt and lay.guests[0].mgmt_mac in mgmt
+    data = render("network.xml.j2", **vmlab.data_network_values(lay))
+    assert "<ip" not in data
+
+
+SEED = GuestSeed("dut", "i-1", "ssh-ed25519 AAAAlab lab", "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+                 "b3Bl\n-----END OPENSSH PRIVATE KEY-----\n", "ssh-ed25519 AAAAhost dut",
+                 "52:54:00:00:00:01", "52:54:00:00:00:02", "198.18.0.1/24")
+
+
+def test_seed_carries_keys_and_addresses() -> None:
+    data = yaml.safe_load(user_data(SEED))
+    assert user_data(SEED).startswith("#cloud-config\n")
+    assert data["ssh_keys"]["ed25519_private"] == SEED.host_key_private
+    assert data["ssh_keys"]["ed25519_public"] == SEED.host_key_public
+    assert data["users"][0]["ssh_authorized_keys"] == ["ssh-ed25519 AAAAlab lab"]
+    net = yaml.safe_load(network_config(SEED))["ethernets"]
+    assert net["eth0"]["dhcp4"] is True and net["eth0"]["match"]["macaddress"] == SEED.mgmt_mac
+    assert net["eth1"]["addresses"] == ["198.18.0.1/24"]
+
+
+def test_seed_iso_is_cidata_with_the_three_files(tmp_path: Path) -> None:
+    import pycdlib
+    path = tmp_path / "seed.iso"
+    write_seed_iso(path, seed_files(SEED))
+    iso = pycdlib.PyCdlib()
+    iso.open(str(path))
+    try:
+        assert iso.pvd.volume_identifier.decode().strip() == "cidata"
+        names = {iso.full_path_from_dirrecord(c, rockridge=True)
+                 for c in iso.list_children(rr_path="/") if c.is_file()}
+        assert names == {"/user-data", "/meta-data", "/network-config"}
+    finally:
+        iso.close()
