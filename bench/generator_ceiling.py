@@ -37,15 +37,9 @@ from labctl.execution.calibrate import measure_ceiling  # noqa: E402
 from labctl.input.config import load_inventory  # noqa: E402
 from labctl.input.model import Inventory, Load  # noqa: E402
 from labctl.labs.providers import load_state  # noqa: E402
-from labctl.plan.planner import (  # noqa: E402
-    LOADGEN_REMOTE_NAME,
-    detached_command,
-    server_address,
-    server_argv,
-    stop_command,
-    wait_file_command,
-)
+from labctl.plan.planner import LOADGEN_REMOTE_NAME, server_address, server_argv  # noqa: E402
 from labctl.runner import connected, default_load  # noqa: E402
+from labctl.shell import detached_command, stop_command, wait_file_command  # noqa: E402
 
 BLOG_RATE = 2000
 LOADGEN = Path(__file__).resolve().parent.parent / "labctl" / "loadgen.py"

@@ -50,6 +50,8 @@ from labctl.labs.providers import (
 )
 from labctl.labs.state import LabState
 from labctl.local.lock import lab_lock
+from labctl.plan.actions import Plan
+from labctl.plan.dryrun import render_plan
 from labctl.plan.feasibility import check_against_facts
 from labctl.plan.generator import (
     CALIBRATION_SECONDS,
@@ -60,7 +62,7 @@ from labctl.plan.generator import (
     mode_of,
     recorded_ceiling,
 )
-from labctl.plan.planner import Plan, build_plan, profile_cpus, rate_text, render_plan
+from labctl.plan.planner import build_plan, profile_cpus, rate_text
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
 from labctl.reports.flamegraph import render_differential
 from labctl.reports.html import render_html

@@ -30,14 +30,11 @@ from labctl.plan.generator import (
 from labctl.plan.planner import (
     LOADGEN_REMOTE_NAME,
     client_argv,
-    detached_command,
-    q,
     server_address,
     server_argv,
-    stop_command,
-    wait_file_command,
 )
 from labctl.runfiles.rundir import utc_now
+from labctl.shell import detached_command, q, stop_command, wait_file_command
 
 Progress = Callable[[str], None]
 SERVER_READY_SECONDS = 30.0

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, assert_never
 
 from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
 from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated
@@ -26,15 +26,23 @@ from labctl.execution.restorer import Restorer, StepResult, Undo
 from labctl.host import probes
 from labctl.host.sections import split_sections
 from labctl.packaged import agent_file
-from labctl.plan.planner import (
+from labctl.plan.actions import (
     Action,
+    Change,
+    Fetch,
     Plan,
     Readback,
-    running_command,
-    stop_command,
-    wait_file_command,
+    Skip,
+    Sleep,
+    Snapshot,
+    Start,
+    Stop,
+    Upload,
+    WaitFile,
+    WaitProcess,
 )
 from labctl.runfiles.rundir import RunDir
+from labctl.shell import running_command, stop_command, wait_file_command
 
 Progress = Callable[[str], None]
 
@@ -167,11 +175,10 @@ class Executor:
         for warning in action.warnings:
             self.progress(f"warning: {action.host}: {warning}")
         name = checkpoint_of(action)
-        if name is not None and action.kind in ("change", "start"):
+        if name is not None and isinstance(action, (Change, Start)):
             action = replace(action, command=failpoints.failing(name, action.command))
         try:
-            handler = getattr(self, f"_do_{action.kind}")
-            handler(action, result)
+            self._dispatch(action, result)
         except BaseException:
             if result.status == "ok":
                 result.status = "failed"
@@ -180,16 +187,42 @@ class Executor:
             result.seconds = round(time.monotonic() - started, 4)
 
     # ------------------------------------------------------------------ action kinds
-    def _do_skip(self, action: Action, result: StepResult) -> None:
+    def _dispatch(self, action: Action, result: StepResult) -> None:
+        """Run an action with the handler of its type."""
+        match action:
+            case Change():
+                self._do_change(action, result)
+            case Skip():
+                self._do_skip(action, result)
+            case Sleep():
+                self._do_sleep(action, result)
+            case Upload():
+                self._do_upload(action, result)
+            case Start():
+                self._do_start(action, result)
+            case WaitFile():
+                self._do_wait_file(action, result)
+            case WaitProcess():
+                self._do_wait_process(action, result)
+            case Stop():
+                self._do_stop(action, result)
+            case Fetch():
+                self._do_fetch(action, result)
+            case Snapshot():
+                self._do_snapshot(action, result)
+            case _:
+                assert_never(action)
+
+    def _do_skip(self, action: Skip, result: StepResult) -> None:
         result.status = "skipped"
         self.progress(f"{action.host}: {action.description}")
 
-    def _do_sleep(self, action: Action, result: StepResult) -> None:
-        if action.timeout > 0:
+    def _do_sleep(self, action: Sleep, result: StepResult) -> None:
+        if action.seconds > 0:
             self.progress(action.description)
-            time.sleep(action.timeout)
+            time.sleep(action.seconds)
 
-    def _do_change(self, action: Action, result: StepResult) -> None:
+    def _do_change(self, action: Change, result: StepResult) -> None:
         self.progress(f"{action.host}: {action.description}")
         undo = Undo(action.host, action.undo, action.description, action.phase == "tune") if action.undo else None
         if undo:    # before running: an interrupted change may be applied already (undo is idempotent)
@@ -205,7 +238,7 @@ class Executor:
         if action.readback:
             self._check_readback(action, result)
 
-    def _expected_failure(self, action: Action, res: Any, result: StepResult, undo: Undo | None) -> None:
+    def _expected_failure(self, action: Change, res: Any, result: StepResult, undo: Undo | None) -> None:
         if res.exited != 0:
             result.status = "refused-as-expected"
             if undo:
@@ -215,7 +248,7 @@ class Executor:
         result.status = "ok"
         result.warnings.append("the kernel accepted a write that was expected to be refused")
 
-    def _check_readback(self, action: Action, result: StepResult) -> None:
+    def _check_readback(self, action: Change, result: StepResult) -> None:
         assert action.readback is not None
         out = self.transports[action.host].run(action.readback.command).stdout
         observed = observed_value(action.readback, out)
@@ -226,13 +259,11 @@ class Executor:
                             why=f"read-back mismatch after '{action.description}': expected "
                                 f"{describe_value(action.readback.expected)}, host has {result.observed}")
 
-    def _do_upload(self, action: Action, result: StepResult) -> None:
-        assert action.local and action.remote
+    def _do_upload(self, action: Upload, result: StepResult) -> None:
         with agent_file() as local:
             self.transports[action.host].put_file(local, action.remote, 0o755)
 
-    def _do_start(self, action: Action, result: StepResult) -> None:
-        assert action.process
+    def _do_start(self, action: Start, result: StepResult) -> None:
         self.progress(f"{action.host}: {action.description}")
         res = self.transports[action.host].run(action.command, check=False)
         out = res.stdout.strip()
@@ -245,17 +276,15 @@ class Executor:
         if not (out.isascii() and out.isdigit()):
             raise HostError(action.host, action.command, 0, out, why="no PID from a detached start")
 
-    def _do_wait_file(self, action: Action, result: StepResult) -> None:
-        assert action.remote
-        res = self.transports[action.host].run(wait_file_command(action.remote, action.timeout),
+    def _do_wait_file(self, action: WaitFile, result: StepResult) -> None:
+        res = self.transports[action.host].run(wait_file_command(action.path, action.timeout),
                                                check=False, timeout=action.timeout + 10)
         if res.exited != 0:
-            log = self._log_tail(action.host, action.remote.rsplit("/", 1)[0] + f"/{action.process}.log")
-            raise HostError(action.host, f"wait for {action.remote}", res.exited, log,
+            log = self._log_tail(action.host, action.path.rsplit("/", 1)[0] + f"/{action.process}.log")
+            raise HostError(action.host, f"wait for {action.path}", res.exited, log,
                             why=f"{action.process} not ready after {action.timeout:g} s")
 
-    def _do_wait_process(self, action: Action, result: StepResult) -> None:
-        assert action.process
+    def _do_wait_process(self, action: WaitProcess, result: StepResult) -> None:
         host, pid = self.restorer.processes[action.process]
         transport = self.transports[host]
         started = time.monotonic()
@@ -270,21 +299,20 @@ class Executor:
                 last_report = now
             time.sleep(0.1)
         self.restorer.forget_process(action.process)
-        if action.remote:
-            self._require_result(host, pid, action, time.monotonic() - started)
+        if action.result_file:
+            seconds = time.monotonic() - started
+            self._require_result(host, pid, action.process, action.result_file, seconds)
 
-    def _require_result(self, host: str, pid: int, action: Action, seconds: float) -> None:
+    def _require_result(self, host: str, pid: int, process: str, path: str, seconds: float) -> None:
         """A process that ended without its result file was killed (or crashed)."""
-        assert action.remote
-        if self.transports[host].run(f"test -s {shlex.quote(action.remote)}", check=False).exited == 0:
+        if self.transports[host].run(f"test -s {shlex.quote(path)}", check=False).exited == 0:
             return
-        log = self._log_tail(host, action.remote.rsplit(".", 1)[0] + ".log")
+        log = self._log_tail(host, path.rsplit(".", 1)[0] + ".log")
         raise HostError(host, running_command(pid), None, log,
-                        why=f"the {action.process} (PID {pid}) ended after {seconds:.1f} s without "
-                            f"writing {action.remote} (killed?)")
+                        why=f"the {process} (PID {pid}) ended after {seconds:.1f} s without "
+                            f"writing {path} (killed?)")
 
-    def _do_stop(self, action: Action, result: StepResult) -> None:
-        assert action.process
+    def _do_stop(self, action: Stop, result: StepResult) -> None:
         self.progress(f"{action.host}: {action.description}")
         host, pid = self.restorer.processes[action.process]
         transport = self.transports[host]
@@ -301,8 +329,7 @@ class Executor:
         if res.exited != 0:
             result.warnings.append(f"{action.process} (PID {pid}) needed SIGKILL")
 
-    def _do_fetch(self, action: Action, result: StepResult) -> None:
-        assert action.remote and action.local
+    def _do_fetch(self, action: Fetch, result: StepResult) -> None:
         target = self.run_dir.path / action.host / action.local
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -311,7 +338,7 @@ class Executor:
             result.status = "failed"
             result.output = str(exc)
 
-    def _do_snapshot(self, action: Action, result: StepResult) -> None:
+    def _do_snapshot(self, action: Snapshot, result: StepResult) -> None:
         assert action.local
         res = self.transports[action.host].run_script(action.command)
         sections = split_sections(res.stdout)
@@ -345,30 +372,31 @@ class Executor:
         })
 
 
-PARALLEL_KINDS = ("snapshot", "upload", "fetch")
+PARALLEL_TYPES = (Snapshot, Upload, Fetch)
 RESTORE_STEP = {"phase": "restore", "host": "-", "kind": "restore", "step": "restore the original state",
                 "checkpoint": "restore"}
 
 
 def _parallel_with(batch: list[tuple[int, Action]], candidate: Action) -> bool:
-    """Consecutive actions of one kind on different hosts may run at once: snapshots (so
+    """Consecutive actions of one type on different hosts may run at once: snapshots (so
     both hosts are seen in the same instant), uploads, fetches, per-host preparation."""
     first = batch[0][1]
-    same_kind = candidate.kind == first.kind and (
-        first.kind in PARALLEL_KINDS or (first.phase == candidate.phase == "prepare"))
+    same_kind = type(candidate) is type(first) and (
+        isinstance(first, PARALLEL_TYPES) or (first.phase == candidate.phase == "prepare"))
     return same_kind and candidate.host not in {a.host for _, a in batch}
 
 
 def checkpoint_of(action: Action) -> str | None:
     """The fault-injection checkpoint (labctl.execution.failpoints) an action stands for, if any."""
-    if action.phase == "tune" and action.kind == "change":
-        return "tuning"
-    if action.kind == "start" and action.process == "client":
-        return "load-start"
-    if action.kind == "wait_process":
-        return "load-window"
-    if action.kind == "snapshot" and action.local == "after":
-        return "snapshot"
+    match action:
+        case Change(phase="tune"):
+            return "tuning"
+        case Start(process="client"):
+            return "load-start"
+        case WaitProcess():
+            return "load-window"
+        case Snapshot(local="after"):
+            return "snapshot"
     return None
 
 

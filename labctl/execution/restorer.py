@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 from labctl.errors import LabctlError, TransportError
-from labctl.plan.planner import stop_command
 from labctl.runfiles.rundir import RunDir
+from labctl.shell import stop_command
 
 Progress = Callable[[str], None]
 JOURNAL = "restore.json"

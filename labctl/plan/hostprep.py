@@ -21,7 +21,7 @@ from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
 from labctl.host import probes
 from labctl.host.sections import build_script, split_sections
 from labctl.input.model import HostPrepare
-from labctl.plan.planner import one_line, shown_command
+from labctl.plan.dryrun import one_line, shown_command
 
 # sysctls that move by themselves (counters, random values): never "changed by the profile"
 VOLATILE_SYSCTLS = re.compile(
@@ -344,7 +344,7 @@ def unprepare_reboot_reason(original: dict[str, Any], facts: PrepFacts) -> str:
 
 def render_steps(host: str, steps: list[PrepStep], reboot: str) -> list[str]:
     """Lines for --dry-run and progress: each step with its literal command (shown as
-    labctl.plan.planner.render_plan shows commands: no part of a value can pass for a command)."""
+    labctl.plan.dryrun.render_plan shows commands: no part of a value can pass for a command)."""
     lines = []
     for step in steps:
         lines.append(f"[{host}] {one_line(step.description)}")

@@ -1,15 +1,14 @@
 """Planning (pure): (inventory, scenario, host facts, run id) -> ordered actions.
 
-The plan is data. `labctl run --dry-run` prints it; the executor walks it. Every change
-carries the literal command that undoes it, computed from the facts read just before; every
-value that enters a command is quoted here.
+The plan is data (the types are in labctl.plan.actions). `labctl run --dry-run` prints it
+(labctl.plan.dryrun); the executor walks it. Every change carries the literal command that
+undoes it, computed from the facts read just before; every value that enters a command is
+quoted here (with labctl.shell's helpers).
 """
 
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
-from typing import Any, Literal
 
 from labctl.cpulist import format_cpulist, format_mask
 from labctl.host import probes
@@ -26,55 +25,24 @@ from labctl.input.model import (
     ServerLoad,
     queue_index,
 )
-
-Kind = Literal["change", "skip", "sleep", "upload", "start", "wait_file", "snapshot",
-               "wait_process", "stop", "fetch"]
-Phase = Literal["prepare", "tune", "load", "measure", "finish"]
+from labctl.plan.actions import (
+    Action,
+    Change,
+    Fetch,
+    Plan,
+    Readback,
+    Skip,
+    Sleep,
+    Snapshot,
+    Start,
+    Stop,
+    Upload,
+    WaitFile,
+    WaitProcess,
+)
+from labctl.shell import all_of, detached_command, q, write_command
 
 LOADGEN_REMOTE_NAME = "labctl-loadgen.py"
-
-
-@dataclass(frozen=True)
-class Readback:
-    """How to verify a change: a command whose output must parse to the expected value."""
-
-    command: str
-    kind: Literal["mask", "cpulist", "channels"]
-    expected: Any
-
-
-@dataclass(frozen=True)
-class Action:
-    host: str
-    phase: Phase
-    kind: Kind
-    description: str
-    command: str = ""
-    undo: str | None = None
-    readback: Readback | None = None
-    process: str | None = None         # name of the process a start/stop/wait refers to
-    local: str | None = None           # upload source / fetch destination (relative to run dir)
-    remote: str | None = None
-    timeout: float = 60.0
-    expect_failure: bool = False       # attempted on purpose to record the kernel's answer
-    signal: str = "TERM"               # stop: the signal that ends the process cleanly
-    warnings: tuple[str, ...] = ()
-    probes: tuple[tuple[str, str], ...] = ()   # snapshot: (probe, command), one batched script
-
-
-@dataclass(frozen=True)
-class Plan:
-    run_id: str
-    workdir: dict[str, str]            # host -> remote working directory
-    actions: tuple[Action, ...] = field(default_factory=tuple)
-
-    def for_phase(self, phase: str) -> list[Action]:
-        return [a for a in self.actions if a.phase == phase]
-
-
-def q(*parts: object) -> str:
-    """Quote each part for sh and join them: the one way values enter commands."""
-    return shlex.join(str(p) for p in parts)
 
 
 def remote_workdir(run_id: str) -> str:
@@ -87,7 +55,7 @@ def build_plan(inventory: Inventory, scenario: Scenario, facts: dict[str, HostFa
     workdir = {h: remote_workdir(run_id) for h in hosts}
     actions: list[Action] = []
     for host in hosts:
-        actions.append(Action(host, "prepare", "change", "create the run's working directory",
+        actions.append(Change(host, "prepare", "create the run's working directory",
                               command=q("mkdir", "-p", workdir[host]),
                               undo=q("rm", "-rf", workdir[host])))
     for host, tuning in scenario.tuning.items():
@@ -97,7 +65,7 @@ def build_plan(inventory: Inventory, scenario: Scenario, facts: dict[str, HostFa
     else:
         actions.append(settle_action(scenario))
         actions += snapshot_actions(scenario, facts, "before")
-        actions.append(Action("-", "measure", "sleep", "measurement window without load", timeout=5.0))
+        actions.append(Sleep("-", "measure", "measurement window without load", seconds=5.0))
         actions += snapshot_actions(scenario, facts, "after")
     return Plan(run_id, workdir, tuple(actions))
 
@@ -125,19 +93,19 @@ def irqbalance_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[
     if tuning.irqbalance == "leave":
         return []
     if facts.shared_kernel:
-        return [Action(host, "tune", "skip", f"irqbalance {tuning.irqbalance}: not applicable, "
-                       "this lab host shares the machine's kernel (netns) and irqbalance is "
-                       "host-wide")]
+        return [Skip(host, "tune", f"irqbalance {tuning.irqbalance}: not applicable, "
+                     "this lab host shares the machine's kernel (netns) and irqbalance is "
+                     "host-wide")]
     if facts.irqbalance == "absent":
-        return [Action(host, "tune", "skip", "irqbalance is not installed on this host")]
+        return [Skip(host, "tune", "irqbalance is not installed on this host")]
     want_active = tuning.irqbalance == "start"
     if (facts.irqbalance == "active") == want_active:
-        return [Action(host, "tune", "skip", f"irqbalance already {facts.irqbalance}")]
+        return [Skip(host, "tune", f"irqbalance already {facts.irqbalance}")]
     start, stop = ((q("systemctl", "start", "irqbalance"), q("systemctl", "stop", "irqbalance"))
                    if facts.systemd else ("irqbalance", "kill $(pidof irqbalance)"))
     command, undo = (start, stop) if want_active else (stop, start)
     verb = "start" if want_active else "stop"
-    return [Action(host, "tune", "change", f"{verb} irqbalance (was {facts.irqbalance})",
+    return [Change(host, "tune", f"{verb} irqbalance (was {facts.irqbalance})",
                    command=command, undo=undo)]
 
 
@@ -161,7 +129,7 @@ def channels_action(host: str, channels: Channels, facts: HostFacts) -> Action:
     args, note = channel_args(channels, facts)
     expected = dict(zip(args[::2], (int(v) for v in args[1::2])))
     undo = all_of([q("ethtool", "-L", iface, *original_channel_args(facts))] + reapply_commands(facts))
-    return Action(host, "tune", "change",
+    return Change(host, "tune",
                   f"set {iface} channels {' '.join(args)} (was "
                   f"{' '.join(original_channel_args(facts)) or 'unknown'})",
                   command=q("ethtool", "-L", iface, *args), undo=undo,
@@ -180,21 +148,12 @@ def reapply_commands(facts: HostFacts) -> list[str]:
     return cmds
 
 
-def all_of(commands: list[str]) -> str:
-    """Run every command even if one fails; fail if any failed (a restore must try all)."""
-    return "rc=0; " + " ".join(f"{{ {c}; }} || rc=1;" for c in commands) + " exit $rc"
-
-
-def write_command(path: str, value: str) -> str:
-    return f"echo {shlex.quote(value)} > {shlex.quote(path)}"
-
-
 def rps_path(interface: str, queue: int) -> str:
     return f"/sys/class/net/{interface}/queues/rx-{queue}/rps_cpus"
 
 
 def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
-    actions = []
+    actions: list[Action] = []
     for name, cpus in sorted(tuning.irq_affinity.items()):
         queue = queue_index(name)
         irq = facts.nic.rx_irqs.get(queue)
@@ -202,13 +161,13 @@ def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> lis
             why = ("this lab host shares the machine's kernel (netns): /proc/irq is host-wide "
                    "and veth has no IRQs") if facts.shared_kernel else \
                   f"{facts.nic.interface} has no IRQ for {name}"
-            actions.append(Action(host, "tune", "skip", f"IRQ affinity of {name} -> CPUs "
-                                  f"{format_cpulist(cpus)}: not applicable, {why}"))
+            actions.append(Skip(host, "tune", f"IRQ affinity of {name} -> CPUs "
+                                f"{format_cpulist(cpus)}: not applicable, {why}"))
             continue
         path = f"/proc/irq/{irq}/smp_affinity_list"
         original = facts.irq_affinity.get(irq)
-        actions.append(Action(
-            host, "tune", "change",
+        actions.append(Change(
+            host, "tune",
             f"pin IRQ {irq} ({facts.nic.device}-input.{queue}, {name}) to CPUs {format_cpulist(cpus)}"
             f" (was {format_cpulist(original) if original is not None else 'unknown'})",
             command=write_command(path, format_cpulist(cpus)),
@@ -234,7 +193,7 @@ def queues_after_channels(channels: Channels | None, facts: HostFacts) -> int:
 
 
 def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
-    actions = []
+    actions: list[Action] = []
     for queue, cpus in rps_queues(tuning, facts):
         path = rps_path(facts.nic.interface, queue)
         kept = cpus - facts.isolated
@@ -244,8 +203,8 @@ def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]
         warnings = () if refused or kept == cpus else (
             f"rx-{queue}: CPUs {format_cpulist(cpus & facts.isolated)} are isolated; the kernel "
             f"keeps only {format_cpulist(kept)} of RPS mask {mask}",)
-        actions.append(Action(
-            host, "tune", "change",
+        actions.append(Change(
+            host, "tune",
             f"RPS of rx-{queue} -> CPUs {format_cpulist(cpus)} (mask {mask}, was "
             f"{format_cpulist(original) or 'off'})"
             + (" — expected to be refused by the kernel (isolated CPUs only)" if refused else ""),
@@ -263,30 +222,30 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
     assert scenario.load is not None
     load = scenario.load
     server, client = load.server.host, load.client.host
-    actions = [Action(h, "load", "upload", "copy labctl-loadgen",
-                      local="labctl/agent/loadgen.py", remote=f"{workdir[h]}/{LOADGEN_REMOTE_NAME}")
-               for h in (server, client)]
+    actions: list[Action] = [Upload(h, "load", "copy labctl-loadgen", local="labctl/agent/loadgen.py",
+                                    remote=f"{workdir[h]}/{LOADGEN_REMOTE_NAME}")
+                             for h in (server, client)]
     actions.append(start_server_action(inventory, load, workdir[server]))
-    actions.append(Action(server, "load", "wait_file", "wait until the server's sockets are bound",
-                          remote=f"{workdir[server]}/server.ready", process="server", timeout=15))
+    actions.append(WaitFile(server, "load", "wait until the server's sockets are bound",
+                            path=f"{workdir[server]}/server.ready", process="server", timeout=15))
     actions.append(settle_action(scenario))
     actions += snapshot_actions(scenario, facts, "before")
     if scenario.profile is not None:
         actions += start_profile_actions(scenario, facts, workdir[scenario.profile.host])
     actions.append(start_client_action(inventory, load, workdir[client]))
-    actions.append(Action(client, "load", "wait_process", f"wait for the client ({load.client.duration:g} s)",
-                          process="client", remote=f"{workdir[client]}/client.json",
-                          timeout=load.client.duration + 30))
+    actions.append(WaitProcess(client, "load", f"wait for the client ({load.client.duration:g} s)",
+                               process="client", result_file=f"{workdir[client]}/client.json",
+                               timeout=load.client.duration + 30))
     actions += snapshot_actions(scenario, facts, "after")
     if scenario.profile is not None:
         actions += finish_profile_actions(scenario.profile, workdir[scenario.profile.host])
-    actions.append(Action(server, "finish", "stop", "stop the server (SIGTERM), wait for its result",
-                          process="server", remote=f"{workdir[server]}/server.json", timeout=15))
+    actions.append(Stop(server, "finish", "stop the server (SIGTERM), wait for its result",
+                        process="server", timeout=15))
     for suffix in ("json", "log"):        # interleaved by host: fetched in parallel
         for host, role in ((server, "server"), (client, "client")):
             name = f"{role}.{suffix}"
-            actions.append(Action(host, "finish", "fetch", f"fetch {name}",
-                                  remote=f"{workdir[host]}/{name}", local=f"loadgen/{name}"))
+            actions.append(Fetch(host, "finish", f"fetch {name}",
+                                 remote=f"{workdir[host]}/{name}", local=f"loadgen/{name}"))
     return actions
 
 
@@ -333,10 +292,10 @@ def start_profile_actions(scenario: Scenario, facts: dict[str, HostFacts], workd
     argv = ["perf", "record", "-g", "-F", profile.frequency, "-C", cpus, "--no-buildid",
             "--no-buildid-cache", "-o", f"{workdir}/perf.data"]
     return [
-        Action(profile.host, "load", "start", f"start perf record -g on CPUs {cpus} at {profile.frequency} Hz",
-               command=detached_command(argv, f"{workdir}/perf.log"), process="perf"),
-        Action(profile.host, "load", "wait_file", "wait until perf records",
-               remote=f"{workdir}/perf.data", process="perf", timeout=30),
+        Start(profile.host, "load", f"start perf record -g on CPUs {cpus} at {profile.frequency} Hz",
+              command=detached_command(argv, f"{workdir}/perf.log"), process="perf"),
+        WaitFile(profile.host, "load", "wait until perf records",
+                 path=f"{workdir}/perf.data", process="perf", timeout=30),
     ]
 
 
@@ -346,20 +305,20 @@ def finish_profile_actions(profile: Profile, workdir: str) -> list[Action]:
     decode = (f"perf script -i {shlex.quote(data)} > {shlex.quote(workdir + '/perf.script')} "
               f"2>> {shlex.quote(workdir + '/perf.log')} && perf evlist -v -i {shlex.quote(data)} "
               f"> {shlex.quote(workdir + '/perf.evlist')} 2>> {shlex.quote(workdir + '/perf.log')}")
-    actions = [
-        Action(profile.host, "finish", "stop", "stop perf (SIGINT: it finishes its file)",
-               process="perf", remote=data, timeout=120, signal="INT"),
-        Action(profile.host, "finish", "change", "perf script on the host (decode the samples)",
+    actions: list[Action] = [
+        Stop(profile.host, "finish", "stop perf (SIGINT: it finishes its file)",
+             process="perf", timeout=120, signal="INT"),
+        Change(profile.host, "finish", "perf script on the host (decode the samples)",
                command=decode, timeout=600),
     ]
-    actions += [Action(profile.host, "finish", "fetch", f"fetch {name}", remote=f"{workdir}/{name}",
-                       local=f"perf/{name}") for name in PERF_FILES]
+    actions += [Fetch(profile.host, "finish", f"fetch {name}", remote=f"{workdir}/{name}",
+                      local=f"perf/{name}") for name in PERF_FILES]
     return actions
 
 
 def settle_action(scenario: Scenario) -> Action:
-    return Action("-", "measure", "sleep", f"let the tuning settle ({scenario.settle:g} s)",
-                  timeout=scenario.settle)
+    return Sleep("-", "measure", f"let the tuning settle ({scenario.settle:g} s)",
+                 seconds=scenario.settle)
 
 
 def server_address(inventory: Inventory, host: str) -> str:
@@ -369,9 +328,9 @@ def server_address(inventory: Inventory, host: str) -> str:
 def start_server_action(inventory: Inventory, load: Load, workdir: str) -> Action:
     s = load.server
     argv = server_argv(inventory, s, workdir)
-    return Action(s.host, "load", "start", f"start the {s.protocol} server ({s.workers} worker(s)"
-                  + (f", CPUs {format_cpulist(s.cpus)})" if s.cpus else ")"),
-                  command=detached_command(argv, f"{workdir}/server.log"), process="server")
+    return Start(s.host, "load", f"start the {s.protocol} server ({s.workers} worker(s)"
+                 + (f", CPUs {format_cpulist(s.cpus)})" if s.cpus else ")"),
+                 command=detached_command(argv, f"{workdir}/server.log"), process="server")
 
 
 def server_argv(inventory: Inventory, s: ServerLoad, workdir: str) -> list[object]:
@@ -389,10 +348,10 @@ def start_client_action(inventory: Inventory, load: Load, workdir: str) -> Actio
     c, s = load.client, load.server
     argv = client_argv(f"{workdir}/{LOADGEN_REMOTE_NAME}", s.protocol, server_address(inventory, s.host),
                        s.port, c, f"{workdir}/client.json")
-    return Action(c.host, "load", "start",
-                  f"start the client: {rate_text(c.rate)} for {c.duration:g} s, {c.flows} flow(s), "
-                  f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
-                  process="client")
+    return Start(c.host, "load",
+                 f"start the client: {rate_text(c.rate)} for {c.duration:g} s, {c.flows} flow(s), "
+                 f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
+                 process="client")
 
 
 def client_argv(loadgen: str, protocol: str, address: str, port: int, c: ClientLoad, result: str,
@@ -417,31 +376,6 @@ def rate_text(rate: int | str) -> str:
     return "as fast as it can" if rate == "max" else f"{rate} msg/s"
 
 
-def detached_command(argv: list[object], log: str) -> str:
-    """Start in a new session with all three streams redirected (else SSH hangs); print PID."""
-    return f"setsid {q(*argv)} </dev/null >{shlex.quote(log)} 2>&1 & echo $!"
-
-
-def stop_command(pid: int | str, timeout: float, signal: str = "TERM") -> str:
-    """The signal (SIGTERM), wait up to timeout, then SIGKILL; exit 0 when it ended in time."""
-    tries = max(1, int(timeout / 0.02))
-    return (f"kill -{signal} {pid} 2>/dev/null; i=0; while {running_command(pid)}; do "
-            f"i=$((i+1)); [ $i -ge {tries} ] && {{ kill -KILL {pid}; exit 1; }}; sleep 0.02; done")
-
-
-def wait_file_command(path: str, timeout: float) -> str:
-    tries = max(1, int(timeout / 0.02))
-    return (f"i=0; until [ -e {shlex.quote(path)} ]; do i=$((i+1)); "
-            f"[ $i -ge {tries} ] && exit 1; sleep 0.02; done")
-
-
-def running_command(pid: int | str) -> str:
-    """True while the process runs. A zombie counts as ended: a detached process is an
-    orphan, and some init processes reap orphans only after a second or two."""
-    return (f"{{ kill -0 {pid} 2>/dev/null && "
-            f"! grep -q '^State:[[:space:]]*Z' /proc/{pid}/status 2>/dev/null; }}")
-
-
 # --------------------------------------------------------------------------- snapshots
 
 def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, str]:
@@ -464,95 +398,11 @@ def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, s
 
 
 def snapshot_actions(scenario: Scenario, facts: dict[str, HostFacts], phase: str) -> list[Action]:
-    actions = []
+    actions: list[Action] = []
     for host in scenario.snapshot.hosts:
         commands = snapshot_probe_commands(scenario, facts[host])
-        actions.append(Action(host, "measure", "snapshot",
-                              f"snapshot {phase} ({len(commands)} probes in one round trip)",
-                              command=build_script(commands), local=phase,
-                              probes=tuple(commands.items())))
+        actions.append(Snapshot(host, "measure",
+                                f"snapshot {phase} ({len(commands)} probes in one round trip)",
+                                command=build_script(commands), local=phase,
+                                probes=tuple(commands.items())))
     return actions
-
-
-# --------------------------------------------------------------------------- rendering
-
-CONTINUATION = "       > "
-
-
-def render_plan(plan: Plan) -> str:
-    """The plan as `labctl run --dry-run` prints it: every action with its literal command.
-    A line break inside a command (a quoted value) is shown after sh's continuation prompt
-    `>`, descriptions stay on one line: no part of a value can pass for a command of its own."""
-    lines = [f"plan for run {one_line(plan.run_id)} ({len(plan.actions)} actions)"]
-    phase = None
-    for number, action in enumerate(plan.actions, 1):
-        if action.phase != phase:
-            phase = action.phase
-            lines.append(f"\n== {phase}")
-        lines.append(f"{number:3d}. [{action.host}] {action.kind}: {one_line(action.description)}")
-        lines += [f"       warning: {one_line(w)}" for w in action.warnings]
-        for command in _display_commands(action):
-            lines += shown_command("       $ ", command)
-        if action.readback:
-            lines += shown_command("       read back: $ ", f"{action.readback.command}  "
-                                   f"(expect {_shown(action.readback.expected)})")
-        if action.undo:
-            lines += shown_command("       undo: $ ", action.undo)
-    return "\n".join(lines) + "\n"
-
-
-def shown_command(prefix: str, command: str) -> list[str]:
-    """A command's printed lines: the first after ``prefix``, the rest after CONTINUATION;
-    other unprintable characters (a carriage return would let a value overwrite the `$`, an
-    escape sequence clear the screen) are shown escaped, as by one_line."""
-    first, *rest = (_visible(line) for line in command.split("\n"))
-    return [prefix + first] + [CONTINUATION + line for line in rest]
-
-
-def one_line(text: str) -> str:
-    """Text (a description, a warning) on one printed line: control characters escaped."""
-    return _visible(text.replace("\n", "\\n"))
-
-
-def _visible(text: str) -> str:
-    return "".join(c if c == "\t" or c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _display_commands(action: Action) -> list[str]:
-    if action.kind == "snapshot":
-        return [f"{command}   # -> {action.host}/{name}.{action.local}"
-                for name, command in action.probes]
-    command = _display_command(action)
-    return [command] if command else []
-
-
-def _display_command(action: Action) -> str:
-    if action.kind == "upload":
-        return f"(sftp) {action.local} -> {action.remote}"
-    if action.kind == "fetch":
-        return f"(sftp) {action.remote} -> runs/{plan_placeholder()}/{action.host}/{action.local}"
-    if action.kind == "wait_file":
-        return wait_file_command(action.remote or "", action.timeout)
-    if action.kind == "stop":
-        return stop_command_template(action.process or "?", action.timeout, action.signal)
-    if action.kind == "wait_process":
-        return f"{running_command_template(action.process or '?')}  (polled until it fails)"
-    return action.command
-
-
-def plan_placeholder() -> str:
-    return "<run-id>"
-
-
-def stop_command_template(process: str, timeout: float, signal: str = "TERM") -> str:
-    return stop_command(f"<pid of {process}>", timeout, signal)
-
-
-def running_command_template(process: str) -> str:
-    return running_command(f"<pid of {process}>")
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, frozenset):
-        return format_cpulist(value) or "none"
-    return str(value)

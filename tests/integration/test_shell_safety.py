@@ -41,20 +41,25 @@ from labctl.host import probes
 from labctl.host.facts import HostFacts, facts_script, parse_facts
 from labctl.input.model import HostPrepare, Inventory, Scenario, TunedPrep
 from labctl.plan import hostprep
-from labctl.plan.hostprep import PrepFacts
-from labctl.plan.planner import (
+from labctl.plan.actions import (
+    Change,
     Plan,
-    build_plan,
+    Snapshot,
+    Start,
+    Stop,
+    WaitFile,
+    WaitProcess,
+)
+from labctl.plan.dryrun import (
     render_plan,
-    running_command,
     running_command_template,
     shown_command,
-    stop_command,
     stop_command_template,
-    tuning_actions,
-    wait_file_command,
 )
+from labctl.plan.hostprep import PrepFacts
+from labctl.plan.planner import build_plan, tuning_actions
 from labctl.runfiles.rundir import new_run_id
+from labctl.shell import running_command, stop_command, wait_file_command
 from tests.helpers import fixture, shell_sandbox
 from tests.helpers.shell_sandbox import CANARY, Case, Execution
 
@@ -197,23 +202,26 @@ def plan_commands(plan: Plan) -> tuple[list[str], list[list[str]]]:
         shown.append(shown_command(prefix, command if display is None else display))
 
     for action in plan.actions:
-        if action.kind == "snapshot":
-            commands.append(action.command)
-            shown.append([line for name, c in action.probes for line in shown_command(
-                SHOWN, f"{c}   # -> {action.host}/{name}.{action.local}")])
-        elif action.command:
-            add(action.command, SHOWN)
-        if action.undo:
-            add(action.undo, "       undo: $ ")
-        if action.readback:
-            add(action.readback.command, "       read back: $ ")
-        if action.kind == "wait_file":
-            add(wait_file_command(action.remote or "", action.timeout), SHOWN)
-        elif action.kind == "stop":
-            add(stop_command(FAKE_PID, action.timeout, action.signal), SHOWN,
-                stop_command_template(action.process or "?", action.timeout, action.signal))
-        elif action.kind == "wait_process":
-            add(running_command(FAKE_PID), SHOWN, running_command_template(action.process or "?"))
+        match action:
+            case Snapshot():
+                commands.append(action.command)
+                shown.append([line for name, c in action.probes for line in shown_command(
+                    SHOWN, f"{c}   # -> {action.host}/{name}.{action.local}")])
+            case Change():
+                add(action.command, SHOWN)
+                if action.undo:
+                    add(action.undo, "       undo: $ ")
+                if action.readback:
+                    add(action.readback.command, "       read back: $ ")
+            case Start():
+                add(action.command, SHOWN)
+            case WaitFile():
+                add(wait_file_command(action.path, action.timeout), SHOWN)
+            case Stop():
+                add(stop_command(FAKE_PID, action.timeout, action.signal), SHOWN,
+                    stop_command_template(action.process, action.timeout, action.signal))
+            case WaitProcess():
+                add(running_command(FAKE_PID), SHOWN, running_command_template(action.process))
     return commands, shown
 
 

@@ -21,15 +21,19 @@ from labctl.execution.executor import (
     observed_value,
     require_ok,
 )
-from labctl.plan.planner import (
-    Action,
+from labctl.plan.actions import (
+    Change,
+    Fetch,
     Plan,
     Readback,
-    build_plan,
-    running_command,
-    stop_command,
+    Skip,
+    Snapshot,
+    Start,
+    WaitFile,
 )
+from labctl.plan.planner import build_plan
 from labctl.runfiles.rundir import RunDir
+from labctl.shell import running_command, stop_command
 from tests.helpers import FakeTransport, Res
 from tests.unit.test_plan import (
     GUEST_TUNING,
@@ -168,9 +172,8 @@ def execute(plan: Plan, transports: dict[str, Any], tmp_path: Path,
     return outcome, directory, messages
 
 
-def change(description: str, command: str, undo: str | None = None, **more: Any) -> Action:
-    return Action("h", more.pop("phase", "tune"), "change", description, command=command, undo=undo,
-                  **more)
+def change(description: str, command: str, undo: str | None = None, **more: Any) -> Change:
+    return Change("h", more.pop("phase", "tune"), description, command=command, undo=undo, **more)
 
 
 def steps_json(directory: RunDir) -> dict[str, Any]:
@@ -267,7 +270,7 @@ def test_failing_change_aborts_and_restores_in_reverse(tmp_path: Path) -> None:
     plan = Plan(RUN, {"h": "/w"}, (
         change("workdir", "mkdir -p /w", "rm -rf /w", phase="prepare"),
         change("A", "do A", "undo A"),
-        Action("h", "tune", "skip", "nothing to do"),
+        Skip("h", "tune", "nothing to do"),
         change("B", "do B", "undo B"),
         change("C", "do C", "undo C"),
         change("D", "do D", "undo D"),
@@ -310,7 +313,7 @@ def test_readback_mismatch_aborts_and_restores_that_change_too(tmp_path: Path) -
 
 def test_rps_trimmed_by_the_kernel_is_a_mismatch_on_the_fake_guest(tmp_path: Path) -> None:
     """A plan that expected the whole mask back (no isolation known) meets the trimming kernel."""
-    plan = Plan(RUN, {}, (Action("dut", "tune", "change", "rps", command=f"echo 42 > {_rps(0)}",
+    plan = Plan(RUN, {}, (Change("dut", "tune", "rps", command=f"echo 42 > {_rps(0)}",
                                  undo=f"echo 02 > {_rps(0)}",
                                  readback=Readback(f"cat {_rps(0)}", "mask", frozenset({1, 6}))),))
     guest = FakeGuest()
@@ -355,7 +358,7 @@ def test_failed_restore_step_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_start_without_pid(tmp_path: Path) -> None:
-    plan = Plan(RUN, {}, (Action("h", "load", "start", "server", command="start", process="server"),))
+    plan = Plan(RUN, {}, (Start("h", "load", "server", command="start", process="server"),))
     outcome, _, _ = execute(plan, {"h": FakeTransport("h", {"start": Res("oops\n")})}, tmp_path)
     assert outcome.error is not None and "no PID from a detached start" in outcome.error
     assert outcome.steps[0].status == "failed"
@@ -363,9 +366,8 @@ def test_start_without_pid(tmp_path: Path) -> None:
 
 def test_wait_file_timeout_shows_the_log(tmp_path: Path) -> None:
     plan = Plan(RUN, {}, (
-        Action("h", "load", "start", "server", command="start", process="server"),
-        Action("h", "load", "wait_file", "ready?", remote="/w/server.ready", process="server",
-               timeout=0.1)))
+        Start("h", "load", "server", command="start", process="server"),
+        WaitFile("h", "load", "ready?", path="/w/server.ready", process="server", timeout=0.1)))
     class NeverReady(FakeTransport):
         def respond(self, command: str) -> Res:
             return Res(exited=1) if command.startswith("i=0") else Res()
@@ -381,8 +383,8 @@ def test_fetch_failure_is_recorded_not_fatal(tmp_path: Path) -> None:
     class NoFile(FakeTransport):
         def get_file(self, remote_path: str, local: Path) -> None:
             raise HostError("h", f"sftp get {remote_path}", None, "", why="no such file")
-    plan = Plan(RUN, {}, (Action("h", "finish", "fetch", "fetch server.json", remote="/w/server.json",
-                                 local="loadgen/server.json"), change("A", "do A")))
+    plan = Plan(RUN, {}, (Fetch("h", "finish", "fetch server.json", remote="/w/server.json",
+                                local="loadgen/server.json"), change("A", "do A")))
     outcome, _, _ = execute(plan, {"h": NoFile("h")}, tmp_path)
     assert outcome.error is None
     assert outcome.steps[0].status == "failed" and "no such file" in outcome.steps[0].output
@@ -448,8 +450,8 @@ def test_second_ctrl_c_during_restore_is_deferred(tmp_path: Path) -> None:
 def test_parallel_snapshots_of_two_hosts(tmp_path: Path) -> None:
     probes = (("interrupts", "cat /proc/interrupts"),)
     from labctl.host.sections import build_script
-    snap = [Action(h, "measure", "snapshot", f"snapshot {h}", command=build_script(dict(probes)),
-                   local="before", probes=probes) for h in ("a", "b")]
+    snap = [Snapshot(h, "measure", f"snapshot {h}", command=build_script(dict(probes)),
+                     local="before", probes=probes) for h in ("a", "b")]
     a, b = FakeTransport("a"), FakeTransport("b")
     outcome, directory, _ = execute(Plan(RUN, {}, tuple(snap)), {"a": a, "b": b}, tmp_path)
     assert outcome.error is None and [s.status for s in outcome.steps] == ["ok", "ok"]

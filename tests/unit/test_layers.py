@@ -16,7 +16,7 @@ PACKAGE = Path(labctl.__file__).parent
 # lowest first; a module may import its own layer and any layer before it
 LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
     # (layer, module prefixes, pure)
-    ("base", ("labctl", "labctl.errors", "labctl.cpulist", "labctl.packaged"), True),
+    ("base", ("labctl", "labctl.errors", "labctl.cpulist", "labctl.packaged", "labctl.shell"), True),
     ("input", ("labctl.input",), True),
     ("host", ("labctl.host",), True),
     ("plan", ("labctl.plan",), True),

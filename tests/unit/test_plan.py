@@ -14,19 +14,10 @@ import pytest
 from labctl.host.facts import HostFacts, NicFacts
 from labctl.host.probes import ProbeArgumentError
 from labctl.input.model import Inventory, Scenario
-from labctl.plan.planner import (
-    Action,
-    Plan,
-    all_of,
-    build_plan,
-    detached_command,
-    q,
-    remote_workdir,
-    render_plan,
-    rps_path,
-    wait_file_command,
-    write_command,
-)
+from labctl.plan.actions import Action, Change, Plan, Skip, Snapshot, Start, Stop
+from labctl.plan.dryrun import render_plan
+from labctl.plan.planner import build_plan, remote_workdir, rps_path
+from labctl.shell import all_of, detached_command, q, wait_file_command, write_command
 
 RUN = "20250101T000000Z-test"
 INVENTORY = Inventory.model_validate({
@@ -197,7 +188,7 @@ def test_irq_affinity_not_applicable_on_shared_kernel() -> None:
     # even if /proc/interrupts had a matching row, a netns host must not write /proc/irq
     facts = dataclasses.replace(facts, nic=dataclasses.replace(facts.nic, rx_irqs={0: "38"}))
     (action,) = tune(plan_for(facts, {"irq_affinity": {"rx-0": 1}}))
-    assert action.kind == "skip" and action.command == "" and action.undo is None
+    assert isinstance(action, Skip) and action.kind == "skip"
     assert "not applicable" in action.description and "netns" in action.description
 
 
@@ -205,7 +196,7 @@ def test_irq_affinity_without_irq_for_the_queue() -> None:
     facts = guest_facts()
     facts = dataclasses.replace(facts, nic=dataclasses.replace(facts.nic, rx_irqs={0: "37"}))
     (action,) = tune(plan_for(facts, {"irq_affinity": {"rx-1": 1}}))
-    assert action.kind == "skip" and "eth1 has no IRQ for rx-1" in action.description
+    assert isinstance(action, Skip) and "eth1 has no IRQ for rx-1" in action.description
 
 
 def test_irq_affinity_unknown_original_has_no_undo() -> None:
@@ -274,22 +265,25 @@ def test_rps_explicit_queue_overrides_all() -> None:
 
 # --------------------------------------------------------------------------- irqbalance
 
-@pytest.mark.parametrize("state,want,kind,command,undo", [
-    ("active", "stop", "change", "systemctl stop irqbalance", "systemctl start irqbalance"),
-    ("inactive", "start", "change", "systemctl start irqbalance", "systemctl stop irqbalance"),
-    ("inactive", "stop", "skip", "", None),
-    ("absent", "stop", "skip", "", None),
+@pytest.mark.parametrize("state,want,command,undo", [
+    ("active", "stop", "systemctl stop irqbalance", "systemctl start irqbalance"),
+    ("inactive", "start", "systemctl start irqbalance", "systemctl stop irqbalance"),
+    ("inactive", "stop", None, None),
+    ("absent", "stop", None, None),
 ])
-def test_irqbalance(state: str, want: str, kind: str, command: str, undo: str | None) -> None:
+def test_irqbalance(state: str, want: str, command: str | None, undo: str | None) -> None:
     facts = dataclasses.replace(guest_facts(), irqbalance=state)
     (action,) = tune(plan_for(facts, {"irqbalance": want}))
-    assert (action.kind, action.command, action.undo) == (kind, command, undo)
+    if command is None:
+        assert isinstance(action, Skip)
+    else:
+        assert isinstance(action, Change) and (action.command, action.undo) == (command, undo)
 
 
 def test_irqbalance_not_applicable_on_shared_kernel() -> None:
     facts = dataclasses.replace(veth_facts(), irqbalance="active")
     (action,) = tune(plan_for(facts, {"irqbalance": "stop"}))
-    assert action.kind == "skip" and "not applicable" in action.description
+    assert isinstance(action, Skip) and "not applicable" in action.description
 
 
 def test_irqbalance_leave_plans_nothing() -> None:
@@ -350,7 +344,7 @@ def test_snapshot_probes_in_one_script() -> None:
 def test_no_load_measures_an_idle_window() -> None:
     plan = plan_for(veth_facts(), {"rps": {"all": 1}})
     measure = plan.for_phase("measure")
-    assert [(a.kind, a.local) for a in measure] == [
+    assert [(a.kind, a.local if isinstance(a, Snapshot) else None) for a in measure] == [
         ("sleep", None), ("snapshot", "before"), ("sleep", None), ("snapshot", "after")]
     assert "irq_affinity" not in dict(measure[1].probes)          # veth: no IRQs
 
@@ -370,9 +364,13 @@ def shell_words(command: str) -> list[str]:
 def all_commands(plan: Plan) -> list[str]:
     commands = []
     for action in plan.actions:
-        commands += [c for c in (action.command, action.undo) if c]
-        commands += [action.readback.command] if action.readback else []
-        commands += [c for _, c in action.probes]
+        if isinstance(action, (Change, Start, Snapshot)):
+            commands.append(action.command)
+        if isinstance(action, Change):
+            commands += [action.undo] if action.undo else []
+            commands += [action.readback.command] if action.readback else []
+        if isinstance(action, Snapshot):
+            commands += [c for _, c in action.probes]
     return commands
 
 
@@ -429,15 +427,16 @@ def test_render_plan_shows_every_command_and_undo() -> None:
         assert f"\n== {phase}\n" in text
     for number, action in enumerate(plan.actions, 1):
         assert f"{number:3d}. [{action.host}] {action.kind}: {action.description}" in text
-        if action.command and action.kind != "snapshot":
+        if isinstance(action, (Change, Start)):
             for line in action.command.splitlines():
                 assert f"       $ {line}" in text
-        if action.undo:
+        if isinstance(action, Change) and action.undo:
             assert f"       undo: $ {action.undo}\n" in text
         for warning in action.warnings:
             assert f"       warning: {warning}\n" in text
-        for name, command in action.probes:
-            assert f"{command}   # -> {action.host}/{name}.{action.local}" in text
+        if isinstance(action, Snapshot):
+            for name, command in action.probes:
+                assert f"{command}   # -> {action.host}/{name}.{action.local}" in text
     assert "read back: $ cat /sys/class/net/eth1/queues/rx-0/rps_cpus  (expect 1)" in text
     assert "read back: $ ethtool -l eth1  (expect {'combined': 2})" in text
     assert "(sftp) labctl/agent/loadgen.py -> /tmp/labctl-" in text
@@ -448,8 +447,8 @@ def test_no_pid_placeholder_in_real_commands() -> None:
     plan = plan_for(guest_facts(), GUEST_TUNING, load=LOAD)
     for command in all_commands(plan):
         assert "<pid of" not in command and "<run-id>" not in command
-    stop = [a for a in plan.actions if a.kind == "stop"]
-    assert stop and all(a.command == "" and a.process == "server" for a in stop)
+    stop = [a for a in plan.actions if isinstance(a, Stop)]
+    assert stop and all(a.process == "server" and not hasattr(a, "command") for a in stop)
 
 
 @pytest.mark.parametrize("loadgen_tuning,warned", [
