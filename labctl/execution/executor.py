@@ -34,6 +34,7 @@ from labctl.plan.planner import (
     stop_command,
     wait_file_command,
 )
+from labctl.runfiles.models import StepRecord, StepsRecord
 from labctl.runfiles.rundir import RunDir
 
 Progress = Callable[[str], None]
@@ -334,15 +335,16 @@ class Executor:
                 self.progress(f"warning: {name}: could not reset the remote shell: {exc}")
 
     def _save(self, outcome: Outcome) -> None:
-        self.run_dir.write_json("steps.json", {
-            "steps": [asdict(s) for s in sorted(outcome.steps, key=lambda s: s.index)],
-            "restore": [asdict(s) for s in outcome.restore],
-            "interrupted": outcome.interrupted,
-            "error": outcome.error,
-            "signal": outcome.signal,
-            "stopped_at": outcome.stopped_at,
-            "pending_restore": outcome.pending,
-        })
+        self.run_dir.write_model(StepsRecord(
+            steps=[step_record(s) for s in sorted(outcome.steps, key=lambda s: s.index)],
+            restore=[step_record(s) for s in outcome.restore],
+            interrupted=outcome.interrupted, error=outcome.error, signal=outcome.signal,
+            stopped_at=outcome.stopped_at, pending_restore=outcome.pending))
+
+
+def step_record(step: StepResult) -> StepRecord:
+    """A step's result as run files record it."""
+    return StepRecord.model_validate(asdict(step))
 
 
 PARALLEL_KINDS = ("snapshot", "upload", "fetch")

@@ -1,7 +1,6 @@
 """Reports (pure): two runs' summaries side by side -> a comparison, as text and as compare.html.
 
-compare() takes two summaries (fresh from runner.build_summary or read back from summary.json:
-per-CPU keys may be ints or strings) and returns plain data with int CPU keys: per host and CPU
+compare() takes two summaries (labctl.runfiles.models.Summary) and returns plain data: per host and CPU
 the NIC's RX IRQs (all queues), NET_RX softirqs and the softnet_stat columns processed,
 received_rps and dropped of run A and run B with the difference B - A (None where a run has no
 such data, e.g. a netns run has no NIC IRQs), the load generator results of both, and both runs'
@@ -12,54 +11,68 @@ tables (labctl.reports.markdown.table); render_compare_html() as compare.html, i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from labctl.reports import html as hr
+from labctl.reports.access import (
+    cpu_label,
+    fell_short,
+    host_cpus,
+    host_isolated,
+    nic_irqs_per_cpu,
+    reached,
+    softirq_per_cpu,
+    softnet_per_cpu,
+)
 from labctl.reports.html import Block, Cell, Note, Page, Section, Table
-from labctl.reports.markdown import RATE_REACHED, cpu_label, table
+from labctl.reports.markdown import table
+from labctl.runfiles.models import ExpectationRecord, HostAnalysis, LoadSummary, Summary
 
 # (key, label, per-CPU values of a host's summary or None when the run has no such data)
-Metric = tuple[str, str, Callable[[Mapping[str, Any]], "dict[int, int] | None"]]
+Metric = tuple[str, str, Callable[[HostAnalysis], "dict[int, int] | None"]]
 METRICS: tuple[Metric, ...] = (
-    ("nic_irqs", "NIC RX IRQs", hr.nic_irqs_per_cpu),
-    ("net_rx", "NET_RX softirqs", lambda d: hr.softirq_per_cpu(d, "NET_RX")),
-    ("processed", "softnet processed", lambda d: hr.softnet_per_cpu(d, "processed")),
-    ("received_rps", "softnet received_rps", lambda d: hr.softnet_per_cpu(d, "received_rps")),
-    ("dropped", "softnet dropped", lambda d: hr.softnet_per_cpu(d, "dropped")),
+    ("nic_irqs", "NIC RX IRQs", nic_irqs_per_cpu),
+    ("net_rx", "NET_RX softirqs", lambda d: softirq_per_cpu(d, "NET_RX")),
+    ("processed", "softnet processed", lambda d: softnet_per_cpu(d, "processed")),
+    ("received_rps", "softnet received_rps", lambda d: softnet_per_cpu(d, "received_rps")),
+    ("dropped", "softnet dropped", lambda d: softnet_per_cpu(d, "dropped")),
 )
-LOAD_KEYS = ("protocol", "asked_rate", "achieved_rate", "sent", "received", "loss",
-             "server_socket_drops", "client_errors")
 NO_DIFFERENTIAL = "no differential flame graph given"
 
 
-def compare(summary_a: dict[str, Any], summary_b: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunLoad:
+    """One run's load results, and the share of the asked rate the client reached."""
+
+    load: LoadSummary
+    reached: float | None
+    short: bool
+
+
+def compare(summary_a: Summary, summary_b: Summary) -> dict[str, Any]:
     """Runs A and B side by side, per host and CPU, with B - A (see the module docstring)."""
-    hosts_a: Mapping[str, Any] = summary_a.get("hosts") or {}
-    hosts_b: Mapping[str, Any] = summary_b.get("hosts") or {}
+    hosts_a, hosts_b = summary_a.hosts, summary_b.hosts
     return {
         "a": _run(summary_a), "b": _run(summary_b),
         "hosts": {host: _host(hosts_a.get(host), hosts_b.get(host))
                   for host in [*hosts_a, *(h for h in hosts_b if h not in hosts_a)]},
-        "loadgen": {"a": _load(summary_a.get("loadgen")), "b": _load(summary_b.get("loadgen"))},
-        "expectations": {"a": list(summary_a.get("expectations") or []),
-                         "b": list(summary_b.get("expectations") or []),
-                         "paired": _paired(summary_a.get("expectations") or [],
-                                           summary_b.get("expectations") or [])},
+        "loadgen": {"a": _load(summary_a.loadgen), "b": _load(summary_b.loadgen)},
+        "expectations": {"a": list(summary_a.expectations), "b": list(summary_b.expectations),
+                         "paired": _paired(summary_a.expectations, summary_b.expectations)},
     }
 
 
-def _run(s: Mapping[str, Any]) -> dict[str, Any]:
-    results = s.get("expectations") or []
-    lab, lab_facts = hr.lab_name_and_facts(s)
-    return {"run_id": s.get("run_id", "?"), "scenario": s.get("scenario", "?"),
-            "description": s.get("description") or "", "started": s.get("started", "?"),
-            "lab": lab, "provider": s.get("provider", "?"), "lab_facts": dict(lab_facts),
-            "passed": sum(bool(r.get("passed")) for r in results), "checks": len(results)}
+def _run(s: Summary) -> dict[str, Any]:
+    return {"run_id": s.run_id, "scenario": s.scenario, "description": s.description,
+            "started": s.started, "lab": s.lab, "provider": s.provider,
+            "virtualisation": hr.virtualisation_text(s.lab_facts),
+            "passed": sum(r.passed for r in s.expectations), "checks": len(s.expectations)}
 
 
-def _host(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
-    cpus = sorted(set(hr.host_cpus(a or {})) | set(hr.host_cpus(b or {})))
-    iso_a, iso_b = hr.host_isolated(a or {}), hr.host_isolated(b or {})
+def _host(a: HostAnalysis | None, b: HostAnalysis | None) -> dict[str, Any]:
+    cpus = sorted(set(host_cpus(a or HostAnalysis())) | set(host_cpus(b or HostAnalysis())))
+    iso_a, iso_b = host_isolated(a), host_isolated(b)
     metrics = []
     for key, label, values in METRICS:
         va = values(a) if a is not None else None
@@ -84,16 +97,13 @@ def _diff(a: Mapping[int, int] | None, b: Mapping[int, int] | None, cpus: Sequen
     return {c: int(b.get(c, 0)) - int(a.get(c, 0)) for c in cpus}
 
 
-def _load(lg: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def _load(lg: LoadSummary | None) -> RunLoad | None:
     if not lg:
         return None
-    out = {k: lg.get(k) for k in LOAD_KEYS}
-    share = hr.reached(lg)
-    out.update(reached=share, short=share is not None and share < RATE_REACHED)
-    return out
+    return RunLoad(lg, reached(lg), fell_short(lg))
 
 
-def _paired(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]]
+def _paired(a: Iterable[ExpectationRecord], b: Iterable[ExpectationRecord]
             ) -> list[dict[str, Any]]:
     """Expectations of both runs matched by (check, description) and, for a check a run makes
     more than once, by occurrence: A's order, then B's own."""
@@ -101,11 +111,10 @@ def _paired(a: Iterable[Mapping[str, Any]], b: Iterable[Mapping[str, Any]]
     for side, results in (("a", a), ("b", b)):
         seen: dict[tuple[str, str], int] = {}
         for r in results:
-            check, description = str(r.get("check", "")), str(r.get("description", ""))
-            n = seen[(check, description)] = seen.get((check, description), -1) + 1
-            row = rows.setdefault((check, description, n), {
-                "check": check, "description": description, "a": None, "b": None})
-            row[side] = dict(r)
+            n = seen[(r.check, r.description)] = seen.get((r.check, r.description), -1) + 1
+            row = rows.setdefault((r.check, r.description, n), {
+                "check": r.check, "description": r.description, "a": None, "b": None})
+            row[side] = r
     return list(rows.values())
 
 
@@ -139,10 +148,10 @@ def _expectations_text(c: Mapping[str, Any]) -> list[str]:
     return [title, "", table(["check", "what", "A", "B"], rows), ""]
 
 
-def _result_text(result: Mapping[str, Any] | None) -> str:
+def _result_text(result: ExpectationRecord | None) -> str:
     if result is None:
         return "-"
-    return f"{'PASS' if result.get('passed') else 'FAIL'} {result.get('measured', '')}"
+    return f"{'PASS' if result.passed else 'FAIL'} {result.measured}"
 
 
 def _load_text(loads: Mapping[str, Any]) -> list[str]:
@@ -152,17 +161,18 @@ def _load_text(loads: Mapping[str, Any]) -> list[str]:
               "socket drops", "client errors"]
     rows, notes = [], []
     for side in ("a", "b"):
-        lg = loads[side]
-        if not lg:
+        run: RunLoad | None = loads[side]
+        if run is None:
             rows.append([side.upper()] + ["-"] * (len(header) - 1))
             continue
-        rows.append([side.upper(), hr.fmt(lg["asked_rate"]), hr.fmt(lg["achieved_rate"]),
-                     _percent(lg["reached"], 1), _percent(lg["loss"], 2), hr.fmt(lg["sent"]),
-                     hr.fmt(lg["received"]), hr.fmt(lg["server_socket_drops"]),
-                     hr.fmt(lg["client_errors"])])
-        if lg["short"]:
+        lg = run.load
+        rows.append([side.upper(), hr.fmt(lg.asked_rate), hr.fmt(lg.achieved_rate),
+                     _percent(run.reached, 1), _percent(lg.loss, 2), hr.fmt(lg.sent),
+                     hr.fmt(lg.received), hr.fmt(lg.server_socket_drops),
+                     hr.fmt(lg.client_errors)])
+        if run.short:
             notes.append(f"**{side.upper()}: the client fell short: it reached only "
-                         f"{_percent(lg['reached'], 0)} of the asked rate; the load generator "
+                         f"{_percent(run.reached, 0)} of the asked rate; the load generator "
                          "is the limit, not the DUT.**")
     return (["## Load", "", table(*_right_aligned(header, rows, first=1)), ""]
             + [n for note in notes for n in (note, "")])
@@ -246,8 +256,7 @@ def render_compare_html(comparison: dict[str, Any],
 
 
 def _run_text(run: Mapping[str, Any]) -> str:
-    virt = ", ".join(f"{k.replace('_', '-')} {v}" for k, v in run["lab_facts"].items()
-                     if k in ("accelerator", "virtio_net_backend") and v)
+    virt = run["virtualisation"]
     return (f"{run['run_id']} — {run['scenario']}"
             + (f": {run['description']}" if run["description"] else "")
             + f" (lab {run['lab']}, provider {run['provider']}" + (f", {virt}" if virt else "")
@@ -271,14 +280,14 @@ def _load_html(loads: Mapping[str, Any]) -> Section:
         return Section("load", "Load", [Note("no load in either run", "muted")])
     rows, notes = [], []
     for side in ("a", "b"):
-        lg = loads[side]
-        if not lg:
+        run: RunLoad | None = loads[side]
+        if run is None:
             rows.append([Cell(side.upper(), "label")] + [Cell("-", "muted")] * 8)
             notes.append(Note(f"{side.upper()}: no load in this run", "muted"))
             continue
-        rows.append(hr.load_row(lg, Cell(f"{side.upper()} ({lg.get('protocol') or '?'})",
-                                         "label")))
-        notes.append(hr.load_verdict(lg, f"{side.upper()}: "))
+        rows.append(hr.load_row(run.load, Cell(f"{side.upper()} ({run.load.protocol or '?'})",
+                                               "label")))
+        notes.append(hr.load_verdict(run.load, f"{side.upper()}: "))
     header = [Cell("run")] + hr.LOAD_HEADER[1:]
     return Section("load", "Load: asked vs achieved", [Table(header, rows, "load"), *notes])
 

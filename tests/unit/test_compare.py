@@ -4,7 +4,6 @@ differential flame graph of real perf captures (c_pinned vs f_rps_cpu1, CPU 2)."
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from labctl.reports.compare import (
     render_compare_text,
 )
 from labctl.reports.flamegraph import cpu_differential
+from labctl.runfiles.models import Summary
 from tests.helpers import fixture
 from tests.unit.test_htmlreport import (
     BASELINE,
@@ -27,6 +27,7 @@ from tests.unit.test_htmlreport import (
     intify,
     netns_like,
     parse_html,
+    raw_summary,
     row,
     summary,
     texts,
@@ -67,27 +68,28 @@ def test_per_cpu_side_by_side_with_difference(comparison: dict[str, Any]) -> Non
 def test_run_facts_loadgen_and_expectations(comparison: dict[str, Any]) -> None:
     assert comparison["a"]["scenario"] == "baseline" and comparison["b"]["run_id"] == RPS_CPU1
     assert (comparison["a"]["passed"], comparison["a"]["checks"]) == (6, 6)
-    assert comparison["loadgen"]["b"]["sent"] == 19974
-    assert comparison["loadgen"]["a"]["short"] is False
-    assert comparison["loadgen"]["b"]["reached"] == pytest.approx(1981.45 / 2000, abs=1e-5)
+    assert comparison["loadgen"]["b"].load.sent == 19974
+    assert comparison["loadgen"]["a"].short is False
+    assert comparison["loadgen"]["b"].reached == pytest.approx(1981.45 / 2000, abs=1e-5)
     paired = comparison["expectations"]["paired"]
     loss = [p for p in paired if p["check"] == "loss"]
-    assert len(loss) == 1 and loss[0]["a"]["passed"] and loss[0]["b"]["passed"]
+    assert len(loss) == 1 and loss[0]["a"].passed and loss[0]["b"].passed
     assert [p["b"] for p in paired if p["check"] == "queue_irqs"] == [None]
     assert len(comparison["expectations"]["b"]) == 7
 
 
-def test_string_and_int_keys_compare_the_same() -> None:
+def test_fresh_and_read_back_summaries_compare_the_same() -> None:
     a, b = summary(BASELINE), summary(RPS_CPU1)
-    assert compare(a, b) == compare(intify(a), intify(b)) == compare(intify(a), b)
+    fresh_a = Summary.model_validate(intify(raw_summary(BASELINE)))
+    assert compare(a, b) == compare(fresh_a, b)
 
 
 def test_the_same_check_twice_pairs_by_occurrence() -> None:
     a, b = summary(RPS_CPU1), summary(RPS_CPU1)
-    b["expectations"][2] = dict(b["expectations"][1], passed=False)   # irq_confined twice
+    b.expectations[2] = b.expectations[1].model_copy(update={"passed": False})   # irq_confined twice
     paired = compare(a, b)["expectations"]["paired"]
-    first = [p for p in paired if p["description"] == a["expectations"][1]["description"]]
-    assert [(p["a"] is not None, p["b"]["passed"]) for p in first] == [(True, True), (False, False)]
+    first = [p for p in paired if p["description"] == a.expectations[1].description]
+    assert [(p["a"] is not None, p["b"].passed) for p in first] == [(True, True), (False, False)]
 
 
 def test_text_reads_at_a_glance(comparison: dict[str, Any]) -> None:
@@ -109,7 +111,8 @@ def test_text_reads_at_a_glance(comparison: dict[str, Any]) -> None:
 
 def test_text_when_the_client_fell_short_and_b_has_no_load() -> None:
     a = summary(RPS_CPU1)
-    a["loadgen"]["achieved_rate"] = 900.0
+    assert a.loadgen is not None
+    a.loadgen.achieved_rate = 900.0
     text = render_compare_text(compare(a, summary(RPS_ISOLATED)))
     assert ("**A: the client fell short: it reached only 45% of the asked rate; the load "
             "generator is the limit, not the DUT.**") in text
@@ -127,7 +130,7 @@ def test_text_of_a_netns_run_against_a_vm_run() -> None:
 
 def test_host_only_in_one_run() -> None:
     b = summary(RPS_CPU1)
-    b["hosts"]["loadgen"] = copy.deepcopy(b["hosts"]["dut"])
+    b.hosts["loadgen"] = b.hosts["dut"].model_copy(deep=True)
     c = compare(summary(BASELINE), b)
     assert c["hosts"]["loadgen"]["in_a"] is False
     assert metric(c, "nic_irqs", "loadgen")["a"] is None
@@ -138,7 +141,7 @@ def test_host_only_in_one_run() -> None:
 
 
 def test_empty_summaries() -> None:
-    c = compare({}, {})
+    c = compare(Summary(), Summary())
     assert c["hosts"] == {} and c["loadgen"] == {"a": None, "b": None}
     assert "no load in either run" in render_compare_text(c)
     page = parse_html(render_compare_html(c))
