@@ -73,6 +73,7 @@ from labctl.runfiles.models import (
     HostAnalysis,
     HostFactsRecord,
     InputFileRecord,
+    JsonObject,
     LabRecord,
     LoadSummary,
     Manifest,
@@ -400,9 +401,9 @@ def _start_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loa
     return record
 
 
-def _as_json(value: object) -> dict[str, Any]:
+def _as_json(value: object) -> JsonObject:
     """A plain dict as the manifest wrote it before run files were typed (json's default=str)."""
-    data: dict[str, Any] = json.loads(json.dumps(value, default=str))
+    data: JsonObject = json.loads(json.dumps(value, default=str))
     return data
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Callable, Iterable, Mapping, Sequence, Union
 
 from pydantic import JsonValue
 
@@ -146,7 +146,7 @@ def render_page(page: Page) -> str:
 # --- formatting and colour ------------------------------------------------------------------
 
 
-def fmt(value: Any) -> str:
+def fmt(value: object) -> str:
     """Numbers as report.md writes them: 1,234 and 12.3; None as n/a."""
     if value is None:
         return "n/a"
@@ -157,7 +157,7 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def num(value: Any, style: str = "", cls: str = "") -> Cell:
+def num(value: object, style: str = "", cls: str = "") -> Cell:
     return Cell(fmt(value), ("num " + cls).strip(), style)
 
 
@@ -189,7 +189,7 @@ def cpu_header(cpus: Sequence[int], isolated: Sequence[int]) -> list[Cell]:
 
 
 def heat_cells(values: Mapping[int, float], cpus: Sequence[int], isolated: Sequence[int],
-               top: float | None = None, show: Callable[[Any], str] = fmt) -> list[Cell]:
+               top: float | None = None, show: Callable[[float], str] = fmt) -> list[Cell]:
     """One cell per CPU, coloured against top (default: the largest of these values)."""
     peak = max((values.get(c, 0) for c in cpus), default=0) if top is None else top
     return [Cell(show(values.get(c, 0)), "num iso" if c in isolated else "num",
@@ -485,7 +485,7 @@ def _affinity_text(affinity: AffinityRecord | None) -> str:
 
 
 def heat_rows(named: Iterable[tuple[str, Mapping[int, float] | None]], cpus: Sequence[int],
-              iso: Sequence[int], total: bool = True, show: Callable[[Any], str] = fmt
+              iso: Sequence[int], total: bool = True, show: Callable[[float], str] = fmt
               ) -> list[list[Cell]]:
     """A heat row per (name, per-CPU values), each coloured against its own largest value."""
     rows = []

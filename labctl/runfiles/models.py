@@ -181,7 +181,7 @@ class RunFile(Record):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise RunError(f"{where} is not valid JSON: {exc}") from None
+            raise RunError(f"{where} is not valid JSON ({exc}); {_readable()}") from None
         if not isinstance(data, dict):
             raise RunError(f"{where}: not a labctl run file (a JSON object); {_readable()}")
         version = data.get("schema_version", 1)
