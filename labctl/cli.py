@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from labctl import __version__
 from labctl.errors import (
@@ -28,6 +28,9 @@ from labctl.errors import (
     Terminated,
     ValidationError,
 )
+
+if TYPE_CHECKING:
+    from labctl.runfiles.models import Summary
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 
@@ -81,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "expectations, differential flamegraphs (terminal + compare.html)")
     comp.add_argument("run_a", help="run directory or id (A, the reference)")
     comp.add_argument("run_b", help="run directory or id (B)")
-    schema = sub.add_parser("schema", help="print the JSON Schema of the input files")
-    schema.add_argument("which", nargs="?", choices=["inventory", "scenario"])
+    schema = sub.add_parser("schema", help="print the JSON Schema of the input files, or of a "
+                            "run's files (run: manifest, steps and journal; summary)")
+    schema.add_argument("which", nargs="?", choices=["inventory", "scenario", "run", "summary"])
     image = sub.add_parser("image", help="the libvirt lab's guest image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
     build = image_sub.add_parser("build", help="build the Debian 12 guest image (cached)")
@@ -228,7 +232,7 @@ def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     for number, scenario in enumerate(args.scenarios, 1):
         progress(f"scenario {number}/{len(args.scenarios)}: {scenario}")
         created: list[Path] = []
-        summary: dict[str, Any] | None = None
+        summary: Summary | None = None
         try:
             summary = runner.run(args.inventory, scenario, args.runs_dir, progress, created).summary
             status, reason = "passed", ""
@@ -244,10 +248,10 @@ def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     return SERIES_EXIT[worst]
 
 
-def _series_row(scenario: Path, status: str, summary: dict[str, Any] | None,
+def _series_row(scenario: Path, status: str, summary: Summary | None,
                 created: list[Path]) -> list[str]:
-    checks = (summary or {}).get("expectations") or []
-    passed = f"{sum(bool(c['passed']) for c in checks)}/{len(checks)}" if summary else "-"
+    checks = summary.expectations if summary else []
+    passed = f"{sum(c.passed for c in checks)}/{len(checks)}" if summary else "-"
     return [scenario.stem, status, passed, str(created[0]) if created else "-"]
 
 
@@ -311,8 +315,18 @@ def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> in
 
 def cmd_schema(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.input.model import Inventory, Scenario
+    if args.which in ("run", "summary"):
+        return print_run_file_schema(args.which)
     schemas = {"inventory": Inventory.model_json_schema(), "scenario": Scenario.model_json_schema()}
     print(json.dumps(schemas[args.which] if args.which else schemas, indent=2))
+    return 0
+
+
+def print_run_file_schema(which: str) -> int:
+    """`labctl schema run`: manifest.json, steps.json and restore.json in one JSON Schema
+    document (an object keyed by file name); `labctl schema summary`: summary.json's."""
+    from labctl.runfiles.models import run_schema, summary_schema
+    print(json.dumps(run_schema() if which == "run" else summary_schema(), indent=2))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +32,7 @@ from labctl.errors import (
 )
 from labctl.execution import failpoints
 from labctl.execution.calibrate import measure_ceiling, record_ceiling
-from labctl.execution.executor import Executor, Outcome, require_ok
+from labctl.execution.executor import Executor, Outcome, require_ok, step_record
 from labctl.execution.preparer import Preparer
 from labctl.execution.restorer import Restorer, StepResult
 from labctl.host.facts import HostFacts, facts_script, parse_facts
@@ -68,6 +69,26 @@ from labctl.reports.flamegraph import render_differential
 from labctl.reports.html import render_html
 from labctl.reports.markdown import render_markdown
 from labctl.reports.profiles import analyse_profile
+from labctl.runfiles.models import (
+    ExpectationRecord,
+    GeneratorRecord,
+    HostAnalysis,
+    HostFactsRecord,
+    InputFileRecord,
+    JsonObject,
+    LabRecord,
+    LoadSummary,
+    Manifest,
+    OutcomeRecord,
+    PreparationRecord,
+    ProfilePlan,
+    ProfileSummary,
+    ScenarioFileRecord,
+    ServerPlacement,
+    StepsRecord,
+    Summary,
+    VerdictRecord,
+)
 from labctl.runfiles.rundir import RunDir, find_run, new_run_id, utc_now
 from labctl.transport.netns_socket import ssh_banner
 
@@ -77,8 +98,20 @@ Progress = Callable[[str], None]
 @dataclass
 class RunOutcome:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: Summary
     report: str
+
+
+@dataclass
+class RunRecord:
+    """A run's manifest as it grows, and the phase the run is in (where a stop is reported)."""
+
+    run_dir: RunDir
+    manifest: Manifest
+    phase: str = "connect"
+
+    def save(self) -> None:
+        self.run_dir.write_model(self.manifest)
 
 
 def lab_up(inventory_path: Path, progress: Progress) -> LabState:
@@ -249,26 +282,24 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
         run_dir = RunDir.create(runs_root, new_run_id(scenario.model.name))
         if created is not None:
             created.append(run_dir.path)
-        manifest = _start_manifest(run_dir, inventory, scenario, state)
+        record = _start_manifest(run_dir, inventory, scenario, state)
         progress(f"run {run_dir.path}")
-        stage = {"phase": "connect"}
         try:
-            outcome = _run_steps(inventory_path, inventory, scenario, state, run_dir, manifest,
-                                 stage, progress)
+            outcome = _run_steps(inventory_path, inventory, scenario, state, record, progress)
         except ValidationError:
             shutil.rmtree(run_dir.path, ignore_errors=True)      # refused before any change
             raise
         except BaseException as exc:
-            _stopped(run_dir, manifest, stage, exc)
+            _stopped(record, exc)
             raise
-        _finished(run_dir, manifest, outcome)
+        _finished(record, outcome)
     result = collect(run_dir.path, runs_root)
     require_ok(outcome)
-    judged = result.summary["verdict"]
-    if judged["status"] == "failed":
-        raise ExpectationsFailed(f"failed: {judged['reason']}; report: {run_dir.path / 'report.md'}", result)
-    if judged["status"] == "inconclusive":
-        raise RunInconclusive(f"inconclusive: {judged['reason']}; report: {run_dir.path / 'report.md'}",
+    judged = result.summary.verdict
+    if judged is not None and judged.status == "failed":
+        raise ExpectationsFailed(f"failed: {judged.reason}; report: {run_dir.path / 'report.md'}", result)
+    if judged is not None and judged.status == "inconclusive":
+        raise RunInconclusive(f"inconclusive: {judged.reason}; report: {run_dir.path / 'report.md'}",
                               result)
     return result
 
@@ -288,23 +319,24 @@ def validate_series(inventory_path: Path, scenario_paths: list[Path]) -> None:
 
 
 def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
-               state: LabState, run_dir: RunDir, manifest: dict[str, Any], stage: dict[str, str],
-               progress: Progress) -> Outcome:
+               state: LabState, record: RunRecord, progress: Progress) -> Outcome:
     started = time.monotonic()
+    run_dir = record.run_dir
     with connected(state, list(inventory.model.hosts)) as transports:
         progress(f"connected to {', '.join(transports)} ({time.monotonic() - started:.2f} s)")
-        stage["phase"] = "prepare-hosts"
+        record.phase = "prepare-hosts"
         preparation = preparer(inventory_path, inventory, transports, progress).prepare()
-        stage["phase"] = "calibrate"
+        record.phase = "calibrate"
         load = scenario.model.load
         ceiling = (generator_ceiling(inventory_path, inventory.model, load, state, transports, progress)
                    if load is not None else None)
-        manifest["generator"] = generator_record(load, ceiling)       # None: no load in this run
-        stage["phase"] = "facts"
+        generator = generator_record(load, ceiling)                    # None: no load in this run
+        record.manifest.generator = None if generator is None else GeneratorRecord.model_validate(generator)
+        record.phase = "facts"
         failpoints.reached("facts")
         plan, facts, warnings = plan_run(inventory, scenario, transports, progress, run_dir, ceiling)
-        _plan_manifest(run_dir, manifest, scenario, facts, plan, warnings, preparation)
-        stage["phase"] = "execute"
+        _plan_manifest(record, scenario, facts, plan, warnings, preparation)
+        record.phase = "execute"
         return Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
 
 
@@ -358,62 +390,63 @@ def default_load(inventory: Inventory) -> Load:
 
 
 def _start_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
-                    state: LabState) -> dict[str, Any]:
-    manifest = {
-        "run_id": run_dir.run_id,
-        "labctl_version": __version__,
-        "started": utc_now(),
-        "inventory": {"path": str(inventory.path), "model": inventory.model.model_dump(mode="json")},
-        "scenario": {"path": str(scenario.path), "model": scenario.model.model_dump(mode="json"),
-                     "text": scenario.path.read_text()},
-        "lab": {"name": state.lab, "provider": state.provider, "facts": state.facts},
-        "outcome": {"status": "running"},
-    }
-    run_dir.write_json("manifest.json", manifest)
-    return manifest
+                    state: LabState) -> RunRecord:
+    manifest = Manifest(
+        run_id=run_dir.run_id, labctl_version=__version__, started=utc_now(),
+        inventory=InputFileRecord(path=str(inventory.path), model=inventory.model.model_dump(mode="json")),
+        scenario=ScenarioFileRecord(path=str(scenario.path), model=scenario.model.model_dump(mode="json"),
+                                    text=scenario.path.read_text()),
+        lab=LabRecord(name=state.lab, provider=state.provider, facts=_as_json(state.facts)),
+        outcome=OutcomeRecord(status="running"))
+    record = RunRecord(run_dir, manifest)
+    record.save()
+    return record
 
 
-def _plan_manifest(run_dir: RunDir, manifest: dict[str, Any], scenario: Loaded[Scenario],
-                   facts: dict[str, HostFacts], plan: Plan, warnings: list[str],
-                   preparation: dict[str, Any]) -> None:
-    manifest.update({
-        "facts": {h: f.to_json() for h, f in facts.items()},
-        "preparation": preparation,
-        "profile": _profile_plan(scenario.model, facts),
-        "warnings": warnings,
-        "plan": [asdict(a) for a in plan.actions],
-    })
-    run_dir.write_json("manifest.json", manifest)
+def _as_json(value: object) -> JsonObject:
+    """A plain dict as the manifest wrote it before run files were typed (json's default=str)."""
+    data: JsonObject = json.loads(json.dumps(value, default=str))
+    return data
 
 
-def _stopped(run_dir: RunDir, manifest: dict[str, Any], stage: dict[str, str], exc: BaseException) -> None:
+def _plan_manifest(record: RunRecord, scenario: Loaded[Scenario], facts: dict[str, HostFacts],
+                   plan: Plan, warnings: list[str], preparation: dict[str, Any]) -> None:
+    manifest = record.manifest
+    manifest.facts = {h: HostFactsRecord.model_validate(_as_json(f.to_json())) for h, f in facts.items()}
+    manifest.preparation = {h: PreparationRecord.model_validate(p) for h, p in _as_json(preparation).items()}
+    manifest.profile = _profile_plan(scenario.model, facts)
+    manifest.warnings = warnings
+    manifest.plan = [_as_json(asdict(a)) for a in plan.actions]
+    record.save()
+
+
+def _stopped(record: RunRecord, exc: BaseException) -> None:
     """A run that stopped before its plan ran (connect, host preparation, facts): nothing of
     the plan was changed on a host yet."""
     if isinstance(exc, KeyboardInterrupt):
         signal_name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
-        status, reason = "interrupted", f"{signal_name} during {stage['phase']}"
+        status, reason = "interrupted", f"{signal_name} during {record.phase}"
     else:
         status = "failed"
         reason = str(exc) if isinstance(exc, LabctlError) else f"{type(exc).__name__}: {exc}"
-    manifest["outcome"] = {"status": status, "phase": stage["phase"], "reason": reason,
-                           "restore": "nothing to restore: no step of the plan had run", "ended": utc_now()}
-    run_dir.write_json("manifest.json", manifest)
+    record.manifest.outcome = OutcomeRecord(
+        status=status, phase=record.phase, reason=reason,
+        restore="nothing to restore: no step of the plan had run", ended=utc_now())
+    record.save()
 
 
-def _finished(run_dir: RunDir, manifest: dict[str, Any], outcome: Outcome) -> None:
+def _finished(record: RunRecord, outcome: Outcome) -> None:
     where = outcome.stopped_at or {}
     restore = "complete"
     if outcome.pending:     # unreachable, or an undo command failed: both stay in the journal
-        restore = (f"pending on {', '.join(outcome.pending)}: `labctl restore {run_dir.run_id}` "
+        restore = (f"pending on {', '.join(outcome.pending)}: `labctl restore {record.run_dir.run_id}` "
                    "finishes it")
-    manifest["outcome"] = {
-        "status": "interrupted" if outcome.interrupted else "failed" if outcome.error else "completed",
-        "phase": where.get("phase"), "step": where.get("step"), "host": where.get("host"),
-        "checkpoint": where.get("checkpoint"),
-        "reason": outcome.interrupted or outcome.error, "restore": restore, "ended": utc_now(),
-    }
-    run_dir.write_json("manifest.json", manifest)
-
+    record.manifest.outcome = OutcomeRecord(
+        status="interrupted" if outcome.interrupted else "failed" if outcome.error else "completed",
+        phase=where.get("phase"), step=where.get("step"), host=where.get("host"),
+        checkpoint=where.get("checkpoint"),
+        reason=outcome.interrupted or outcome.error, restore=restore, ended=utc_now())
+    record.save()
 
 
 def restore_run(inventory_path: Path, run: str, runs_root: Path, progress: Progress
@@ -440,34 +473,35 @@ def restore_run(inventory_path: Path, run: str, runs_root: Path, progress: Progr
 
 
 def _restored_later(run_dir: RunDir, results: list[StepResult], pending: list[str]) -> None:
-    manifest = run_dir.read_json("manifest.json")
-    outcome = manifest.setdefault("outcome", {})
-    outcome["restore"] = ("complete (by `labctl restore` at " + utc_now() + ")" if not pending else
-                          f"pending on {', '.join(pending)} after `labctl restore` at {utc_now()}")
-    outcome.setdefault("restored_later", []).extend(asdict(r) for r in results)
-    run_dir.write_json("manifest.json", manifest)
+    manifest = run_dir.read_model(Manifest)
+    outcome = manifest.outcome or OutcomeRecord()
+    outcome.restore = ("complete (by `labctl restore` at " + utc_now() + ")" if not pending else
+                       f"pending on {', '.join(pending)} after `labctl restore` at {utc_now()}")
+    outcome.restored_later = (outcome.restored_later or []) + [step_record(r) for r in results]
+    manifest.outcome = outcome
+    run_dir.write_model(manifest)
 
 
-def _profile_plan(scenario: Scenario, facts: dict[str, HostFacts]) -> dict[str, Any] | None:
+def _profile_plan(scenario: Scenario, facts: dict[str, HostFacts]) -> ProfilePlan | None:
     if scenario.profile is None or scenario.load is None:
         return None
-    return {"host": scenario.profile.host, "frequency": scenario.profile.frequency,
-            "cpus": sorted(profile_cpus(scenario, facts))}
+    return ProfilePlan(host=scenario.profile.host, frequency=scenario.profile.frequency,
+                       cpus=sorted(profile_cpus(scenario, facts)))
 
 
 def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     """Rebuild summary.json and report.md of a run from its raw files."""
     run_dir = find_run(runs_root, str(run) if run else None)
-    manifest = run_dir.read_json("manifest.json")
-    if "facts" not in manifest:
-        outcome = manifest.get("outcome", {})
+    manifest = run_dir.read_model(Manifest)
+    if manifest.facts is None:
+        outcome = manifest.outcome or OutcomeRecord()
         raise RunError(f"run {run_dir.run_id} stopped before it read the hosts' facts "
-                       f"({outcome.get('status', 'unknown')} in {outcome.get('phase', '?')}: "
-                       f"{outcome.get('reason', 'no reason recorded')}); there is nothing to report")
-    steps = run_dir.read_json("steps.json") if (run_dir.path / "steps.json").exists() else {}
-    profile, flamegraphs = _profile(run_dir, manifest.get("profile"))
+                       f"({outcome.status} in {outcome.phase or '?'}: "
+                       f"{outcome.reason or 'no reason recorded'}); there is nothing to report")
+    steps = run_dir.read_model(StepsRecord) if run_dir.has(StepsRecord.FILE) else StepsRecord()
+    profile, flamegraphs = _profile(run_dir, manifest.profile)
     summary = build_summary(run_dir, manifest, steps, profile)
-    run_dir.write_json("summary.json", summary)
+    run_dir.write_model(summary)
     report = render_markdown(summary)
     run_dir.write_text("report.md", report)
     run_dir.write_text("report.html", render_html(summary, flamegraphs))
@@ -484,7 +518,7 @@ def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
     """`labctl compare`: two runs side by side (terminal text and compare.html), with a
     differential flamegraph of every CPU both runs profiled on the same host."""
     a, b = find_run(runs_root, run_a), find_run(runs_root, run_b)
-    summary_a, summary_b = a.read_json("summary.json"), b.read_json("summary.json")
+    summary_a, summary_b = a.read_model(Summary), b.read_model(Summary)
     comparison = compare(summary_a, summary_b)
     html = render_compare_html(comparison, _differential_flamegraphs(a, b, summary_a, summary_b))
     target = b.path.parent / f"compare-{a.run_id}--{b.run_id}.html"
@@ -492,71 +526,68 @@ def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
     return Comparison(render_compare_text(comparison), target)
 
 
-def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: dict[str, Any],
-                              summary_b: dict[str, Any]) -> dict[str, dict[int, str]]:
-    pa, pb = summary_a.get("profile") or {}, summary_b.get("profile") or {}
-    if not pa or not pb or pa.get("host") != pb.get("host"):
+def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: Summary,
+                              summary_b: Summary) -> dict[str, dict[int, str]]:
+    pa, pb = summary_a.profile, summary_b.profile
+    if pa is None or pb is None or pa.host != pb.host:
         return {}
-    host, result = pa["host"], {}
-    for cpu in sorted(set(pa.get("per_cpu", {})) & set(pb.get("per_cpu", {})), key=int):
-        folded_a, folded_b = pa["per_cpu"][cpu].get("folded"), pb["per_cpu"][cpu].get("folded")
+    host, result = pa.host, {}
+    for cpu in sorted(set(pa.per_cpu) & set(pb.per_cpu)):
+        folded_a, folded_b = pa.per_cpu[cpu].folded, pb.per_cpu[cpu].folded
         if folded_a and folded_b and (a.path / folded_a).exists() and (b.path / folded_b).exists():
-            result[int(cpu)] = render_differential(
+            result[cpu] = render_differential(
                 parse_folded((a.path / folded_a).read_text()), parse_folded((b.path / folded_b).read_text()),
                 title=f"{host} CPU {cpu}: {a.run_id} vs {b.run_id}",
                 subtitle="width: run B; red: more of B's samples than A's, blue: fewer")
     return {host: result} if result else {}
 
 
-def build_summary(run_dir: RunDir, manifest: dict[str, Any], steps: dict[str, Any],
-                  profile: dict[str, Any] | None = None) -> dict[str, Any]:
-    scenario = Scenario.model_validate(manifest["scenario"]["model"])
-    hosts = {}
-    for host, facts in manifest["facts"].items():
-        if host in scenario.snapshot.hosts:
-            hosts[host] = analyse_host(functools.partial(run_dir.read_raw, host), facts)
-    measured = {"hosts": hosts, "loadgen": _loadgen(run_dir, scenario)}
-    results = evaluate(scenario, measured)
-    generator = manifest.get("generator")
-    ceiling = ((generator or {}).get("ceiling") or {}).get("rate")
-    return {
-        "run_id": manifest["run_id"], "scenario": scenario.name, "description": scenario.description,
-        "lab": manifest["lab"]["name"], "provider": manifest["lab"]["provider"],
-        "lab_facts": manifest["lab"].get("facts", {}),
-        "labctl_version": manifest["labctl_version"], "started": manifest["started"],
-        "keep_tuning": scenario.keep_tuning, "facts": manifest["facts"],
-        "preparation": manifest.get("preparation", {}),
-        "server": _server_placement(scenario),
-        "window_seconds": _window(steps),
-        "expectations": [r.to_json() for r in results],
-        "verdict": verdict(results, measured["loadgen"], ceiling).to_json(),
-        "generator": generator,
-        "loadgen": measured["loadgen"], "hosts": hosts, "profile": profile,
-        "steps": steps.get("steps", []), "restore": steps.get("restore", []),
-        "interrupted": steps.get("interrupted"), "error": steps.get("error"),
-        "outcome": manifest.get("outcome"),
-        "warnings": manifest.get("warnings", []) + [w for s in steps.get("steps", []) for w in s.get("warnings", [])],
-    }
+def build_summary(run_dir: RunDir, manifest: Manifest, steps: StepsRecord,
+                  profile: ProfileSummary | None = None) -> Summary:
+    """summary.json of a run: its hosts' deltas, load, checks and verdict, with the manifest's
+    facts and the executor's steps."""
+    scenario = Scenario.model_validate(manifest.scenario.model)
+    hosts = {host: analyse_host(functools.partial(run_dir.read_raw, host), facts.model_dump(mode="json"))
+             for host, facts in (manifest.facts or {}).items() if host in scenario.snapshot.hosts}
+    loadgen = _loadgen(run_dir, scenario)
+    results = evaluate(scenario, {"hosts": hosts, "loadgen": loadgen})
+    generator = manifest.generator
+    ceiling = generator.ceiling.rate if generator and generator.ceiling else None
+    return Summary(
+        run_id=manifest.run_id, scenario=scenario.name or "?", description=scenario.description,
+        lab=manifest.lab.name, provider=manifest.lab.provider, lab_facts=manifest.lab.facts,
+        labctl_version=manifest.labctl_version, started=manifest.started,
+        keep_tuning=scenario.keep_tuning, facts=manifest.facts or {},
+        preparation=manifest.preparation, server=_server_placement(scenario),
+        window_seconds=_window(steps),
+        expectations=[ExpectationRecord.model_validate(r.to_json()) for r in results],
+        verdict=VerdictRecord.model_validate(verdict(results, loadgen, ceiling).to_json()),
+        generator=generator,
+        loadgen=None if loadgen is None else LoadSummary.model_validate(loadgen),
+        hosts={h: HostAnalysis.model_validate(d) for h, d in hosts.items()}, profile=profile,
+        steps=steps.steps, restore=steps.restore, interrupted=steps.interrupted, error=steps.error,
+        outcome=manifest.outcome,
+        warnings=manifest.warnings + [w for s in steps.steps for w in s.warnings])
 
 
-def _server_placement(scenario: Scenario) -> dict[str, Any] | None:
+def _server_placement(scenario: Scenario) -> ServerPlacement | None:
     if scenario.load is None:
         return None
     server = scenario.load.server
-    return {"host": server.host, "cpus": sorted(server.cpus) if server.cpus else None,
-            "workers": server.workers}
+    return ServerPlacement(host=server.host, cpus=sorted(server.cpus) if server.cpus else None,
+                           workers=server.workers)
 
 
-def _profile(run_dir: RunDir, planned: dict[str, Any] | None
-             ) -> tuple[dict[str, Any] | None, dict[str, dict[int, str]]]:
+def _profile(run_dir: RunDir, planned: ProfilePlan | None
+             ) -> tuple[ProfileSummary | None, dict[str, dict[int, str]]]:
     """Fold the fetched `perf script` text; write per-CPU .folded files and flamegraph SVGs.
     Returns the profile's summary and the SVGs (host -> CPU -> SVG) for report.html."""
-    if not planned:
+    if planned is None:
         return None, {}
-    host = planned["host"]
+    host = planned.host
     script_path = run_dir.path / host / "perf" / "perf.script"
     script = script_path.read_text(errors="replace") if script_path.exists() else None
-    result = analyse_profile(host, planned["cpus"], planned["frequency"], script)
+    result = analyse_profile(host, planned.cpus, planned.frequency, script)
     files: dict[int, dict[str, str]] = {}
     for cpu, data in result.per_cpu.items():
         for kind, name, text in (("folded", f"{host}/perf/cpu{cpu}.folded", data.folded),
@@ -565,13 +596,11 @@ def _profile(run_dir: RunDir, planned: dict[str, Any] | None
                 run_dir.write_text(name, text)
                 files.setdefault(cpu, {})[kind] = name
     svgs = {cpu: data.svg for cpu, data in result.per_cpu.items() if data.svg}
-    return result.to_json(files), ({host: svgs} if svgs else {})
+    return ProfileSummary.model_validate(result.to_json(files)), ({host: svgs} if svgs else {})
 
 
-def _window(steps: dict[str, Any]) -> float:
-    return float(sum(s["seconds"] for s in steps.get("steps", []) if s["kind"] == "wait_process"))
-
-
+def _window(steps: StepsRecord) -> float:
+    return float(sum(s.seconds for s in steps.steps if s.kind == "wait_process"))
 def _loadgen(run_dir: RunDir, scenario: Scenario) -> dict[str, Any] | None:
     if scenario.load is None:
         return None

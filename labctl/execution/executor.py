@@ -41,6 +41,7 @@ from labctl.plan.actions import (
     WaitFile,
     WaitProcess,
 )
+from labctl.runfiles.models import StepRecord, StepsRecord
 from labctl.runfiles.rundir import RunDir
 from labctl.shell import running_command, stop_command, wait_file_command
 
@@ -361,15 +362,16 @@ class Executor:
                 self.progress(f"warning: {name}: could not reset the remote shell: {exc}")
 
     def _save(self, outcome: Outcome) -> None:
-        self.run_dir.write_json("steps.json", {
-            "steps": [asdict(s) for s in sorted(outcome.steps, key=lambda s: s.index)],
-            "restore": [asdict(s) for s in outcome.restore],
-            "interrupted": outcome.interrupted,
-            "error": outcome.error,
-            "signal": outcome.signal,
-            "stopped_at": outcome.stopped_at,
-            "pending_restore": outcome.pending,
-        })
+        self.run_dir.write_model(StepsRecord(
+            steps=[step_record(s) for s in sorted(outcome.steps, key=lambda s: s.index)],
+            restore=[step_record(s) for s in outcome.restore],
+            interrupted=outcome.interrupted, error=outcome.error, signal=outcome.signal,
+            stopped_at=outcome.stopped_at, pending_restore=outcome.pending))
+
+
+def step_record(step: StepResult) -> StepRecord:
+    """A step's result as run files record it."""
+    return StepRecord.model_validate(asdict(step))
 
 
 PARALLEL_TYPES = (Snapshot, Upload, Fetch)

@@ -16,15 +16,16 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 from labctl.errors import LabctlError, TransportError
+from labctl.runfiles.models import Journal, ProcessRecord, UndoRecord
 from labctl.runfiles.rundir import RunDir
 from labctl.shell import stop_command
 
 Progress = Callable[[str], None]
-JOURNAL = "restore.json"
+JOURNAL = Journal.FILE
 T = TypeVar("T")
 
 
@@ -77,11 +78,11 @@ class Restorer:
                      progress: Progress) -> "Restorer":
         restorer = cls(transports, run_dir, progress)
         restorer.later = True
-        data = read_journal(run_dir)
-        restorer.undo = [Undo(**u) for u in data.get("undo", [])] + [Undo(**u) for u in data.get("kept", [])]
-        for name, process in data.get("processes", {}).items():
-            restorer.processes[name] = (process["host"], int(process["pid"]))
-            restorer.matches[name] = process.get("match", "")
+        journal = read_journal(run_dir)
+        restorer.undo = [_undo(u) for u in journal.undo + journal.kept]
+        for name, process in journal.processes.items():
+            restorer.processes[name] = (process.host, process.pid)
+            restorer.matches[name] = process.match
         return restorer
 
     # ------------------------------------------------------------------ the journal
@@ -114,13 +115,14 @@ class Restorer:
 
     def save(self) -> None:
         """Write the journal whole or not at all (labctl may be killed at any moment)."""
-        self.run_dir.write_json(JOURNAL + ".tmp", {
-            "undo": [asdict(u) for u in self.undo],
-            "processes": {name: {"host": h, "pid": pid, "match": self.matches.get(name, "")}
-                          for name, (h, pid) in self.processes.items()},
-            "kept": [asdict(u) for u in self.kept],
-        })
+        self.run_dir.write_model(self.journal(), JOURNAL + ".tmp")
         os.replace(self.run_dir.path / (JOURNAL + ".tmp"), self.run_dir.path / JOURNAL)
+
+    def journal(self) -> Journal:
+        return Journal(undo=[_undo_record(u) for u in self.undo],
+                       processes={name: ProcessRecord(host=h, pid=pid, match=self.matches.get(name, ""))
+                                  for name, (h, pid) in self.processes.items()},
+                       kept=[_undo_record(u) for u in self.kept])
 
     # ------------------------------------------------------------------ putting back
     def stop_processes(self) -> None:
@@ -203,8 +205,17 @@ def stop_own_command(pid: int, match: str) -> str:
             f"{stop_command(pid, 5.0)}")
 
 
-def read_journal(run_dir: RunDir) -> dict[str, Any]:
-    if not (run_dir.path / JOURNAL).exists():
-        return {}
-    data: dict[str, Any] = run_dir.read_json(JOURNAL)
-    return data
+def read_journal(run_dir: RunDir) -> Journal:
+    """The run's journal (an empty one when the run left none)."""
+    if not run_dir.has(JOURNAL):
+        return Journal()
+    return run_dir.read_model(Journal)
+
+
+def _undo(record: UndoRecord) -> Undo:
+    return Undo(record.host, record.command, record.description, record.tuning)
+
+
+def _undo_record(undo: Undo) -> UndoRecord:
+    return UndoRecord(host=undo.host, command=undo.command, description=undo.description,
+                      tuning=undo.tuning)

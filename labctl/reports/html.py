@@ -6,9 +6,9 @@ per-CPU rows of softirqs, softnet_stat and CPU time each against its own row's l
 isolated CPUs marked ``*`` with a blue bar under their cells, and the run's flame graphs. Inline
 CSS only, no external URL, no script of the page's own: the only scripts are the flame graphs'.
 
-Keys of the summary's per-CPU dicts are ints when it is fresh from runner.build_summary and
-strings when it was read back from summary.json; every lookup goes through int_keys(). Every
-section says so when its data is missing (a netns run has no NIC IRQs, a run without load no
+The summary is a labctl.runfiles.models.Summary (per-CPU keys are ints, whether it is fresh
+from runner.build_summary or read back from summary.json). Every section says so when its data
+is missing (a netns run has no NIC IRQs, a run without load no
 load generator results, a run without profiling no flame graphs).
 
 Flame graphs (labctl.reports.flamegraph) are embedded each in an ``<iframe srcdoc>``: their script was
@@ -31,20 +31,40 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, Union
+from typing import Callable, Iterable, Mapping, Sequence, Union
 
-from labctl.analysis import perhost as analysis
+from pydantic import JsonValue
+
 from labctl.cpulist import parse_cpulist
 from labctl.packaged import template_environment
-from labctl.reports.markdown import (
+from labctl.reports.access import (
     RATE_REACHED,
-    SOFTNET_COLUMNS,
     cpu_label,
+    fell_short,
+    host_cpus,
+    host_isolated,
+    reached,
+    share_text,
+    softirq_per_cpu,
+    softnet_per_cpu,
+)
+from labctl.reports.markdown import (
+    SOFTNET_COLUMNS,
     generator_text,
     stopped_text,
     verdict_text,
 )
 from labctl.reports.profiles import RX_FRAMES
+from labctl.runfiles.models import (
+    AffinityRecord,
+    ExpectationRecord,
+    HostAnalysis,
+    HostFactsRecord,
+    LoadSummary,
+    ServerWorker,
+    StepRecord,
+    Summary,
+)
 
 TEMPLATE = "report.html.j2"
 NO_PROFILE = "no profile in this run"
@@ -56,9 +76,6 @@ _HEAT_STOPS = ((0.0, (255, 255, 255)), (0.25, (254, 230, 206)), (0.5, (253, 174,
                (0.75, (241, 105, 19)), (1.0, (140, 45, 4)))
 _HEAT_MIN = 0.08
 _DARK = 0.6                  # above this share the cell's text turns white
-
-V = TypeVar("V")
-
 
 # --- the page model -------------------------------------------------------------------------
 
@@ -126,55 +143,10 @@ def render_page(page: Page) -> str:
     return template_environment().get_template(TEMPLATE).render(page=page)
 
 
-# --- summary access (int or string keys) ----------------------------------------------------
-
-
-def int_keys(mapping: Mapping[Any, V] | None) -> dict[int, V]:
-    """{"3": v} or {3: v} -> {3: v}; keys that are not numbers are left out."""
-    out: dict[int, V] = {}
-    for key, value in (mapping or {}).items():
-        try:
-            out[int(key)] = value
-        except (TypeError, ValueError):
-            continue
-    return out
-
-
-def host_cpus(d: Mapping[str, Any]) -> list[int]:
-    """A host's online CPUs, or the CPUs its per-CPU data mentions."""
-    if d.get("cpus"):
-        return sorted(int(c) for c in d["cpus"])
-    seen: set[int] = set()
-    for values in (d.get("softnet"), d.get("cpu_percent"), *(d.get("softirqs") or {}).values()):
-        seen.update(int_keys(values))
-    return sorted(seen)
-
-
-def host_isolated(d: Mapping[str, Any]) -> list[int]:
-    return sorted(int(c) for c in d.get("isolated") or [])
-
-
-def nic_irqs_per_cpu(d: Mapping[str, Any]) -> dict[int, int] | None:
-    """The NIC's RX IRQs per CPU, all queues together; None without IRQ data."""
-    return analysis.nic_irqs_per_cpu(d["nic_irqs"]) if d.get("nic_irqs") else None
-
-
-def softirq_per_cpu(d: Mapping[str, Any], name: str) -> dict[int, int] | None:
-    values = (d.get("softirqs") or {}).get(name)
-    return None if values is None else {c: int(v) for c, v in int_keys(values).items()}
-
-
-def softnet_per_cpu(d: Mapping[str, Any], column: str) -> dict[int, int] | None:
-    rows = int_keys(d.get("softnet"))
-    if not rows or not any(column in row for row in rows.values()):
-        return None
-    return {cpu: int(row.get(column, 0)) for cpu, row in rows.items()}
-
-
 # --- formatting and colour ------------------------------------------------------------------
 
 
-def fmt(value: Any) -> str:
+def fmt(value: object) -> str:
     """Numbers as report.md writes them: 1,234 and 12.3; None as n/a."""
     if value is None:
         return "n/a"
@@ -185,7 +157,7 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def num(value: Any, style: str = "", cls: str = "") -> Cell:
+def num(value: object, style: str = "", cls: str = "") -> Cell:
     return Cell(fmt(value), ("num " + cls).strip(), style)
 
 
@@ -217,19 +189,11 @@ def cpu_header(cpus: Sequence[int], isolated: Sequence[int]) -> list[Cell]:
 
 
 def heat_cells(values: Mapping[int, float], cpus: Sequence[int], isolated: Sequence[int],
-               top: float | None = None, show: Callable[[Any], str] = fmt) -> list[Cell]:
+               top: float | None = None, show: Callable[[float], str] = fmt) -> list[Cell]:
     """One cell per CPU, coloured against top (default: the largest of these values)."""
     peak = max((values.get(c, 0) for c in cpus), default=0) if top is None else top
     return [Cell(show(values.get(c, 0)), "num iso" if c in isolated else "num",
                  heat_style(values.get(c, 0), peak)) for c in cpus]
-
-
-def share_text(values: Mapping[int, float], cpus: Sequence[int]) -> str:
-    total = sum(values.get(c, 0) for c in cpus)
-    if not total:
-        return "-"
-    top = max(cpus, key=lambda c: values.get(c, 0))
-    return f"{values.get(top, 0) / total:.0%} on CPU{top}"
 
 
 ISOLATED_LEGEND = Note("* and a blue bar under the cell mark the host's isolated CPUs.", "muted")
@@ -259,13 +223,13 @@ def flamegraph_block(svg: str, caption: str) -> Block:
                       round(size.get("height", 600)))
 
 
-def flamegraph_sections(graphs: Mapping[str, Mapping[Any, str]] | None,
+def flamegraph_sections(graphs: Mapping[str, Mapping[int, str]] | None,
                         isolated: Mapping[str, Sequence[int]], title: str, empty: str,
                         intro: Sequence[Block] = ()) -> Section:
     """Per host and CPU, the given SVGs (after `intro`); `empty` when there are none."""
     blocks: list[Block] = []
     for host in sorted(graphs or {}):
-        per_cpu = int_keys((graphs or {})[host])
+        per_cpu = (graphs or {})[host]
         for cpu in sorted(per_cpu):
             label = "no CPU field" if cpu < 0 else cpu_label(cpu, list(isolated.get(host, [])))
             blocks.append(flamegraph_block(per_cpu[cpu], f"{host} {label}"))
@@ -277,149 +241,129 @@ def flamegraph_sections(graphs: Mapping[str, Mapping[Any, str]] | None,
 # --- report.html ----------------------------------------------------------------------------
 
 
-def render_html(summary: dict[str, Any],
-                flamegraphs: dict[str, dict[int, str]] | None = None) -> str:
+def render_html(summary: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None = None) -> str:
     """report.html of a run summary; flamegraphs[host][cpu] = SVG (labctl.reports.flamegraph)."""
     return render_page(report_page(summary, flamegraphs))
 
 
-def report_page(s: Mapping[str, Any], flamegraphs: Mapping[str, Mapping[Any, str]] | None
-                ) -> Page:
-    hosts: Mapping[str, Any] = s.get("hosts") or {}
+def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None) -> Page:
     sections = [_preparation(s), _expectations(s), _load(s), _server_cpus(s)]
-    for host, d in hosts.items():
+    for host, d in s.hosts.items():
         sections += _host_sections(host, d)
     profile = _profile(s)
     sections += [_steps(s), flamegraph_sections(
-        flamegraphs, {h: host_isolated(d) for h, d in hosts.items()}, "Profile and flame graphs",
+        flamegraphs, {h: host_isolated(d) for h, d in s.hosts.items()}, "Profile and flame graphs",
         NO_FLAMEGRAPHS if profile else NO_PROFILE, profile)]
-    return Page(f"labctl run {s.get('run_id', '?')}", _lead(s),
-                [x for x in sections if x is not None])
+    return Page(f"labctl run {s.run_id}", _lead(s), [x for x in sections if x is not None])
 
 
-def lab_name_and_facts(s: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-    """The lab's name, and its facts (accelerator, virtio_net_backend) when the summary holds
-    them: as ``lab_facts``, or ``lab`` as the manifest's {"name", "facts"}."""
-    lab = s.get("lab")
-    if isinstance(lab, Mapping):
-        return str(lab.get("name", "?")), s.get("lab_facts") or lab.get("facts") or {}
-    return str(lab or "?"), s.get("lab_facts") or {}
-
-
-def _lead(s: Mapping[str, Any]) -> list[Block]:
-    lab, lab_facts = lab_name_and_facts(s)
-    items = [("scenario", str(s.get("scenario", "?")) + (f" — {s['description']}"
-                                                         if s.get("description") else "")),
-             ("lab", f"{lab} (provider {s.get('provider', '?')}), labctl "
-                     f"{s.get('labctl_version', '?')}")]
+def virtualisation_text(lab_facts: Mapping[str, JsonValue]) -> str:
+    """The lab's accelerator and virtio-net backend ("" when the summary does not say)."""
     virt = [f"{k} {lab_facts[k]}" for k in ("accelerator", "virtio_net_backend") if lab_facts.get(k)]
+    return ", ".join(virt).replace("_", "-")
+
+
+def _lead(s: Summary) -> list[Block]:
+    items = [("scenario", s.scenario + (f" — {s.description}" if s.description else "")),
+             ("lab", f"{s.lab} (provider {s.provider}), labctl {s.labctl_version}")]
+    virt = virtualisation_text(s.lab_facts)
     if virt:
-        items.append(("virtualisation", ", ".join(virt).replace("_", "-")))
-    items.append(("started", f"{s.get('started', '?')}, window "
-                             f"{float(s.get('window_seconds') or 0):.1f} s"))
-    items += [(host, _host_facts_text(f)) for host, f in (s.get("facts") or {}).items()]
+        items.append(("virtualisation", virt))
+    items.append(("started", f"{s.started}, window {s.window_seconds:.1f} s"))
+    items += [(host, _host_facts_text(f)) for host, f in s.facts.items()]
     blocks: list[Block] = [Facts(items)]
-    if s.get("provider") == "netns":
+    if s.provider == "netns":
         blocks.append(Note("netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and "
                            "softnet_stat are host-wide (all namespaces share one kernel); veth "
                            "has no IRQs.", "warn"))
-    stopped = stopped_text(s.get("outcome"))
+    stopped = stopped_text(s.outcome)
     judged = verdict_text(s)
     if stopped:
         blocks.append(Note(stopped, "fail"))
-    elif judged:
-        status = (s.get("verdict") or {}).get("status")
-        blocks.append(Note(judged, {"passed": "pass", "failed": "fail"}.get(str(status), "warn")))
-    elif s.get("interrupted") or s.get("error"):        # runs made before manifests had an outcome
-        blocks.append(Note(f"The run stopped: {s.get('interrupted') or s.get('error')}", "fail"))
+    elif judged and s.verdict is not None:
+        blocks.append(Note(judged, {"passed": "pass", "failed": "fail"}.get(s.verdict.status, "warn")))
+    elif s.interrupted or s.error:        # runs made before manifests had an outcome
+        blocks.append(Note(f"The run stopped: {s.interrupted or s.error}", "fail"))
     return blocks
 
 
-def _host_facts_text(f: Mapping[str, Any]) -> str:
-    nic = f.get("nic") or {}
-    channels = {k: v for k, v in (nic.get("channels_current") or {}).items() if v}
-    nic_text = (f"NIC {nic.get('interface', '?')} ({nic.get('driver') or '?'}"
-                + (f", {nic['device']}" if nic.get("device") else "")
-                + (f", {nic['rx_queues']} RX queues" if nic.get("rx_queues") else "")
+def _host_facts_text(f: HostFactsRecord) -> str:
+    nic = f.nic
+    channels = {k: v for k, v in nic.channels_current.items() if v}
+    nic_text = (f"NIC {nic.interface or '?'} ({nic.driver or '?'}"
+                + (f", {nic.device}" if nic.device else "")
+                + (f", {nic.rx_queues} RX queues" if nic.rx_queues else "")
                 + (", channels " + " ".join(f"{k} {v}" for k, v in channels.items())
                    if channels else "") + ")")
-    sysctls = f.get("sysctls") or {}
-    busy = [f"{k.rsplit('.', 1)[-1]} {v}" for k, v in sysctls.items() if "busy" in k]
-    parts = [f"kernel {f.get('kernel', '?')}", f"CPUs {f.get('cpus_online', '?')}",
-             f"isolated {f.get('isolated') or 'none'}", nic_text,
-             f"tuned {f.get('tuned_profile') or 'off'}", f"irqbalance {f.get('irqbalance', '?')}"]
+    busy = [f"{k.rsplit('.', 1)[-1]} {v}" for k, v in f.sysctls.items() if "busy" in k]
+    parts = [f"kernel {f.kernel}", f"CPUs {f.cpus_online}",
+             f"isolated {f.isolated or 'none'}", nic_text,
+             f"tuned {f.tuned_profile or 'off'}", f"irqbalance {f.irqbalance}"]
     return " · ".join(parts + (["busy polling: " + ", ".join(busy)] if busy else []))
 
 
-def _preparation(s: Mapping[str, Any]) -> Section | None:
-    preparation: Mapping[str, Any] = s.get("preparation") or {}
-    if not preparation:
+def _preparation(s: Summary) -> Section | None:
+    if not s.preparation:
         return None
     blocks: list[Block] = []
-    for host, prep in preparation.items():
-        v = prep.get("verified") or {}
-        items = [("tuned", str(v.get("tuned_profile") or "off")),
-                 ("irqbalance", str(v.get("irqbalance", "?"))),
-                 ("isolcpus", str(v.get("isolcpus") or "none")),
-                 ("PID 1 CPUs", str(v.get("pid1_cpus_allowed", "?"))),
-                 ("default IRQ affinity", str(v.get("default_smp_affinity", "?")))]
-        reboot = prep.get("reboot")
+    for host, prep in s.preparation.items():
+        v = prep.verified
+        items = [("tuned", str(v.tuned_profile or "off")),
+                 ("irqbalance", str(v.irqbalance or "?")),
+                 ("isolcpus", str(v.isolcpus or "none")),
+                 ("PID 1 CPUs", str(v.pid1_cpus_allowed or "?")),
+                 ("default IRQ affinity", str(v.default_smp_affinity or "?"))]
+        reboot = prep.reboot
         if reboot:
-            items.append(("restarted", f"{reboot.get('method')}, "
-                                       f"{float(reboot.get('seconds') or 0):.0f} s: "
-                                       f"{reboot.get('reason', '')}".rstrip(": ")))
+            items.append(("restarted", f"{reboot.method}, {reboot.seconds:.0f} s: "
+                                       f"{reboot.reason}".rstrip(": ")))
         blocks.append(Facts(items, f"{host}: verified after preparation"))
-        changes: Mapping[str, Any] = prep.get("sysctl_changes") or {}
-        if changes:
-            rows = [[Cell(k, "warn" if "busy" in k else ""), Cell(str(c.get("before"))),
-                     Cell(str(c.get("after")))] for k, c in changes.items()]
+        if prep.sysctl_changes:
+            rows = [[Cell(k, "warn" if "busy" in k else ""), Cell(str(c.before)),
+                     Cell(str(c.after))] for k, c in prep.sysctl_changes.items()]
             blocks.append(Table([Cell("sysctl the profile changed"), Cell("before"),
                                  Cell("after")], rows, caption=f"{host}: {len(rows)} sysctl(s) "
                                  "changed by the tuned profile (busy polling marked)"))
     return Section("preparation", "Host preparation", blocks)
 
 
-def _expectations(s: Mapping[str, Any]) -> Section:
-    results = s.get("expectations") or []
+def _expectations(s: Summary) -> Section:
+    results = s.expectations
     if not results:
         return Section("expectations", "Expectations", [Note("none in this scenario", "muted")])
-    passed = sum(bool(r.get("passed")) for r in results)
-    rows = [[result_cell(r),
-             Cell(str(r.get("check", "")) + (" (generator)" if r.get("subject") == "generator" else "")),
-             Cell(str(r.get("description", ""))),
-             Cell(str(r.get("measured", ""))), Cell(str(r.get("bound", "")))]
-            for r in results]
+    passed = sum(r.passed for r in results)
+    rows = [[result_cell(r), Cell(r.check + (" (generator)" if r.subject == "generator" else "")),
+             Cell(r.description), Cell(r.measured), Cell(r.bound)] for r in results]
     table = Table([Cell("result"), Cell("check"), Cell("what"), Cell("measured"),
                    Cell("expected")], rows, "expectations")
     return Section("expectations", f"Expectations: {passed}/{len(results)} passed", [table])
 
 
-def result_cell(result: Mapping[str, Any] | None, detail: bool = False) -> Cell:
+def result_cell(result: ExpectationRecord | None, detail: bool = False) -> Cell:
     if result is None:
         return Cell("-", "muted")
-    short = result.get("subject") == "generator"       # the generator's shortfall: not the DUT's
-    word = "PASS" if result.get("passed") else "SHORT" if short else "FAIL"
-    text = f"{word} {result.get('measured', '')}" if detail else word
-    cls = "pass" if result.get("passed") else "warn" if short else "fail"
-    return Cell(text, cls, title=str(result.get("bound", "")))
+    short = result.subject == "generator"       # the generator's shortfall: not the DUT's
+    word = "PASS" if result.passed else "SHORT" if short else "FAIL"
+    text = f"{word} {result.measured}" if detail else word
+    cls = "pass" if result.passed else "warn" if short else "fail"
+    return Cell(text, cls, title=result.bound)
 
 
-def _load(s: Mapping[str, Any]) -> Section:
-    lg = s.get("loadgen")
+def _load(s: Summary) -> Section:
+    lg = s.loadgen
     if not lg:
-        text = ("no load in this run (the scenario has no load)" if not s.get("server")
+        text = ("no load in this run (the scenario has no load)" if not s.server
                 else "no load generator results in this run")
         return Section("load", "Load", [Note(text, "muted")])
     blocks: list[Block] = [Table(LOAD_HEADER, [load_row(lg)], "load")]
     blocks.append(load_verdict(lg))
-    described = generator_text(dict(lg), s.get("generator"))
+    described = generator_text(lg, s.generator)
     if described:
         blocks.append(Note(described, "muted"))
-    workers = lg.get("client_workers") or []
-    if workers:
-        rows = [[Cell(str(i)), Cell(str(w.get("pid", "?"))), num(w.get("rate")),
-                 num(w.get("achieved_rate")), num(w.get("sent")), num(w.get("errors"))]
-                for i, w in enumerate(workers)]
+    if lg.client_workers:
+        rows = [[Cell(str(i)), Cell(str(w.pid if w.pid is not None else "?")), num(w.rate),
+                 num(w.achieved_rate), num(w.sent), num(w.errors)]
+                for i, w in enumerate(lg.client_workers)]
         blocks.append(Table([Cell("client worker"), Cell("PID"), Cell("asked msg/s", "num"),
                              Cell("achieved msg/s", "num"), Cell("sent", "num"),
                              Cell("errors", "num")], rows, "workers"))
@@ -431,29 +375,24 @@ LOAD_HEADER = [Cell(h, "" if i < 1 else "num") for i, h in enumerate(
      "server socket drops", "client errors"])]
 
 
-def reached(lg: Mapping[str, Any]) -> float | None:
-    asked = float(lg.get("asked_rate") or 0)
-    return float(lg.get("achieved_rate") or 0) / asked if asked else None
-
-
-def load_row(lg: Mapping[str, Any], first: Cell | None = None) -> list[Cell]:
+def load_row(lg: LoadSummary, first: Cell | None = None) -> list[Cell]:
     share = reached(lg)
-    short = share is not None and share < RATE_REACHED
-    loss = lg.get("loss")
-    return [first or Cell(str(lg.get("protocol") or "?")), num(lg.get("asked_rate")),
-            num(float(lg.get("achieved_rate") or 0), cls="fail" if short else ""),
+    short = fell_short(lg)
+    loss = lg.loss
+    return [first or Cell(str(lg.protocol or "?")), num(lg.asked_rate),
+            num(lg.achieved_rate, cls="fail" if short else ""),
             Cell("n/a" if share is None else f"{share:.1%}", "num fail" if short else "num"),
-            num(lg.get("sent")), num(lg.get("received")),
+            num(lg.sent), num(lg.received),
             Cell("n/a" if loss is None else f"{loss:.2%}", "num fail" if loss else "num"),
-            num(lg.get("server_socket_drops")), num(lg.get("client_errors"))]
+            num(lg.server_socket_drops), num(lg.client_errors)]
 
 
-def load_verdict(lg: Mapping[str, Any], who: str = "") -> Note:
-    share, asked = reached(lg), lg.get("asked_rate") or 0
+def load_verdict(lg: LoadSummary, who: str = "") -> Note:
+    share, asked = reached(lg), lg.asked_rate or 0
+    achieved = lg.achieved_rate
     if share is None:
-        return Note(f"{who}The client sent as fast as it could: {float(lg.get('achieved_rate') or 0):.0f} "
+        return Note(f"{who}The client sent as fast as it could: {achieved:.0f} "
                     "msg/s (reported, not judged).", "muted")
-    achieved = float(lg.get("achieved_rate") or 0)
     if share < RATE_REACHED:
         return Note(f"{who}The client fell short: it reached only {achieved:.0f} of the asked "
                     f"{fmt(asked)} msg/s ({share:.0%}): the load generator is the limit, not the "
@@ -462,27 +401,27 @@ def load_verdict(lg: Mapping[str, Any], who: str = "") -> Note:
                 f"({share:.0%}).", "pass")
 
 
-def _server_cpus(s: Mapping[str, Any]) -> Section | None:
+def _server_cpus(s: Summary) -> Section | None:
     """Per CPU the server may run on: how busy, and which server workers last ran there."""
-    server, lg = s.get("server"), s.get("loadgen") or {}
+    server, lg = s.server, s.loadgen or LoadSummary()
     if not server:
         return None
-    d = (s.get("hosts") or {}).get(server.get("host")) or {}
-    percent = int_keys(d.get("cpu_percent"))
-    workers = lg.get("server_workers") or []
-    cpus = sorted(int(c) for c in server.get("cpus") or []) or sorted(
-        {int(w["last_cpu"]) for w in workers if w.get("last_cpu") is not None})
-    title = (f"Server CPUs ({server.get('host')}, {server.get('workers')} worker(s), pinned to "
-             f"{','.join(map(str, cpus)) if server.get('cpus') else 'no CPUs'})")
+    d = s.hosts.get(server.host) or HostAnalysis()
+    percent = d.cpu_percent
+    workers = lg.server_workers
+    cpus = sorted(server.cpus or []) or sorted(
+        {w.last_cpu for w in workers if w.last_cpu is not None})
+    title = (f"Server CPUs ({server.host}, {server.workers} worker(s), pinned to "
+             f"{','.join(map(str, cpus)) if server.cpus else 'no CPUs'})")
     if not percent or not cpus:
         return Section("server-cpus", title, [Note("no CPU time for the server's CPUs", "muted")])
-    iso, duration = host_isolated(d), lg.get("duration") or s.get("window_seconds") or 0
+    iso, duration = host_isolated(d), lg.duration or s.window_seconds or 0
     rows = []
     for cpu in cpus:
         pct = percent.get(cpu, {})
         busy = 100.0 - pct.get("idle", 100.0) - pct.get("iowait", 0.0)
-        here = [f"worker {i} (PID {w.get('pid')}, {_worker_cpu(w, duration)})"
-                for i, w in enumerate(workers) if w.get("last_cpu") == cpu]
+        here = [f"worker {i} (PID {w.pid}, {_worker_cpu(w, duration)})"
+                for i, w in enumerate(workers) if w.last_cpu == cpu]
         rows.append([Cell(cpu_label(cpu, iso), "iso" if cpu in iso else ""),
                      num(busy, heat_style(busy, 100.0)), num(pct.get("user", 0.0)),
                      num(pct.get("system", 0.0)), num(pct.get("softirq", 0.0)),
@@ -492,15 +431,15 @@ def _server_cpus(s: Mapping[str, Any]) -> Section | None:
                                                 rows, "server-cpus heatmap")])
 
 
-def _worker_cpu(worker: Mapping[str, Any], duration: float) -> str:
-    used = float(worker.get("cpu_time_user", 0.0)) + float(worker.get("cpu_time_system", 0.0))
+def _worker_cpu(worker: ServerWorker, duration: float) -> str:
+    used = worker.cpu_time_user + worker.cpu_time_system
     return f"{100 * used / duration:.0f}% of a CPU" if duration else f"{used:.1f} s CPU"
 
 
 # --- per host -------------------------------------------------------------------------------
 
 
-def _host_sections(host: str, d: Mapping[str, Any]) -> list[Section]:
+def _host_sections(host: str, d: HostAnalysis) -> list[Section]:
     cpus, iso = host_cpus(d), host_isolated(d)
     blocks: list[Block] = [ISOLATED_LEGEND] if iso else []
     for part in (_nic_irqs, _softirqs, _softnet, _cpu_time, _rps):
@@ -512,43 +451,41 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text) or "host"
 
 
-def _nic_irqs(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Block]:
+def _nic_irqs(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
     title = "NIC RX IRQs per queue and CPU (delta over the window)"
-    if not d.get("nic_irqs"):
-        text = ("none: veth in a netns lab has no IRQs" if d.get("shared_kernel")
+    if not d.nic_irqs:
+        text = ("none: veth in a netns lab has no IRQs" if d.shared_kernel
                 else "no interrupt snapshots (or no NIC device) in this run")
         return [Note(f"{title}: {text}", "muted")]
-    affinity = int_keys(d.get("irq_affinity"))
-    rows = [(r, int_keys(r.get("per_cpu"))) for r in d["nic_irqs"]]
-    top = max((v for _, per_cpu in rows for v in per_cpu.values()), default=0)
+    top = max((v for r in d.nic_irqs for v in r.per_cpu.values()), default=0)
     body = []
-    for r, per_cpu in rows:
-        label = Cell(f"rx-{r.get('queue')}", "label", title=f"{r.get('name')}, IRQ {r.get('irq')}")
-        body.append([label, Cell(f"{r.get('irq')}", "num"),
-                     Cell(_affinity_text(affinity.get(_int(r.get("irq")))))]
-                    + heat_cells(per_cpu, cpus, iso, top) + [num(sum(per_cpu.values()))])
+    for r in d.nic_irqs:
+        label = Cell(f"rx-{r.queue}", "label", title=f"{r.name}, IRQ {r.irq}")
+        body.append([label, Cell(r.irq, "num"),
+                     Cell(_affinity_text(d.irq_affinity.get(_int(r.irq))))]
+                    + heat_cells(r.per_cpu, cpus, iso, top) + [num(sum(r.per_cpu.values()))])
     header = ([Cell("queue"), Cell("IRQ", "num"), Cell("affinity (effective)")]
               + cpu_header(cpus, iso) + [Cell("all", "num")])
     return [Table(header, body, "heatmap nic-irqs",
                   f"{title}; colour: share of the largest count in the table")]
 
 
-def _int(value: Any) -> int:
+def _int(value: str) -> int:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return -1
 
 
-def _affinity_text(affinity: Mapping[str, str] | None) -> str:
+def _affinity_text(affinity: AffinityRecord | None) -> str:
     if not affinity:
         return "?"
-    smp, effective = affinity.get("smp", "?"), affinity.get("effective")
+    smp, effective = affinity.smp, affinity.effective
     return f"{smp} ({effective})" if effective and effective != smp else smp
 
 
 def heat_rows(named: Iterable[tuple[str, Mapping[int, float] | None]], cpus: Sequence[int],
-              iso: Sequence[int], total: bool = True, show: Callable[[Any], str] = fmt
+              iso: Sequence[int], total: bool = True, show: Callable[[float], str] = fmt
               ) -> list[list[Cell]]:
     """A heat row per (name, per-CPU values), each coloured against its own largest value."""
     rows = []
@@ -562,16 +499,15 @@ def heat_rows(named: Iterable[tuple[str, Mapping[int, float] | None]], cpus: Seq
     return rows
 
 
-def _softirqs(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Block]:
+def _softirqs(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
     rows = heat_rows(((n, softirq_per_cpu(d, n)) for n in ("NET_RX", "NET_TX")), cpus, iso)
     if not rows:
         return [Note("Softirqs: no /proc/softirqs snapshots in this run", "muted")]
     header = [Cell("softirq")] + cpu_header(cpus, iso) + [Cell("all", "num"), Cell("share")]
     out: list[Block] = [Table(header, rows, "heatmap softirqs", "NET_RX / NET_TX softirqs per "
                               "CPU (delta); colour: share of the row's largest value")]
-    counters = (d.get("softirq_counters") or {})
-    before = int_keys((counters.get("before") or {}).get("NET_RX"))
-    after = int_keys((counters.get("after") or {}).get("NET_RX"))
+    before = d.softirq_counters.get("before", {}).get("NET_RX")
+    after = d.softirq_counters.get("after", {}).get("NET_RX")
     if before and after:
         rows = [[Cell(phase, "label")] + heat_cells(values, cpus, iso, top=0)
                 for phase, values in (("before", before), ("after", after))]
@@ -580,7 +516,7 @@ def _softirqs(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Blo
     return out
 
 
-def _softnet(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Block]:
+def _softnet(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
     rows = heat_rows(((c, softnet_per_cpu(d, c)) for c in SOFTNET_COLUMNS), cpus, iso)
     if not rows:
         return [Note("softnet_stat: no snapshots in this run", "muted")]
@@ -589,12 +525,11 @@ def _softnet(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Bloc
                   "share of the row's largest value")]
 
 
-def _cpu_time(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Block]:
-    percent = int_keys(d.get("cpu_percent"))
+def _cpu_time(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
+    percent = d.cpu_percent
     if not percent:
         return [Note("CPU time: no /proc/stat snapshots in this run", "muted")]
-    named = [(f"%{k}", {c: float(p.get(k, 0.0)) for c, p in percent.items()})
-             for k in CPU_TIME_KEYS]
+    named = [(f"%{k}", {c: p.get(k, 0.0) for c, p in percent.items()}) for k in CPU_TIME_KEYS]
     rows = heat_rows(named[:-1], cpus, iso, total=False)
     idle = named[-1][1]
     rows.append([Cell(named[-1][0], "label")] + heat_cells(idle, cpus, iso, top=0))
@@ -603,16 +538,16 @@ def _cpu_time(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Blo
                   "value (%idle not coloured)")]
 
 
-def _rps(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Block]:
+def _rps(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
     out: list[Block] = []
-    queues: Mapping[str, Any] = d.get("nic_queues") or {}
+    queues = d.nic_queues
     if queues:
         keys = sorted({k for v in queues.values() for k in v if k.endswith("packets")})
         rows = [[Cell(q, "label")] + [num(v.get(k, 0)) for k in keys]
                 for q, v in sorted(queues.items())]
         out.append(Table([Cell("queue")] + [Cell(k, "num") for k in keys], rows, "queues",
                          "NIC queue counters (delta)"))
-    before, after = int_keys(d.get("rps_before")), int_keys(d.get("rps_after"))
+    before, after = d.rps_before, d.rps_after
     if before or after:
         rows = [[Cell(f"rx-{q}", "label"), Cell(before.get(q) or "off"),
                  Cell(after.get(q) or "off")] for q in sorted(set(before) | set(after))]
@@ -622,7 +557,7 @@ def _rps(d: Mapping[str, Any], cpus: list[int], iso: list[int]) -> list[Block]:
     return out
 
 
-def _rps_moved(d: Mapping[str, Any], after: Mapping[int, str]) -> list[Block]:
+def _rps_moved(d: HostAnalysis, after: Mapping[int, str]) -> list[Block]:
     targets = sorted({c for mask in after.values() if mask for c in parse_cpulist(mask)})
     if not targets:
         return []
@@ -639,26 +574,25 @@ def _rps_moved(d: Mapping[str, Any], after: Mapping[int, str]) -> list[Block]:
                   f"RPS: work moved to CPUs {','.join(map(str, targets))}")]
 
 
-def _profile(s: Mapping[str, Any]) -> list[Block]:
+def _profile(s: Summary) -> list[Block]:
     """Per profiled CPU: samples and the share of them whose stack holds each receive-path
     frame (as report.md), and the recording's diagnostics."""
-    p = s.get("profile")
+    p = s.profile
     if not p:
         return []
-    iso = host_isolated((s.get("hosts") or {}).get(p.get("host")) or {})
-    per_cpu = int_keys(p.get("per_cpu"))
-    frames = [f for f in RX_FRAMES if any(f in (v.get("frames") or {}) for v in per_cpu.values())]
-    rows = [[Cell(cpu_label(cpu, iso), "iso" if cpu in iso else ""), num(v.get("samples", 0))]
-            + [_share_cell((v.get("frames") or {}).get(f)) for f in frames]
-            for cpu, v in sorted(per_cpu.items())]
-    title = (f"{p.get('host')}: perf record -g at {p.get('frequency', '?')} Hz on CPUs "
-             f"{','.join(map(str, p.get('cpus') or []))}, event {p.get('event') or '?'}")
+    iso = host_isolated(s.hosts.get(p.host))
+    frames = [f for f in RX_FRAMES if any(f in v.frames for v in p.per_cpu.values())]
+    rows = [[Cell(cpu_label(cpu, iso), "iso" if cpu in iso else ""), num(v.samples)]
+            + [_share_cell(v.frames.get(f)) for f in frames]
+            for cpu, v in sorted(p.per_cpu.items())]
+    title = (f"{p.host}: perf record -g at {p.frequency or '?'} Hz on CPUs "
+             f"{','.join(map(str, p.cpus))}, event {p.event or '?'}")
     blocks: list[Block] = [Note(title, "label")]
     if rows:
         blocks.append(Table([Cell("CPU"), Cell("samples", "num")] + [Cell(f, "num") for f in frames],
                             rows, "heatmap profile", "Share of each CPU's samples whose stack "
                             "holds the frame"))
-    return blocks + [Note(str(d), "warn") for d in p.get("diagnostics") or []]
+    return blocks + [Note(d, "warn") for d in p.diagnostics]
 
 
 def _share_cell(share: float | None) -> Cell:
@@ -673,36 +607,35 @@ _STATUS_CLASS = {"ok": "pass", "refused-as-expected": "pass", "failed": "fail", 
                  "not-run": "warn"}
 
 
-def _steps(s: Mapping[str, Any]) -> Section:
+def _steps(s: Summary) -> Section:
     blocks: list[Block] = []
-    steps = [st for st in s.get("steps") or [] if st.get("kind") in ("change", "skip")]
+    steps = [st for st in s.steps if st.kind in ("change", "skip")]
     if steps:
-        rows = [[Cell(str(st.get("host", ""))), _status(st), Cell(str(st.get("description", ""))),
-                 Cell(str(st.get("observed") or "")), Cell(_output(st))] for st in steps]
+        rows = [[Cell(st.host), _status(st), Cell(st.description),
+                 Cell(st.observed or ""), Cell(_output(st))] for st in steps]
         blocks.append(Table([Cell("host"), Cell("status"), Cell("step"), Cell("read back"),
                              Cell("output")], rows, "steps", "Tuning steps"))
     else:
         blocks.append(Note("no tuning steps in this run", "muted"))
-    restore = s.get("restore") or []
+    restore = s.restore
     if restore:
-        failed = [r for r in restore if r.get("status") != "ok"]
+        failed = [r for r in restore if r.status != "ok"]
         blocks.append(Note(f"Restore: {len(restore) - len(failed)}/{len(restore)} steps ok"
-                           + (" (keep_tuning: tuning left in place)" if s.get("keep_tuning")
+                           + (" (keep_tuning: tuning left in place)" if s.keep_tuning
                               else ""), "fail" if failed else "pass"))
-        rows = [[Cell(str(r.get("host", ""))), _status(r), Cell(str(r.get("description", ""))),
-                 Cell(_output(r))] for r in restore]
+        rows = [[Cell(r.host), _status(r), Cell(r.description), Cell(_output(r))]
+                for r in restore]
         blocks.append(Table([Cell("host"), Cell("status"), Cell("restore step"),
                              Cell("output")], rows, "restore"))
-    elif s.get("keep_tuning"):
+    elif s.keep_tuning:
         blocks.append(Note("keep_tuning: tuning left in place, nothing restored", "warn"))
-    blocks += [Note(str(w), "warn") for w in s.get("warnings") or []]
+    blocks += [Note(w, "warn") for w in s.warnings]
     return Section("steps", "Tuning steps and restore", blocks)
 
 
-def _status(step: Mapping[str, Any]) -> Cell:
-    status = str(step.get("status", "?"))
-    return Cell(status, _STATUS_CLASS.get(status, ""))
+def _status(step: StepRecord) -> Cell:
+    return Cell(step.status, _STATUS_CLASS.get(step.status, ""))
 
 
-def _output(step: Mapping[str, Any]) -> str:
-    return str(step.get("output") or "") if step.get("status") != "ok" else ""
+def _output(step: StepRecord) -> str:
+    return (step.output or "") if step.status != "ok" else ""

@@ -8,9 +8,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from labctl.errors import RunError
+from labctl.runfiles.models import RunFile
+
+F = TypeVar("F", bound=RunFile)
 
 
 def utc_now() -> str:
@@ -74,6 +77,22 @@ class RunDir:
             raise RunError(f"{target} is missing: is {self.path} a labctl run directory?") from None
         except json.JSONDecodeError as exc:
             raise RunError(f"{target} is not valid JSON: {exc}") from None
+
+    def write_model(self, model: RunFile, name: str | None = None) -> Path:
+        """A run file (manifest, steps, journal, summary) under its own name or `name`."""
+        return self.write_text(name or model.FILE, model.to_json())
+
+    def read_model(self, model: type[F]) -> F:
+        """A run file, migrated from an older schema version; a newer one is refused."""
+        target = self.path / model.FILE
+        try:
+            text = target.read_text()
+        except FileNotFoundError:
+            raise RunError(f"{target} is missing: is {self.path} a labctl run directory?") from None
+        return model.from_json(text, str(target))
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).exists()
 
     def write_text(self, name: str, text: str) -> Path:
         target = self.path / name

@@ -4,19 +4,19 @@ differential flame graph of real perf captures (c_pinned vs f_rps_cpu1, CPU 2)."
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import pytest
 
 from labctl.analysis.fold import FoldOptions, fold_perf_script
 from labctl.reports.compare import (
     NO_DIFFERENTIAL,
+    Comparison,
+    MetricComparison,
     compare,
     render_compare_html,
     render_compare_text,
 )
 from labctl.reports.flamegraph import cpu_differential
+from labctl.runfiles.models import Summary
 from tests.helpers import fixture
 from tests.unit.test_htmlreport import (
     BASELINE,
@@ -27,6 +27,7 @@ from tests.unit.test_htmlreport import (
     intify,
     netns_like,
     parse_html,
+    raw_summary,
     row,
     summary,
     texts,
@@ -40,57 +41,59 @@ def guest_differential(cpu: int = 2) -> str:
 
 
 @pytest.fixture(scope="module")
-def comparison() -> dict[str, Any]:
+def comparison() -> Comparison:
     return compare(summary(BASELINE), summary(RPS_CPU1))
 
 
-def metric(c: dict[str, Any], key: str, host: str = "dut") -> dict[str, Any]:
-    found: list[dict[str, Any]] = [m for m in c["hosts"][host]["metrics"] if m["key"] == key]
+def metric(c: Comparison, key: str, host: str = "dut") -> MetricComparison:
+    found = [m for m in c.hosts[host].metrics if m.key == key]
     assert len(found) == 1
     return found[0]
 
 
-def test_per_cpu_side_by_side_with_difference(comparison: dict[str, Any]) -> None:
-    dut = comparison["hosts"]["dut"]
-    assert dut["cpus"] == list(range(8)) and dut["isolated"] == [4, 5, 6, 7]
+def test_per_cpu_side_by_side_with_difference(comparison: Comparison) -> None:
+    dut = comparison.hosts["dut"]
+    assert dut.cpus == list(range(8)) and dut.isolated == [4, 5, 6, 7]
     irqs = metric(comparison, "nic_irqs")
-    assert irqs["a"] == {0: 1985, 1: 0, 2: 3705, 3: 2118, 4: 3, 5: 0, 6: 0, 7: 0}
-    assert irqs["b"][2] == 4023 and irqs["b"][3] == 3374
-    assert irqs["diff"][0] == -1985 and irqs["diff"][2] == 318
-    assert (irqs["total_a"], irqs["total_b"]) == (7811, 7397)
-    assert metric(comparison, "net_rx")["diff"][1] == 3476
-    assert metric(comparison, "received_rps")["b"][1] == 3480
-    assert metric(comparison, "processed")["diff"][2] == -8737
-    assert set(metric(comparison, "dropped")["diff"].values()) == {0}
+    assert irqs.a == {0: 1985, 1: 0, 2: 3705, 3: 2118, 4: 3, 5: 0, 6: 0, 7: 0}
+    assert irqs.b is not None and irqs.b[2] == 4023 and irqs.b[3] == 3374
+    assert irqs.diff is not None and irqs.diff[0] == -1985 and irqs.diff[2] == 318
+    assert (irqs.total_a, irqs.total_b) == (7811, 7397)
+    assert (metric(comparison, "net_rx").diff or {})[1] == 3476
+    assert (metric(comparison, "received_rps").b or {})[1] == 3480
+    assert (metric(comparison, "processed").diff or {})[2] == -8737
+    assert set((metric(comparison, "dropped").diff or {}).values()) == {0}
 
 
-def test_run_facts_loadgen_and_expectations(comparison: dict[str, Any]) -> None:
-    assert comparison["a"]["scenario"] == "baseline" and comparison["b"]["run_id"] == RPS_CPU1
-    assert (comparison["a"]["passed"], comparison["a"]["checks"]) == (6, 6)
-    assert comparison["loadgen"]["b"]["sent"] == 19974
-    assert comparison["loadgen"]["a"]["short"] is False
-    assert comparison["loadgen"]["b"]["reached"] == pytest.approx(1981.45 / 2000, abs=1e-5)
-    paired = comparison["expectations"]["paired"]
-    loss = [p for p in paired if p["check"] == "loss"]
-    assert len(loss) == 1 and loss[0]["a"]["passed"] and loss[0]["b"]["passed"]
-    assert [p["b"] for p in paired if p["check"] == "queue_irqs"] == [None]
-    assert len(comparison["expectations"]["b"]) == 7
+def test_run_facts_loadgen_and_expectations(comparison: Comparison) -> None:
+    a, b = comparison.a, comparison.b
+    assert a.scenario == "baseline" and b.run_id == RPS_CPU1
+    assert (a.passed, a.checks) == (6, 6)
+    assert a.load is not None and b.load is not None
+    assert b.load.load.sent == 19974
+    assert a.load.short is False
+    assert b.load.reached == pytest.approx(1981.45 / 2000, abs=1e-5)
+    loss = [p for p in comparison.paired if p.check == "loss"]
+    assert len(loss) == 1 and loss[0].a and loss[0].a.passed and loss[0].b and loss[0].b.passed
+    assert [p.b for p in comparison.paired if p.check == "queue_irqs"] == [None]
+    assert len(b.expectations) == 7
 
 
-def test_string_and_int_keys_compare_the_same() -> None:
+def test_fresh_and_read_back_summaries_compare_the_same() -> None:
     a, b = summary(BASELINE), summary(RPS_CPU1)
-    assert compare(a, b) == compare(intify(a), intify(b)) == compare(intify(a), b)
+    fresh_a = Summary.model_validate(intify(raw_summary(BASELINE)))
+    assert compare(a, b) == compare(fresh_a, b)
 
 
 def test_the_same_check_twice_pairs_by_occurrence() -> None:
     a, b = summary(RPS_CPU1), summary(RPS_CPU1)
-    b["expectations"][2] = dict(b["expectations"][1], passed=False)   # irq_confined twice
-    paired = compare(a, b)["expectations"]["paired"]
-    first = [p for p in paired if p["description"] == a["expectations"][1]["description"]]
-    assert [(p["a"] is not None, p["b"]["passed"]) for p in first] == [(True, True), (False, False)]
+    b.expectations[2] = b.expectations[1].model_copy(update={"passed": False})   # irq_confined twice
+    paired = compare(a, b).paired
+    first = [p for p in paired if p.description == a.expectations[1].description]
+    assert [(p.a is not None, p.b is not None and p.b.passed) for p in first] == [(True, True), (False, False)]
 
 
-def test_text_reads_at_a_glance(comparison: dict[str, Any]) -> None:
+def test_text_reads_at_a_glance(comparison: Comparison) -> None:
     text = render_compare_text(comparison)
     assert "- A: 20261126T075117Z-baseline (baseline — 4 queues" in text
     assert "## Expectations: A 6/6 passed, B 7/7 passed" in text
@@ -109,7 +112,8 @@ def test_text_reads_at_a_glance(comparison: dict[str, Any]) -> None:
 
 def test_text_when_the_client_fell_short_and_b_has_no_load() -> None:
     a = summary(RPS_CPU1)
-    a["loadgen"]["achieved_rate"] = 900.0
+    assert a.loadgen is not None
+    a.loadgen.achieved_rate = 900.0
     text = render_compare_text(compare(a, summary(RPS_ISOLATED)))
     assert ("**A: the client fell short: it reached only 45% of the asked rate; the load "
             "generator is the limit, not the DUT.**") in text
@@ -127,19 +131,19 @@ def test_text_of_a_netns_run_against_a_vm_run() -> None:
 
 def test_host_only_in_one_run() -> None:
     b = summary(RPS_CPU1)
-    b["hosts"]["loadgen"] = copy.deepcopy(b["hosts"]["dut"])
+    b.hosts["loadgen"] = b.hosts["dut"].model_copy(deep=True)
     c = compare(summary(BASELINE), b)
-    assert c["hosts"]["loadgen"]["in_a"] is False
-    assert metric(c, "nic_irqs", "loadgen")["a"] is None
-    assert metric(c, "nic_irqs", "loadgen")["diff"] is None
+    assert c.hosts["loadgen"].in_a is False
+    assert metric(c, "nic_irqs", "loadgen").a is None
+    assert metric(c, "nic_irqs", "loadgen").diff is None
     assert "only in run B" in render_compare_text(c)
     page = parse_html(render_compare_html(c))
     assert "loadgen is only in run B" in page.text
 
 
 def test_empty_summaries() -> None:
-    c = compare({}, {})
-    assert c["hosts"] == {} and c["loadgen"] == {"a": None, "b": None}
+    c = compare(Summary(), Summary())
+    assert c.hosts == {} and c.a.load is None and c.b.load is None
     assert "no load in either run" in render_compare_text(c)
     page = parse_html(render_compare_html(c))
     assert "none in either run" in page.text and NO_DIFFERENTIAL in page.text
@@ -154,7 +158,7 @@ def differential() -> str:
 
 
 @pytest.fixture(scope="module")
-def compare_page(comparison: dict[str, Any], differential: str) -> Html:
+def compare_page(comparison: Comparison, differential: str) -> Html:
     return parse_html(render_compare_html(comparison, {"dut": {2: differential}}))
 
 

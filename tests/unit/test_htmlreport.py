@@ -8,7 +8,6 @@ expected sections, the heatmap with its isolated CPUs, the measured numbers.
 
 from __future__ import annotations
 
-import copy
 import json
 from html.parser import HTMLParser
 from typing import Any
@@ -21,10 +20,10 @@ from labctl.reports.html import (
     NO_FLAMEGRAPHS,
     NO_PROFILE,
     heat_style,
-    int_keys,
     render_html,
 )
 from labctl.reports.profiles import analyse_profile
+from labctl.runfiles.models import HostAnalysis, OutcomeRecord, ProfileSummary, Summary
 from tests.helpers import FIXTURES, fixture
 
 RUNS = FIXTURES / "runs"
@@ -120,10 +119,15 @@ def external_urls(page: Html) -> list[str]:
     return found
 
 
-def summary(run: str) -> dict[str, Any]:
-    """A summary as read back from summary.json (string CPU keys)."""
+def raw_summary(run: str) -> dict[str, Any]:
+    """summary.json as JSON holds it (string CPU keys)."""
     data: dict[str, Any] = json.loads((RUNS / run / "summary.json").read_text())
     return data
+
+
+def summary(run: str) -> Summary:
+    """A fixture run's summary.json, read back as `labctl collect` and `compare` read it."""
+    return Summary.from_json((RUNS / run / "summary.json").read_text())
 
 
 def intify(value: Any) -> Any:
@@ -255,17 +259,19 @@ def test_refused_step_and_warnings() -> None:
     assert "the kernel silently keeps only 1" in page.text
 
 
-def test_string_and_int_keys_render_the_same(flamegraph: str) -> None:
-    """summary.json has string CPU keys; a fresh summary (runner.build_summary) int keys."""
+def test_string_and_int_keys_make_the_same_summary() -> None:
+    """summary.json has string CPU keys; a fresh summary (runner.build_summary) int keys: the
+    model holds int keys either way, so no report normalises them."""
     for run in (BASELINE, RPS_CPU1, RPS_ISOLATED):
-        as_json = summary(run)
-        assert render_html(as_json, {"dut": {1: flamegraph}}) == render_html(
-            intify(as_json), {"dut": {1: flamegraph}})
+        fresh = Summary.model_validate(intify(raw_summary(run)))
+        assert fresh.hosts == summary(run).hosts
+        assert render_html(fresh) == render_html(summary(run))
+        assert list(fresh.hosts["dut"].softnet) == list(range(8))
 
 
 def test_escapes_what_it_is_given() -> None:
     s = summary(RPS_CPU1)
-    s["description"] = "<script>alert(1)</script> & more"
+    s.description = "<script>alert(1)</script> & more"
     out = render_html(s)
     assert "<script>alert" not in out and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in out
 
@@ -275,7 +281,8 @@ def test_escapes_what_it_is_given() -> None:
 
 def test_client_that_fell_short_is_said_in_bold_red() -> None:
     s = summary(RPS_CPU1)
-    s["loadgen"]["achieved_rate"] = 1200.0
+    assert s.loadgen is not None
+    s.loadgen.achieved_rate = 1200.0
     page = parse_html(render_html(s))
     assert ("The client fell short: it reached only 1200 of the asked 2000.0 msg/s (60%): the "
             "load generator is the limit, not the DUT.") in page.text
@@ -294,14 +301,13 @@ def test_run_without_load() -> None:
     assert page.table("nic-irqs")                      # the snapshots are there
 
 
-def netns_like(s: dict[str, Any]) -> dict[str, Any]:
+def netns_like(s: Summary) -> Summary:
     """What a netns lab's summary looks like: veth, no IRQs, host-wide counters."""
-    s = copy.deepcopy(s)
-    s["provider"] = "netns"
-    dut = s["hosts"]["dut"]
-    for key in ("nic_irqs", "irq_affinity", "nic_queues"):
-        dut.pop(key)
-    dut["shared_kernel"] = True
+    s = s.model_copy(deep=True)
+    s.provider = "netns"
+    dut = s.hosts["dut"]
+    dut.nic_irqs, dut.irq_affinity, dut.nic_queues = [], {}, {}
+    dut.shared_kernel = True
     return s
 
 
@@ -316,7 +322,7 @@ def test_netns_run_without_nic_irqs() -> None:
 
 def test_host_without_snapshots() -> None:
     s = summary(RPS_CPU1)
-    s["hosts"]["dut"] = {"cpus": [0, 1], "isolated": [], "shared_kernel": False}
+    s.hosts["dut"] = HostAnalysis(cpus=[0, 1], isolated=[], shared_kernel=False)
     page = parse_html(render_html(s))
     for text in ("no interrupt snapshots", "Softirqs: no /proc/softirqs snapshots",
                  "softnet_stat: no snapshots", "CPU time: no /proc/stat snapshots",
@@ -325,7 +331,7 @@ def test_host_without_snapshots() -> None:
 
 
 def test_almost_empty_summary() -> None:
-    page = parse_html(render_html({"run_id": "x"}))
+    page = parse_html(render_html(Summary(run_id="x")))
     assert "labctl run x" in page.text
     for text in ("none in this scenario", "no load in this run", "no tuning steps in this run",
                  NO_PROFILE):
@@ -335,13 +341,13 @@ def test_almost_empty_summary() -> None:
 
 def test_failed_run_and_failed_expectation_and_restore() -> None:
     s = summary(RPS_CPU1)
-    s["error"] = "dut: command failed"
-    s["expectations"][1]["passed"] = False
-    s["restore"][0].update(status="failed", output="write error")
+    s.error = "dut: command failed"
+    s.expectations[1].passed = False
+    s.restore[0].status, s.restore[0].output = "failed", "write error"
     page = parse_html(render_html(s))
     assert "The run stopped: dut: command failed" in page.text, "a run made before outcomes"
-    s["outcome"] = {"status": "failed", "phase": "tune", "checkpoint": "tuning", "step": "set eth1 channels",
-                    "reason": "dut: command failed", "restore": "complete"}
+    s.outcome = OutcomeRecord(status="failed", phase="tune", checkpoint="tuning", step="set eth1 channels",
+                              reason="dut: command failed", restore="complete")
     page = parse_html(render_html(s))
     assert ("The run stopped: failed in tuning (step: set eth1 channels): dut: command failed. "
             "Restore: complete.") in page.text
@@ -355,11 +361,10 @@ def test_lab_facts_when_the_summary_has_them() -> None:
     s = summary(RPS_CPU1)
     assert "accelerator" not in parse_html(render_html(s)).text
     lab = json.loads((RUNS / RPS_CPU1 / "manifest.json").read_text())["lab"]
-    s["lab_facts"] = lab["facts"]
+    s.lab_facts = lab["facts"]
     assert "virtualisation accelerator tcg, virtio-net-backend qemu" in parse_html(render_html(s)).text
-    s.pop("lab_facts")
-    s["lab"] = lab
-    text = parse_html(render_html(s)).text
+    old = dict(raw_summary(RPS_CPU1), lab=lab)        # early version 1 summaries: migrated on load
+    text = parse_html(render_html(Summary.from_json(json.dumps(old)))).text
     assert "accelerator tcg" in text and "lab dev (provider libvirt)" in text
 
 
@@ -382,9 +387,9 @@ def test_flamegraph_is_embedded_in_its_own_document(rps_page: Html, flamegraph: 
     assert "dut CPU1*" not in rps_page.text                     # CPU 1 is not isolated
 
 
-def test_flamegraphs_per_host_and_cpu_with_string_keys(flamegraph: str) -> None:
+def test_flamegraphs_per_host_and_cpu_in_cpu_order(flamegraph: str) -> None:
     other = guest_flamegraph("f_rps_cpu1", 2)
-    graphs: dict[str, Any] = {"dut": {"2": other, "1": flamegraph}}
+    graphs = {"dut": {2: other, 1: flamegraph}}
     page = parse_html(render_html(summary(RPS_CPU1), graphs))
     assert [f["title"] for f in page.find("iframe")] == ["flame graph dut CPU1",
                                                          "flame graph dut CPU2"]
@@ -402,25 +407,20 @@ def test_not_an_svg_is_not_embedded() -> None:
     assert "dut CPU6*: not an SVG document; not embedded" in page.text
 
 
-def test_int_keys() -> None:
-    assert int_keys({"1": "a", 2: "b", "rx-0": "c"}) == {1: "a", 2: "b"}
-    assert int_keys(None) == {}
-
-
 def test_fixture_runs_are_the_copied_ones() -> None:
     for run in (BASELINE, RPS_CPU1, RPS_ISOLATED):
         assert {p.name for p in (RUNS / run).iterdir()} >= {"summary.json", "manifest.json"}
-        assert summary(run)["run_id"] == run
+        assert summary(run).run_id == run
 
 
-def with_profile(s: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[int, str]]]:
+def with_profile(s: Summary) -> tuple[Summary, dict[str, dict[int, str]]]:
     """The summary with a profile of CPU 1 (labctl.reports.profiles on the f_rps_cpu1 capture, through
     JSON as summary.json holds it) and its flame graph."""
     script = fixture("perf/guest-6.1-tcg.f_rps_cpu1.cpu1.perf_script.txt")
     result = analyse_profile("dut", [1], 99, script)
     files = {1: {"flamegraph": "dut/profile/cpu1.svg", "folded": "dut/profile/cpu1.folded"}}
-    s = copy.deepcopy(s)
-    s["profile"] = json.loads(json.dumps(result.to_json(files)))
+    s = s.model_copy(deep=True)
+    s.profile = ProfileSummary.model_validate(json.loads(json.dumps(result.to_json(files))))
     return s, {"dut": {1: result.per_cpu[1].svg}}
 
 
@@ -437,4 +437,4 @@ def test_profile_numbers_beside_the_flame_graphs() -> None:
     assert len(page.find("iframe")) == 1
     assert NO_PROFILE not in page.text
     assert NO_FLAMEGRAPHS in parse_html(render_html(s)).text      # numbers, but no SVG given
-    assert render_html(s, graphs) == render_html(intify(s), graphs)
+    assert render_html(s, graphs) == render_html(Summary.from_json(s.to_json()), graphs)

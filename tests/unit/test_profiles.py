@@ -12,6 +12,7 @@ from labctl.input.model import Scenario
 from labctl.plan.planner import profile_cpus
 from labctl.reports.markdown import render_markdown
 from labctl.reports.profiles import analyse_profile, rx_frame_shares
+from labctl.runfiles.models import Summary
 
 PERF = Path(__file__).parent.parent / "fixtures" / "perf"
 RPS_CPU1 = (PERF / "guest-6.1-tcg.f_rps_cpu1.cpu1.perf_script.txt").read_text()
@@ -49,9 +50,10 @@ def test_rx_frame_shares_are_inclusive_and_ignore_the_kernel_suffix() -> None:
 def test_report_profile_section() -> None:
     result = analyse_profile("dut", [1, 2, 5], 99, RPS_CPU1 + "\n" + RPS_CPU2)
     files = {1: {"flamegraph": "dut/flamegraphs/cpu1.svg"}}
-    summary: dict[str, Any] = {"run_id": "r", "scenario": "s", "lab": "l", "provider": "libvirt",
-                               "labctl_version": "0", "started": "t", "profile": result.to_json(files),
-                               "hosts": {"dut": {"cpus": [1, 2, 5], "isolated": [4, 5]}}}
+    summary = Summary.model_validate({
+        "run_id": "r", "scenario": "s", "lab": "l", "provider": "libvirt", "labctl_version": "0",
+        "started": "t", "profile": result.to_json(files),
+        "hosts": {"dut": {"cpus": [1, 2, 5], "isolated": [4, 5]}}})
     report = render_markdown(summary)
     assert "## Profile (dut: perf record -g at 99 Hz on CPUs 1,2,5, event cpu-clock" in report
     row1 = next(line for line in report.splitlines() if line.startswith("| CPU1 "))

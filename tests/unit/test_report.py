@@ -25,6 +25,7 @@ from labctl.host.probes import parse_interrupts
 from labctl.input.model import Scenario
 from labctl.reports.html import render_html
 from labctl.reports.markdown import cpu_label, render_markdown, table
+from labctl.runfiles.models import ExpectationRecord, Summary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 FILES = {"interrupts": "interrupts/debian12-guest-8cpu", "softirqs": "softirqs/debian12-guest-8cpu",
@@ -193,21 +194,21 @@ def test_loadgen_edges(server: Any, client: Any, loss: Any, received: Any) -> No
 
 # --------------------------------------------------------------------------- report.md
 
-def summary_for(host: dict[str, Any], provider: str = "ssh", **more: Any) -> dict[str, Any]:
+def summary_for(host: dict[str, Any], provider: str = "ssh", **more: Any) -> Summary:
     scenario = Scenario.model_validate({"load": {"client": {"rate": 2000, "duration": 12}}, "expect": [
         {"check": "irq_confined", "queues": ["rx-0"], "cpus": 2},
         {"check": "softirq_share", "cpus": 1, "min": 0.15},
         {"check": "loss", "max": 0.01}]})
     loadgen = loadgen_summary(SERVER, CLIENT)
     results = evaluate(scenario, {"hosts": {"dut": host}, "loadgen": loadgen})
-    return {"run_id": "20251126T031500Z-c_pinned", "scenario": "c_pinned",
+    return Summary.model_validate({"run_id": "20251126T031500Z-c_pinned", "scenario": "c_pinned",
             "description": "IRQs pinned", "lab": "blog", "provider": provider,
             "labctl_version": "0.1.0", "started": "2025-11-26T03:15:00+00:00",
             "keep_tuning": False, "window_seconds": 12.04,
             "facts": {"dut": {"kernel": "6.1.0-50-amd64", "cpus_online": "0-7", "isolated": "4-7",
                               "nic": {"interface": "eth1", "driver": "virtio_net"}}},
             "expectations": [r.to_json() for r in results], "loadgen": loadgen,
-            "hosts": {"dut": host}, **more}
+            "hosts": {"dut": host}, **more})
 
 
 def test_report_of_the_pinned_run(c_pinned: dict[str, Any]) -> None:
@@ -252,14 +253,15 @@ def test_report_of_a_netns_run() -> None:
 
 
 def test_report_steps_restore_warnings() -> None:
-    steps = [{"host": "dut", "kind": "change", "status": "ok", "description": "RPS of rx-0 -> CPUs 1",
-              "observed": "1"},
-             {"host": "dut", "kind": "skip", "status": "skipped", "description": "irqbalance absent",
-              "observed": None},
-             {"host": "dut", "kind": "snapshot", "status": "ok", "description": "snapshot before"}]
-    restore = [{"host": "dut", "status": "ok", "description": "undo: RPS", "output": ""},
-               {"host": "dut", "status": "failed", "description": "undo: channels",
-                "output": "netlink error"}]
+    steps = [{"index": 0, "host": "dut", "kind": "change", "status": "ok",
+              "description": "RPS of rx-0 -> CPUs 1", "observed": "1"},
+             {"index": 1, "host": "dut", "kind": "skip", "status": "skipped",
+              "description": "irqbalance absent", "observed": None},
+             {"index": 2, "host": "dut", "kind": "snapshot", "status": "ok", "description": "snapshot before"}]
+    restore = [{"index": 0, "host": "dut", "kind": "restore", "status": "ok", "description": "undo: RPS",
+                "output": ""},
+               {"index": 1, "host": "dut", "kind": "restore", "status": "failed",
+                "description": "undo: channels", "output": "netlink error"}]
     host = {"cpus": [0], "isolated": []}
     report = render_markdown(summary_for(host, steps=steps, restore=restore, keep_tuning=True,
                                          warnings=["rx-0: CPUs 6 are isolated"]))
@@ -324,9 +326,8 @@ def test_report_says_when_the_client_fell_short() -> None:
 
 
 def test_report_from_a_summary_read_back_from_json(f_rps: dict[str, Any]) -> None:
-    import json
     summary = summary_for(f_rps)
-    assert render_markdown(json.loads(json.dumps(summary))) == render_markdown(summary)
+    assert render_markdown(Summary.from_json(summary.to_json())) == render_markdown(summary)
 
 
 def test_an_inconclusive_run_says_so_and_names_the_generator_not_the_dut() -> None:
@@ -337,9 +338,9 @@ def test_an_inconclusive_run_says_so_and_names_the_generator_not_the_dut() -> No
                  "4 worker(s)", "asked_rate": 2000, "asked_share_of_ceiling": 1.17,
                  "ceiling": {"rate": 1712.0, "measured_at": "2026-12-03T14:00:00+00:00"}}
     summary = summary_for(host, verdict=verdict, generator=generator)
-    summary["expectations"].append({"check": "rate", "description": "achieved client rate vs asked",
-                                    "measured": "1634/s of 2000/s (81.7%)", "bound": ">= 90% of asked",
-                                    "passed": False, "subject": "generator"})
+    summary.expectations.append(ExpectationRecord(
+        check="rate", description="achieved client rate vs asked", measured="1634/s of 2000/s (81.7%)",
+        bound=">= 90% of asked", passed=False, subject="generator"))
     report = render_markdown(summary)
     assert ("**Verdict: INCONCLUSIVE (not the DUT's result): generator-bound: 1634/s of 2000/s (81.7%); "
             "every DUT check passed (2/2) on the 16340 messages actually sent.**") in report

@@ -12,6 +12,7 @@ import pytest
 
 from labctl import cli, runner
 from labctl.errors import ExpectationsFailed, HostError, RunInconclusive
+from labctl.runfiles.models import ExpectationRecord, Summary
 from tests.helpers import NETNS_INVENTORY
 
 INVENTORY = NETNS_INVENTORY
@@ -19,12 +20,12 @@ SCENARIO = "load:\n  client: {rate: max, duration: 1}\nexpect:\n  - {check: rate
 
 
 class Outcome:
-    def __init__(self, summary: dict[str, Any]):
+    def __init__(self, summary: Summary):
         self.summary, self.report = summary, "report"
 
 
-def _summary(*passed: bool) -> dict[str, Any]:
-    return {"expectations": [{"passed": p} for p in passed]}
+def _summary(*passed: bool) -> Summary:
+    return Summary(expectations=[ExpectationRecord(passed=p) for p in passed])
 
 
 def _files(tmp_path: Path, names: list[str]) -> list[str]:
