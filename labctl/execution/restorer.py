@@ -17,20 +17,16 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Any, Callable, TypeVar
 
 from labctl.errors import LabctlError, TransportError
 from labctl.plan.planner import stop_command
 from labctl.runfiles.rundir import RunDir
+from labctl.transport.base import Transport
 
 Progress = Callable[[str], None]
 JOURNAL = "restore.json"
 T = TypeVar("T")
-
-
-class Transport(Protocol):
-    def run(self, command: str, *, check: bool = True, timeout: float | None = 60.0) -> Any: ...
-    def reset(self) -> None: ...
 
 
 @dataclass
