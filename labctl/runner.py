@@ -13,6 +13,7 @@ import functools
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,6 +91,7 @@ from labctl.runfiles.models import (
     VerdictRecord,
 )
 from labctl.runfiles.rundir import RunDir, find_run, new_run_id, utc_now
+from labctl.transport.base import Transport
 from labctl.transport.netns_socket import ssh_banner
 
 Progress = Callable[[str], None]
@@ -168,7 +170,7 @@ def lab_ceilings(inventory_path: Path) -> list[Ceiling]:
     return [Ceiling.from_json(c) for c in (sf.load().facts.get(CEILINGS_KEY) or {}).values()]
 
 
-def open_transports(state: LabState, hosts: list[str]) -> dict[str, Any]:
+def open_transports(state: LabState, hosts: list[str]) -> Mapping[str, Transport]:
     from labctl.transport.ssh import (
         open_all,  # fabric is heavy: imported only when needed
     )
@@ -176,7 +178,7 @@ def open_transports(state: LabState, hosts: list[str]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def connected(state: LabState, hosts: list[str]) -> Iterator[dict[str, Any]]:
+def connected(state: LabState, hosts: list[str]) -> Iterator[Mapping[str, Transport]]:
     """Transports to the hosts, all closed when the block ends (also on errors)."""
     transports = open_transports(state, hosts)
     try:
@@ -186,7 +188,7 @@ def connected(state: LabState, hosts: list[str]) -> Iterator[dict[str, Any]]:
             transport.close()
 
 
-def gather_facts(transports: dict[str, Any], inventory: Inventory,
+def gather_facts(transports: Mapping[str, Transport], inventory: Inventory,
                  run_dir: RunDir | None = None) -> dict[str, HostFacts]:
     """Each host's facts, read in parallel; their raw text kept in the run directory."""
     shared = inventory.provider == "netns"
@@ -210,7 +212,7 @@ def prepare_run(inventory_path: Path, scenario_path: Path, progress: Progress
     return inventory, scenario, state
 
 
-def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transports: dict[str, Any],
+def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transports: Mapping[str, Transport],
              progress: Progress, run_dir: RunDir | None = None, ceiling: Ceiling | None = None
              ) -> tuple[Plan, dict[str, HostFacts], list[str]]:
     facts = gather_facts(transports, inventory.model, run_dir)
@@ -226,7 +228,7 @@ def plan_run(inventory: Loaded[Inventory], scenario: Loaded[Scenario], transport
     return plan, facts, warnings
 
 
-def preparer(inventory_path: Path, inventory: Loaded[Inventory], transports: dict[str, Any],
+def preparer(inventory_path: Path, inventory: Loaded[Inventory], transports: Mapping[str, Transport],
              progress: Progress) -> Preparer:
     return Preparer(inventory, transports, prepared_dir(inventory_path, inventory.model),
                     provider_for(inventory_path, inventory.model), progress)
@@ -341,7 +343,7 @@ def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loa
 
 
 def generator_ceiling(inventory_path: Path, inventory: Inventory, load: Load, state: LabState,
-                      transports: dict[str, Any], progress: Progress, force: bool = False,
+                      transports: Mapping[str, Transport], progress: Progress, force: bool = False,
                       seconds: float = CALIBRATION_SECONDS) -> Ceiling:
     """The generator's ceiling in this load's mode: the one the lab recorded, else measured
     now (once per lab and mode) and recorded."""

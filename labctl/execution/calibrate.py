@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import shlex
 import uuid
+from collections.abc import Mapping
 from typing import Any, Callable
 
 from labctl.errors import CalibrationError, HostError, LabctlError, TransportError
-from labctl.execution.executor import Transport
 from labctl.input.model import Inventory, Load
 from labctl.labs.state import LabState, StateFile
 from labctl.packaged import agent_file
@@ -35,13 +35,14 @@ from labctl.plan.planner import (
 )
 from labctl.runfiles.rundir import utc_now
 from labctl.shell import detached_command, q, stop_command, wait_file_command
+from labctl.transport.base import CommandResult, Transport
 
 Progress = Callable[[str], None]
 SERVER_READY_SECONDS = 30.0
 STARTUP_ALLOWANCE = 60.0     # python3 and its workers starting in a slow (TCG) guest
 
 
-def measure_ceiling(inventory: Inventory, load: Load, transports: dict[str, Transport], progress: Progress,
+def measure_ceiling(inventory: Inventory, load: Load, transports: Mapping[str, Transport], progress: Progress,
                     seconds: float = CALIBRATION_SECONDS) -> Ceiling:
     """Run the scenario's server and, as fast as it can, its client; return the ceiling."""
     mode = mode_of(load)
@@ -104,7 +105,7 @@ def _install(transport: Transport, host: str, workdir: str) -> None:
 def _start_server(transport: Transport, inventory: Inventory, load: Load, workdir: str) -> str:
     host = load.server.host
     command = detached_command(server_argv(inventory, load.server, workdir), f"{workdir}/server.log")
-    pid: str = _call(transport, host, command, "starting the calibration server").stdout.strip()
+    pid = _call(transport, host, command, "starting the calibration server").stdout.strip()
     if not pid.isdigit():
         raise CalibrationError(f"{host}: the calibration server did not start (printed {pid!r})")
     return pid
@@ -120,7 +121,8 @@ def _wait_until_bound(transport: Transport, load: Load, workdir: str) -> None:
                                f"{load.server.port} within {SERVER_READY_SECONDS:g} s: {log.strip()}")
 
 
-def _call(transport: Transport, host: str, command: str, what: str, timeout: float = 60.0) -> Any:
+def _call(transport: Transport, host: str, command: str, what: str,
+          timeout: float = 60.0) -> CommandResult:
     result = transport.run(command, check=False, timeout=timeout)
     if not result.ok:
         raise HostError(host, command, result.exited, result.output, why=f"{what} exited {result.exited}")
@@ -136,7 +138,7 @@ def _read_json(transport: Transport, host: str, path: str) -> dict[str, Any]:
     return data
 
 
-def _clean_up(transports: dict[str, Transport], load: Load, workdirs: dict[str, str], server_pid: str | None) -> None:
+def _clean_up(transports: Mapping[str, Transport], load: Load, workdirs: dict[str, str], server_pid: str | None) -> None:
     """Stop the server if it still runs and remove the directories, on every host that answers."""
     for host, workdir in workdirs.items():
         commands = [stop_command(server_pid, 15)] if server_pid and host == load.server.host else []

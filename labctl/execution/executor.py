@@ -13,11 +13,11 @@ import shlex
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, assert_never
+from typing import Any, Callable, Iterator, assert_never
 
 from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
 from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated
@@ -44,16 +44,9 @@ from labctl.plan.actions import (
 from labctl.runfiles.models import StepRecord, StepsRecord
 from labctl.runfiles.rundir import RunDir
 from labctl.shell import running_command, stop_command, wait_file_command
+from labctl.transport.base import CommandResult, Transport
 
 Progress = Callable[[str], None]
-
-
-class Transport(Protocol):
-    def run(self, command: str, *, check: bool = True, timeout: float | None = 60.0) -> Any: ...
-    def run_script(self, script: str, *, check: bool = True, timeout: float | None = 120.0) -> Any: ...
-    def put_file(self, local: Path, remote_path: str, mode: int | None = None) -> None: ...
-    def get_file(self, remote_path: str, local: Path) -> None: ...
-    def reset(self) -> None: ...
 
 
 @dataclass
@@ -85,7 +78,7 @@ def describe_value(value: Any) -> str:
 
 
 class Executor:
-    def __init__(self, plan: Plan, transports: dict[str, Transport], run_dir: RunDir,
+    def __init__(self, plan: Plan, transports: Mapping[str, Transport], run_dir: RunDir,
                  progress: Progress, keep_tuning: bool = False):
         self.plan, self.transports, self.run_dir = plan, transports, run_dir
         self.progress, self.keep_tuning = progress, keep_tuning
@@ -239,7 +232,8 @@ class Executor:
         if action.readback:
             self._check_readback(action, result)
 
-    def _expected_failure(self, action: Change, res: Any, result: StepResult, undo: Undo | None) -> None:
+    def _expected_failure(self, action: Change, res: CommandResult, result: StepResult,
+                          undo: Undo | None) -> None:
         if res.exited != 0:
             result.status = "refused-as-expected"
             if undo:
@@ -352,7 +346,7 @@ class Executor:
     # ------------------------------------------------------------------ the end
     def _log_tail(self, host: str, path: str) -> str:
         res = self.transports[host].run(f"tail -n 20 {shlex.quote(path)} 2>/dev/null", check=False)
-        return str(res.stdout)
+        return res.stdout
 
     def _reset_shells(self) -> None:
         for name, transport in self.transports.items():

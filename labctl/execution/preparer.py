@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
@@ -20,10 +21,11 @@ from labctl.cpulist import format_cpulist
 from labctl.errors import LabctlError, LabError, ValidationError
 from labctl.input.config import Loaded
 from labctl.input.model import HostPrepare, Inventory
-from labctl.labs.providers import Restarter
+from labctl.labs.providers import Provider, Restarter
 from labctl.plan import hostprep
 from labctl.plan.hostprep import PrepFacts, PrepStep
 from labctl.runfiles.rundir import utc_now
+from labctl.transport.base import Transport
 from labctl.transport.netns_socket import ssh_banner
 
 Progress = Callable[[str], None]
@@ -33,8 +35,8 @@ REBOOT_COMMAND = "setsid sh -c 'sleep 1; systemctl reboot' </dev/null >/dev/null
 class Preparer:
     """Preparation of the hosts of one lab; `transports` may get new targets after restarts."""
 
-    def __init__(self, inventory: Loaded[Inventory], transports: dict[str, Any], records: Path,
-                 provider: Any, progress: Progress):
+    def __init__(self, inventory: Loaded[Inventory], transports: Mapping[str, Transport],
+                 records: Path, provider: Provider | None, progress: Progress):
         self.inventory, self.transports, self.records = inventory, transports, records
         self.provider, self.progress = provider, progress
 

@@ -17,21 +17,17 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, TypeVar
+from typing import Callable, TypeVar
 
 from labctl.errors import LabctlError, TransportError
 from labctl.runfiles.models import Journal, ProcessRecord, UndoRecord
 from labctl.runfiles.rundir import RunDir
 from labctl.shell import stop_command
+from labctl.transport.base import Transport
 
 Progress = Callable[[str], None]
 JOURNAL = Journal.FILE
 T = TypeVar("T")
-
-
-class Transport(Protocol):
-    def run(self, command: str, *, check: bool = True, timeout: float | None = 60.0) -> Any: ...
-    def reset(self) -> None: ...
 
 
 @dataclass

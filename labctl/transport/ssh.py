@@ -35,15 +35,15 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO
 
 import paramiko
 from fabric import Config, Connection
 
 from labctl.errors import HostError, LabctlError, TransportError
+from labctl.transport.base import CommandResult
 from labctl.transport.netns_socket import connect_in_netns
 from labctl.transport.target import SshTarget
 
@@ -59,27 +59,6 @@ UP_HINT = ("`labctl up` writes the known_hosts of a lab it makes (provider netns
            "`labctl down && labctl up` makes the lab again with new keys); for provider ssh it "
            "is the inventory's hosts.{host}.ssh.known_hosts, which you write")
 KEYSCAN_TYPES = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa", "ssh-dss": "dsa"}
-
-
-@dataclass(frozen=True)
-class Result:
-    """What one command did on one host (as invoke's Result)."""
-
-    host: str
-    command: str
-    stdout: str
-    stderr: str
-    exited: int
-
-    @property
-    def ok(self) -> bool:
-        return self.exited == 0
-
-    @property
-    def output(self) -> str:
-        """stdout then stderr, for error messages."""
-        joiner = "\n" if self.stdout and not self.stdout.endswith("\n") else ""
-        return self.stdout + joiner + self.stderr
 
 
 class ShellTimeout(Exception):
@@ -268,7 +247,8 @@ def _hermetic_config(user: str) -> Config:
 
 
 class SshTransport:
-    """A pinned, key-authenticated SSH connection to one lab host, with a persistent shell."""
+    """A pinned, key-authenticated SSH connection to one lab host, with a persistent shell
+    (implements ``labctl.transport.base.Transport``)."""
 
     def __init__(self, target: SshTarget, connect_timeout: float = 10.0):
         self.target = target
@@ -328,7 +308,7 @@ class SshTransport:
             raise self._connect_error(exc) from None
         return connection
 
-    def _connect_kwargs(self, sock: socket.socket) -> dict[str, Any]:
+    def _connect_kwargs(self, sock: socket.socket) -> dict[str, object]:
         return {
             "sock": sock,
             "key_filename": [self.target.key_file],
@@ -408,17 +388,17 @@ class SshTransport:
             self._connection = None
 
     def run(self, command: str, *, check: bool = True,
-            timeout: float | None = 60.0) -> Result:
+            timeout: float | None = 60.0) -> CommandResult:
         """Run one shell command (stdin at EOF). HostError on non-zero exit when ``check``."""
         with self._lock:
             stdout, stderr, status = self._execute(command, timeout)
-        result = Result(self.host, command, _decode(stdout), _decode(stderr), status)
+        result = CommandResult(self.host, command, _decode(stdout), _decode(stderr), status)
         if check and not result.ok:
             raise HostError(self.host, command, status, result.output)
         return result
 
     def run_script(self, script: str, *, check: bool = True,
-                   timeout: float | None = 120.0) -> Result:
+                   timeout: float | None = 120.0) -> CommandResult:
         """Run a multi-line sh script in one round trip; its status is the last command's."""
         return self.run(script, check=check, timeout=timeout)
 
@@ -434,7 +414,7 @@ class SshTransport:
             outcome = shell.execute(command, timeout)
         except ShellTimeout as exc:
             self._reset_after_timeout()
-            partial = Result(self.host, command, _decode(exc.stdout), _decode(exc.stderr), -1)
+            partial = CommandResult(self.host, command, _decode(exc.stdout), _decode(exc.stderr), -1)
             raise HostError(self.host, command, None, partial.output,
                             why=f"timed out after {timeout:g}s") from None
         except (ShellGone, OSError, EOFError, paramiko.SSHException) as exc:
@@ -551,7 +531,7 @@ def _naming_host(host: str, message: str) -> str:
 
 
 def run_parallel(jobs: list[tuple[SshTransport, str]], *, check: bool = True,
-                 timeout: float | None = 60.0) -> list[Result]:
+                 timeout: float | None = 60.0) -> list[CommandResult]:
     """Run each (transport, command) at once; results in job order.
 
     With ``check``, every job still runs to completion, then the first failure (in job

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import bz2
-import json
 import os
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl.errors import HostError
-from labctl.host.sections import MARKER
+from tests.helpers.fakes import FakeTransport as FakeTransport
+from tests.helpers.fakes import Res as Res
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 NETNS_INVENTORY = """\
@@ -80,73 +77,6 @@ def assert_no_secrets(paths: Iterable[Path], secrets: Iterable[str | bytes | Pat
         leaks += [f"{file}: holds secret text {n[:12]!r}..." for n in needles if n in data][:1]
     assert not leaks, "secrets outside their files:\n" + "\n".join(leaks)
     return scanned
-
-
-# --------------------------------------------------------------------------- a fake transport
-# For the error paths a real host cannot produce on demand; everything else runs on real hosts.
-
-@dataclass
-class Res:
-    """What labctl.transport.ssh.Result offers, without a host."""
-
-    stdout: str = ""
-    stderr: str = ""
-    exited: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return self.exited == 0
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-class FakeTransport:
-    """Records every call; answers from `script` (exact command -> Res, exception or callable),
-    else from `respond` (a small model of a host), else with an empty success."""
-
-    def __init__(self, name: str, script: dict[str, Any] | None = None):
-        self.name = name
-        self.script = dict(script or {})
-        self.calls: list[tuple[str, str]] = []
-        self.resets = 0
-
-    def respond(self, command: str) -> Res:
-        return Res()
-
-    def run(self, command: str, *, check: bool = True, timeout: float | None = 60.0) -> Res:
-        self.calls.append(("run", command))
-        answer = self.script.get(command)
-        if answer is None:
-            answer = self.respond(command)
-        if callable(answer) and not isinstance(answer, Res):
-            answer = answer()
-        if isinstance(answer, BaseException):
-            raise answer
-        if check and answer.exited != 0:
-            raise HostError(self.name, command, answer.exited, answer.stdout + answer.stderr)
-        return answer
-
-    def run_script(self, script: str, *, check: bool = True, timeout: float | None = 120.0) -> Res:
-        self.calls.append(("run_script", script))
-        names = re.findall(rf"^echo '{MARKER} begin (\S+)'$", script, re.M)
-        return Res("".join(f"{MARKER} begin {n}\n{self.name} {n}\n\n{MARKER} end {n} "
-                           f"{1 if n == 'ethtool_stats' else 0}\n" for n in names))
-
-    def put_file(self, local: Path, remote_path: str, mode: int | None = None) -> None:
-        assert local.exists()
-        self.calls.append(("put_file", remote_path))
-
-    def get_file(self, remote_path: str, local: Path) -> None:
-        self.calls.append(("get_file", remote_path))
-        local.write_text(json.dumps({"from": remote_path}))
-
-    def reset(self) -> None:
-        self.resets += 1
-
-    def commands(self) -> list[str]:
-        return [c for kind, c in self.calls if kind == "run"]
 
 
 # --------------------------------------------------------------------------- a busy neighbour

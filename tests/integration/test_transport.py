@@ -21,8 +21,9 @@ import pytest
 from labctl.errors import HostError, LabError, TransportError
 from labctl.labs import sshd
 from labctl.local.procs import stop_pid
+from labctl.transport.base import CommandResult
 from labctl.transport.netns_socket import connect_in_netns
-from labctl.transport.ssh import Result, SshTransport, open_all, run_parallel
+from labctl.transport.ssh import SshTransport, open_all, run_parallel
 
 integration = pytest.mark.integration
 
@@ -30,8 +31,8 @@ integration = pytest.mark.integration
 # --- no root needed -----------------------------------------------------------------------
 
 def test_result_ok_and_output() -> None:
-    assert Result("h", "true", "", "", 0).ok
-    failed = Result("h", "false", "out", "err\n", 1)
+    assert CommandResult("h", "true", "", "", 0).ok
+    failed = CommandResult("h", "false", "out", "err\n", 1)
     assert not failed.ok
     assert failed.output == "out\nerr\n"
 

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +14,8 @@ from labctl.errors import LockError, TransportError
 from labctl.execution.restorer import Restorer, Undo
 from labctl.local.lock import lab_lock, lock_path
 from labctl.runfiles.rundir import RunDir
+from labctl.transport.base import CommandResult
+from tests.helpers import FakeTransport, Res
 
 HOLD = """
 import sys, time
@@ -80,20 +81,17 @@ def test_unreadable_lock_content_is_named(tmp_path: Path) -> None:
     assert "unknown process" in messages[0] and "garbage" in messages[0]
 
 
-class DroppingTransport:
-    """Fails with TransportError while `down` is set; reset() counts reconnect attempts."""
+class DroppingTransport(FakeTransport):
+    """Fails with TransportError until reset() (a reconnect attempt) was called `down_for` times."""
 
     def __init__(self, down_for: int):
-        self.down_for, self.calls, self.resets = down_for, [], 0
+        super().__init__("dut")
+        self.down_for = down_for
 
-    def run(self, command: str, *, check: bool = True, timeout: float | None = 60.0) -> Any:
-        self.calls.append(command)
+    def respond(self, command: str) -> CommandResult:
         if self.resets < self.down_for:
             raise TransportError("dut: connection lost")
-        return type("R", (), {"stdout": "", "stderr": "", "exited": 0})()
-
-    def reset(self) -> None:
-        self.resets += 1
+        return Res()
 
 
 def test_restore_reconnects_then_completes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,6 +122,6 @@ def test_unreachable_host_stays_in_the_journal(tmp_path: Path, monkeypatch: pyte
     assert [r.status for r in later.restore()] == ["ok", "ok"]
     transport = later.transports["dut"]
     assert isinstance(transport, DroppingTransport)
-    assert transport.calls[0].startswith("grep -qF -- /tmp/labctl-r /proc/4242/cmdline")
-    assert transport.calls[1:] == ["undo-2", "undo-1"], "newest first"
+    assert transport.commands()[0].startswith("grep -qF -- /tmp/labctl-r /proc/4242/cmdline")
+    assert transport.commands()[1:] == ["undo-2", "undo-1"], "newest first"
     assert json.loads((run_dir.path / "restore.json").read_text())["undo"] == []

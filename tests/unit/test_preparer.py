@@ -14,26 +14,27 @@ import pytest
 from labctl.errors import ValidationError
 from labctl.execution.preparer import Preparer
 from labctl.input.config import load_inventory
+from labctl.transport.base import CommandResult
+from tests.helpers import FakeTransport, Res
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "prep" / "debian12-as-booted.txt"
 
 
-class Answers:
-    def __init__(self) -> None:
-        self.commands: list[str] = []
+class Answers(FakeTransport):
+    """The guest as booted: answers the facts script from the capture."""
 
-    def run_script(self, script: str, **kwargs: Any) -> Any:
-        self.commands.append("facts")
+    def __init__(self, name: str = "dut") -> None:
+        super().__init__(name)
+
+    def respond_script(self, script: str) -> CommandResult:
         text = FIXTURE.read_text()
         if "/realtime/" not in script:         # the guest has no such profile: `ls` finds nothing
             text = re.sub(r"(begin profile_exists\n).*?(\n@@labctl-section end)", r"\1\2", text, flags=re.S)
-        return type("R", (), {"stdout": text, "exited": 0})()
+        return Res(text)
 
-    def run(self, command: str, **kwargs: Any) -> Any:
-        raise AssertionError(f"a change was attempted: {command}")
-
-    def put_text(self, *args: Any) -> None:
-        raise AssertionError("a file was written")
+    def kinds(self) -> list[str]:
+        """What was done, in order: "run_script" reads facts; "run" or "put_text" would change."""
+        return [kind for kind, _ in self.calls]
 
 
 def inventory(tmp_path: Path, prepare: str) -> Any:
@@ -61,18 +62,19 @@ def test_what_the_host_cannot_take_is_refused_before_any_change(
         tmp_path: Path, prepare: str, line: int, words: str) -> None:
     loaded = inventory(tmp_path, prepare)
     answers = Answers()
-    preparer = Preparer(loaded, {"dut": answers, "loadgen": Answers()}, tmp_path / "records", None, print)
+    preparer = Preparer(loaded, {"dut": answers, "loadgen": FakeTransport("loadgen")}, tmp_path / "records", None, print)
     with pytest.raises(ValidationError) as info:
         preparer.prepare()
     (problem,) = info.value.problems
     assert f"{loaded.path}:{line}:" in str(problem) and words in str(problem)
-    assert answers.commands == ["facts"] and not (tmp_path / "records").exists()
+    assert answers.kinds() == ["run_script"] and not (tmp_path / "records").exists()
 
 
 def test_describe_prints_the_steps_and_changes_nothing(tmp_path: Path) -> None:
     loaded = inventory(tmp_path, "irqbalance: disable\ntuned: {isolated_cores: 4-7}\n")
-    preparer = Preparer(loaded, {"dut": Answers(), "loadgen": Answers()}, tmp_path / "records", None, print)
+    dut = Answers()
+    preparer = Preparer(loaded, {"dut": dut, "loadgen": FakeTransport("loadgen")}, tmp_path / "records", None, print)
     text = "\n".join(preparer.describe())
     assert "$ systemctl disable --now irqbalance" in text and "+isolated_cores=4-7" in text
     assert "$ tuned-adm profile realtime" in text and "[dut] reboot: the running kernel isolates no CPU" in text
-    assert not (tmp_path / "records").exists()
+    assert not (tmp_path / "records").exists() and dut.kinds() == ["run_script"]

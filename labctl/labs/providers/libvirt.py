@@ -29,6 +29,7 @@ from labctl.labs.providers import PREPARED_DIR, Progress, remove_empty_lab_dir
 from labctl.labs.seed import GuestSeed, seed_files, write_seed_iso
 from labctl.labs.state import LabState, Resource, SshTarget, StateFile
 from labctl.labs.xmlrender import render
+from labctl.transport.base import Transport
 from labctl.transport.netns_socket import ssh_banner
 
 READY_FILE = "/var/lib/cloud/instance/boot-finished"
@@ -404,14 +405,9 @@ class LibvirtProvider:
         from labctl.transport.ssh import SshTransport
         try:
             with SshTransport(target, connect_timeout=5) as transport:
-                while time.monotonic() < deadline and not stop.is_set():
-                    if transport.run(f"test -e {READY_FILE}", check=False).exited == 0:
-                        return True
-                    ticker.tick()
-                    time.sleep(0.5)
+                return _poll_boot_finished(transport, deadline, ticker, stop)
         except LabctlError:
-            pass        # sshd restarted (cloud-init may restart it): poll again
-        return False
+            return False    # sshd restarted (cloud-init may restart it): poll again
 
     # ------------------------------------------------------------------ restart
     def restart(self, host: str, progress: Progress) -> SshTarget:
@@ -526,6 +522,17 @@ MAX_BOOT_RESTARTS = 2        # starts again of a guest whose QEMU stopped or tha
 STUCK_SHARE = 0.5            # of the boot timeout: a guest not ready by then is started again
 _STATES = {libvirt.VIR_DOMAIN_RUNNING: "running", libvirt.VIR_DOMAIN_SHUTOFF: "shut off",
            libvirt.VIR_DOMAIN_PAUSED: "paused", libvirt.VIR_DOMAIN_CRASHED: "crashed"}
+
+
+def _poll_boot_finished(transport: Transport, deadline: float, ticker: _Ticker,
+                        stop: threading.Event) -> bool:
+    """Whether cloud-init's boot-finished file appeared before ``deadline`` (or ``stop``)."""
+    while time.monotonic() < deadline and not stop.is_set():
+        if transport.run(f"test -e {READY_FILE}", check=False).ok:
+            return True
+        ticker.tick()
+        time.sleep(0.5)
+    return False
 
 
 def _lookup(getter: Callable[[str], Any], key: str) -> Any:
