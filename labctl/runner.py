@@ -476,6 +476,7 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
 class Comparison:
     text: str
     html_path: Path
+    data: dict[str, Any]            # what both renderings show (reports.compare.compare)
 
 
 def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
@@ -487,7 +488,7 @@ def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
     html = render_compare_html(comparison, _differential_flamegraphs(a, b, summary_a, summary_b))
     target = b.path.parent / f"compare-{a.run_id}--{b.run_id}.html"
     target.write_text(html)
-    return Comparison(render_compare_text(comparison), target)
+    return Comparison(render_compare_text(comparison), target, comparison)
 
 
 def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: dict[str, Any],
