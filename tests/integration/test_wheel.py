@@ -48,12 +48,23 @@ class Installed:
 
 def _run(argv: list[str | Path], cwd: Path, env: dict[str, str] | None = None,
          check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=COMMAND_TIMEOUT, check=False)
-    if check and done.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, argv))} exited {done.returncode}\n"
-                    f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}")
-    return done
+    command = [str(a) for a in argv]
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=COMMAND_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.terminate()                # SIGTERM: a labctl run restores its hosts, then exits
+        try:
+            out, err = proc.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        pytest.fail(f"{' '.join(command)}: no end after {COMMAND_TIMEOUT} s\n{err[-3000:]}")
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited {proc.returncode}\n"
+                    f"stdout:\n{out[-3000:]}\nstderr:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 def _clean_env(venv: Path) -> dict[str, str]:
