@@ -5,11 +5,16 @@ The only place that turns LabctlError into a message and an exit code: 2 for inv
 load generator fell short of what was asked), 4 when another labctl holds the lab's lock, 1
 for anything else that went wrong on purpose, 130 for Ctrl-C and 143 for SIGTERM (after the
 hosts were restored).
+
+The global options (-i, --runs-dir, -q) are accepted before the verb and after it. ``--json``
+(status, run, collect, compare, image show) prints one JSON document on stdout, built by one
+small function per verb from the same data as the human output; messages go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import signal
 import sys
@@ -30,9 +35,15 @@ from labctl.errors import (
 )
 
 if TYPE_CHECKING:
+    from labctl.input.model import Inventory
+    from labctl.labs.image import ImageInfo
+    from labctl.plan.generator import Ceiling
     from labctl.runfiles.models import Summary
+    from labctl.runner import Comparison, RunOutcome
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
+JSON_HELP = "print the result as one JSON document on stdout (messages go to stderr)"
+COMPLETION_SHELLS = ("bash", "zsh", "tcsh")
 
 
 def make_progress(quiet: bool = False) -> Callable[[str], None]:
@@ -47,17 +58,16 @@ def make_progress(quiet: bool = False) -> Callable[[str], None]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labctl", description=(
         "Declarative, repeatable Linux receive-path tuning experiments (RSS, IRQ affinity, RPS, "
-        "softirqs) on a lab of hosts driven over SSH."))
+        "softirqs) on a lab of hosts driven over SSH."), epilog=(
+        "The options -i, --runs-dir and -q go before the command or after it."))
     parser.add_argument("--version", action="version", version=f"labctl {__version__}")
-    parser.add_argument("-i", "--inventory", type=Path, default=DEFAULT_INVENTORY,
-                        help="lab inventory (default: ./inventory.yaml)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"),
-                        help="where run directories go (default: ./runs)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    add_global_options(parser, with_defaults=True)
+    parser.set_defaults(json=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("up", help="create/start the lab described by the inventory")
     sub.add_parser("down", help="remove exactly what `up` created")
-    sub.add_parser("status", help="show the lab and each host")
+    status = sub.add_parser("status", help="show the lab and each host")
+    status.add_argument("--json", action="store_true", help=JSON_HELP)
     prepare = sub.add_parser("prepare", help=(
         "bring hosts to the inventory's `prepare:` state (irqbalance, tuned, isolated CPUs; "
         "reboots only when needed); `run` does this by itself"))
@@ -69,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("scenarios", type=Path, nargs="+", metavar="scenario")
     run.add_argument("--dry-run", action="store_true",
                      help="print the plan (literal commands included) and change nothing")
+    run.add_argument("--json", action="store_true", help=JSON_HELP + (
+        ": the run directory and summary of one scenario; of several, the outcome and a list "
+        "of those"))
     calibrate = sub.add_parser("calibrate", help=(
         "measure what the load generator can send in each scenario's mode (or the blog's: UDP, "
         "a new socket per message, 64 B, 4 workers) and record it in the lab state"))
@@ -80,10 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("run", help="run directory or id")
     collect = sub.add_parser("collect", help="rebuild a run's summary and report from raw files")
     collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
+    collect.add_argument("--json", action="store_true",
+                         help=JSON_HELP + ": the run directory and its rebuilt summary")
     comp = sub.add_parser("compare", help="two runs side by side: per-CPU deltas, load, "
                           "expectations, differential flamegraphs (terminal + compare.html)")
     comp.add_argument("run_a", help="run directory or id (A, the reference)")
     comp.add_argument("run_b", help="run directory or id (B)")
+    comp.add_argument("--json", action="store_true",
+                      help=JSON_HELP + ": the comparison's data and the path of compare.html")
     schema = sub.add_parser("schema", help="print the JSON Schema of the input files, or of a "
                             "run's files (run: manifest, steps and journal; summary)")
     schema.add_argument("which", nargs="?", choices=["inventory", "scenario", "run", "summary"])
@@ -91,10 +108,29 @@ def build_parser() -> argparse.ArgumentParser:
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
     build = image_sub.add_parser("build", help="build the Debian 12 guest image (cached)")
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
-    image_sub.add_parser("show", help="show the cached image and its manifest")
+    show = image_sub.add_parser("show", help="show the cached image and its manifest")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     validate = sub.add_parser("validate", help="validate the inventory and scenarios, touch nothing")
     validate.add_argument("scenarios", nargs="*", type=Path)
+    completion = sub.add_parser("completion", help=(
+        "print the shell completion script: eval \"$(labctl completion bash)\" in ~/.bashrc"))
+    completion.add_argument("shell", choices=COMPLETION_SHELLS)
+    for verb_parser in [*sub.choices.values(), *image_sub.choices.values()]:
+        add_global_options(verb_parser, with_defaults=False)
     return parser
+
+
+def add_global_options(parser: argparse.ArgumentParser, with_defaults: bool) -> None:
+    """The options every verb takes. The top level holds the defaults; a verb's parser leaves
+    an option it was not given unset (SUPPRESS), so it never hides one given before the verb."""
+    def default(value: object) -> object:
+        return value if with_defaults else argparse.SUPPRESS
+    parser.add_argument("-i", "--inventory", type=Path, default=default(DEFAULT_INVENTORY),
+                        help="lab inventory (default: ./inventory.yaml)")
+    parser.add_argument("--runs-dir", type=Path, default=default(Path("runs")),
+                        help="where run directories go (default: ./runs)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default(False),
+                        help="no progress messages")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,9 +162,7 @@ def _dispatch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     try:
         return COMMANDS[args.command](args, progress)
     except (ExpectationsFailed, RunInconclusive) as exc:
-        report = getattr(exc.outcome, "report", None)
-        if report:
-            print(report)
+        _print_failed_outcome(args, exc.outcome)
         print(f"labctl: {exc}", file=sys.stderr)
         return exc.exit_code
     except ValidationError as exc:
@@ -147,6 +181,52 @@ def _dispatch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=sys.stderr)
         return 130
+
+
+def _print_failed_outcome(args: argparse.Namespace, outcome: object) -> None:
+    """A run that ended failed or inconclusive still has its report (or its JSON)."""
+    from labctl.runner import RunOutcome
+    if args.json:
+        if isinstance(outcome, RunOutcome):
+            print_json(run_json(outcome))
+        return
+    report = getattr(outcome, "report", None)
+    if report:
+        print(report)
+
+
+def print_json(document: object) -> None:
+    print(json.dumps(document, indent=2, default=str))
+
+
+def status_json(inventory: Inventory, status: dict[str, str], ceilings: list[Ceiling]
+                ) -> dict[str, Any]:
+    """`status --json`: the lab, whether it is up, each host's state, the recorded ceilings."""
+    return {"lab": inventory.lab, "provider": inventory.provider, "up": bool(status),
+            "hosts": {host: {"role": inventory.hosts[host].role, "status": text}
+                      for host, text in status.items()},
+            "generator_ceilings": [ceiling.to_json() for ceiling in ceilings]}
+
+
+def run_json(outcome: RunOutcome) -> dict[str, Any]:
+    """`run --json` of one scenario and `collect --json`: the run directory and its summary."""
+    return {"run_dir": str(outcome.run_dir), "summary": outcome.summary.model_dump(mode="json")}
+
+
+def series_json(records: list[dict[str, Any]], worst: str) -> dict[str, Any]:
+    """`run --json` of several scenarios: the worst outcome, then one record per scenario."""
+    return {"outcome": worst, "runs": records}
+
+
+def compare_json(result: Comparison) -> dict[str, Any]:
+    """`compare --json`: the comparison's data (as compare.html shows it) and where that is."""
+    return {"html": str(result.html_path), "comparison": dataclasses.asdict(result.data)}
+
+
+def image_json(info: ImageInfo) -> dict[str, Any]:
+    """`image show --json`: the cached image, its key and its manifest."""
+    return {"path": str(info.path), "key": info.key, "manifest_path": str(info.manifest_path),
+            "manifest": info.manifest}
 
 
 def cmd_up(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
@@ -168,6 +248,9 @@ def cmd_down(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
 def cmd_status(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import lab_ceilings, lab_status
     inventory, status = lab_status(args.inventory)
+    if args.json:
+        print_json(status_json(inventory, status, lab_ceilings(args.inventory) if status else []))
+        return 0
     if not status:
         print(f"lab {inventory.lab} ({inventory.provider}): down")
         return 0
@@ -207,6 +290,9 @@ def cmd_unprepare(args: argparse.Namespace, progress: Callable[[str], None]) -> 
 
 def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl import runner
+    if args.dry_run and args.json:
+        raise ValidationError([Problem("<command line>", 0, 0, "--json",
+                                       "--dry-run prints the plan as text, not JSON")])
     if args.dry_run:
         for scenario in args.scenarios:
             print(runner.dry_run(args.inventory, scenario, progress), end="")
@@ -214,6 +300,9 @@ def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     if len(args.scenarios) > 1:
         return _run_series(args, progress)
     outcome = runner.run(args.inventory, args.scenarios[0], args.runs_dir, progress)
+    if args.json:
+        print_json(run_json(outcome))
+        return 0
     print(outcome.report)
     print(f"run directory: {outcome.run_dir}")
     return 0
@@ -228,7 +317,7 @@ def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     table at the end; the exit code is the worst outcome's."""
     from labctl import runner
     runner.validate_series(args.inventory, args.scenarios)
-    rows = []
+    rows, records = [], []
     for number, scenario in enumerate(args.scenarios, 1):
         progress(f"scenario {number}/{len(args.scenarios)}: {scenario}")
         created: list[Path] = []
@@ -243,8 +332,14 @@ def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> in
             status, reason = "error", str(exc).splitlines()[0]
         print(f"labctl: {scenario}: {status}" + (f": {reason}" if reason else ""), file=sys.stderr)
         rows.append(_series_row(scenario, status, summary, created))
-    print(_series_table(rows))
+        records.append({"scenario": str(scenario), "outcome": status, "reason": reason or None,
+                        "run_dir": str(created[0]) if created else None,
+                        "summary": summary.model_dump(mode="json") if summary else None})
     worst = min((row[1] for row in rows), key=SERIES_ORDER.index)
+    if args.json:
+        print_json(series_json(records, worst))
+    else:
+        print(_series_table(rows))
     return SERIES_EXIT[worst]
 
 
@@ -300,6 +395,9 @@ def cmd_restore(args: argparse.Namespace, progress: Callable[[str], None]) -> in
 def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import collect
     outcome = collect(args.run, args.runs_dir)
+    if args.json:
+        print_json(run_json(outcome))
+        return 0
     print(outcome.report)
     print(f"rebuilt {outcome.run_dir}/summary.json, report.md and report.html")
     return 0
@@ -308,6 +406,9 @@ def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> in
 def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import compare_runs
     result = compare_runs(args.run_a, args.run_b, args.runs_dir)
+    if args.json:
+        print_json(compare_json(result))
+        return 0
     print(result.text)
     print(f"compare.html: {result.html_path}")
     return 0
@@ -344,9 +445,13 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     else:
         found = image.find_image()
         if found is None:
-            print("no guest image yet: `labctl image build` makes one")
+            print("no guest image yet: `labctl image build` makes one",
+                  file=sys.stderr if args.json else sys.stdout)
             return 1
         info = found
+    if args.json:
+        print_json(image_json(info))
+        return 0
     manifest = info.manifest
     size = int(str(manifest.get("image_bytes", 0))) / 2**20
     print(f"{info.path}\n  key {info.key}, kernel {manifest.get('kernel')}, {size:.0f} MiB, "
@@ -354,10 +459,31 @@ def cmd_image(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    """The completion script (shtab: static, so a TAB costs no Python start); a path
+    argument completes file names."""
+    import shtab
+    parser = build_parser()
+    for action in _all_actions(parser):
+        if action.type is Path:
+            action.complete = shtab.FILE  # type: ignore[attr-defined]
+    print(shtab.complete(parser, shell=args.shell), end="")
+    return 0
+
+
+def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for verb_parser in action.choices.values():
+                yield from _all_actions(verb_parser)
+
+
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
-            "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image}
+            "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image,
+            "completion": cmd_completion}
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ from labctl.plan.generator import (
     recorded_ceiling,
 )
 from labctl.plan.planner import build_plan, profile_cpus, rate_text
+from labctl.reports.compare import Comparison as RunsCompared
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
 from labctl.reports.flamegraph import render_differential
 from labctl.reports.html import render_html
@@ -514,6 +515,7 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
 class Comparison:
     text: str
     html_path: Path
+    data: RunsCompared              # what both renderings show (reports.compare.compare)
 
 
 def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
@@ -525,7 +527,7 @@ def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
     html = render_compare_html(comparison, _differential_flamegraphs(a, b, summary_a, summary_b))
     target = b.path.parent / f"compare-{a.run_id}--{b.run_id}.html"
     target.write_text(html)
-    return Comparison(render_compare_text(comparison), target)
+    return Comparison(render_compare_text(comparison), target, comparison)
 
 
 def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: Summary,
