@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from labctl import cli, runner
+from labctl.runfiles.models import Summary
 from labctl.errors import ExpectationsFailed
 from tests.helpers import NETNS_INVENTORY
 
@@ -126,7 +127,7 @@ def _replace_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         result = results[scenario.stem]
         if isinstance(result, BaseException):
             raise result
-        return runner.RunOutcome(run_dir, result, "report")
+        return runner.RunOutcome(run_dir, Summary.model_validate(result), "report")
 
     monkeypatch.setattr(runner, "run", fake_run)
     return ["-i", str(tmp_path / "inventory.yaml"), "--runs-dir", str(tmp_path / "runs"), *paths]
@@ -134,25 +135,29 @@ def _replace_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 
 def test_run_json_of_one_scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
-    argv = _replace_runs(monkeypatch, tmp_path, {"one": {"verdict": {"status": "passed"}}})
+    argv = _replace_runs(monkeypatch, tmp_path, {"one": {"verdict": {"status": "passed", "reason": "all checks held"}}})
     assert cli.main(["run", "--json", *argv]) == 0
-    assert _json_out(capsys) == {"run_dir": str(tmp_path / "runs" / "T-one"),
-                                 "summary": {"verdict": {"status": "passed"}}}
+    document = _json_out(capsys)
+    assert document["run_dir"] == str(tmp_path / "runs" / "T-one")
+    assert document["summary"]["verdict"]["status"] == "passed"
+    assert document["summary"]["schema_version"] == Summary.model_fields["schema_version"].default
 
 
 def test_run_json_of_a_failed_run_still_exits_3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    outcome = runner.RunOutcome(tmp_path / "runs" / "T-one", {"verdict": {"status": "failed"}}, "report")
+    outcome = runner.RunOutcome(tmp_path / "runs" / "T-one",
+                                Summary.model_validate({"verdict": {"status": "failed", "reason": "1 check"}}), "report")
     argv = _replace_runs(monkeypatch, tmp_path, {"one": ExpectationsFailed("failed: 1 check", outcome)})
     assert cli.main(["run", "--json", *argv]) == 3
     out = capsys.readouterr()
-    assert json.loads(out.out)["summary"] == {"verdict": {"status": "failed"}}
+    assert json.loads(out.out)["summary"]["verdict"]["status"] == "failed"
     assert "labctl: failed: 1 check" in out.err
 
 
 def test_run_json_of_a_series(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    failed = runner.RunOutcome(tmp_path / "x", {"expectations": [{"passed": False}]}, "report")
+    failed = runner.RunOutcome(tmp_path / "x", Summary.model_validate({"expectations": [{"passed": False}]}),
+                               "report")
     argv = _replace_runs(monkeypatch, tmp_path, {
         "one": {"expectations": [{"passed": True}]},
         "two": ExpectationsFailed("failed: 1 of 1 DUT check(s) failed", failed)})
