@@ -192,7 +192,7 @@ def connected(state: LabState, hosts: list[str]) -> Iterator[Mapping[str, Transp
 def gather_facts(transports: Mapping[str, Transport], inventory: Inventory,
                  run_dir: RunDir | None = None) -> dict[str, HostFacts]:
     """Each host's facts, read in parallel; their raw text kept in the run directory."""
-    shared = inventory.provider == "netns"
+    shared = inventory.hosts_share_kernel
 
     def one(host: str) -> HostFacts:
         iface = inventory.hosts[host].interface

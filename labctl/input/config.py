@@ -71,7 +71,7 @@ def load_inventory(path: Path) -> Loaded[Inventory]:
 
 def inventory_problems(inventory: Inventory, located: Located) -> list[Problem]:
     """Checks across an inventory's sections."""
-    if inventory.provider != "netns":
+    if not inventory.hosts_share_kernel:
         return []
     return [located.problem(("hosts", name, "prepare"), "provider netns: the lab's hosts share this "
                             "machine's kernel, so irqbalance, tuned and isolated CPUs cannot be "

@@ -283,6 +283,13 @@ class Inventory(Strict):
     def host_with_role(self, role: str) -> str:
         return next(name for name, h in self.hosts.items() if h.role == role)
 
+    @property
+    def hosts_share_kernel(self) -> bool:
+        """All lab hosts are namespaces of one kernel (netns): IRQs, softirqs and CPU times are
+        host-wide, and nothing can be prepared per host. The one place that knows which
+        provider does this; everything downstream reads it, or the facts' ``shared_kernel``."""
+        return self.provider == "netns"
+
 
 # --------------------------------------------------------------------------- scenario
 

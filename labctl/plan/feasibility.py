@@ -5,9 +5,11 @@ file:line, as the input's own validation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from labctl.cpulist import format_cpulist
+from labctl.host.facts import HostFacts
 from labctl.errors import Problem
 from labctl.input.config import Loaded
 from labctl.input.model import (
@@ -23,7 +25,7 @@ from labctl.plan.planner import queues_after_channels
 
 
 def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
-                        facts: dict[str, Any]) -> tuple[list[Problem], list[str]]:
+                        facts: Mapping[str, HostFacts]) -> tuple[list[Problem], list[str]]:
     """Problems and warnings that need the hosts' facts; run before any change is made.
 
     ``facts`` maps host name -> labctl.host.facts.HostFacts.
@@ -51,17 +53,17 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
             problems, warnings = problems + p, warnings + w
     problems += _load_cpu_problems(loaded, facts)
     problems += _profile_problems(loaded, facts)
-    if inventory.provider == "netns":
+    if any(hf.shared_kernel for hf in facts.values()):
         warnings += _veth_queue_warnings(scenario, facts)
     for i, item in enumerate(scenario.expect):
         expected_cpus: frozenset[int] | None = getattr(item, "cpus", None)
         expected_host: str | None = getattr(item, "host", None)
-        if expected_cpus and expected_host in facts:
+        if expected_cpus and expected_host is not None and expected_host in facts:
             problems += _cpu_problems(loaded, ("expect", i, "cpus"), expected_cpus, facts[expected_host])
     return problems, warnings
 
 
-def _veth_queue_warnings(scenario: Scenario, facts: dict[str, Any]) -> list[str]:
+def _veth_queue_warnings(scenario: Scenario, facts: Mapping[str, HostFacts]) -> list[str]:
     """veth hands a packet sent on TX queue N to the peer's RX queue N; with N at or above the
     peer's RX queue count it goes to netif_rx instead, and RPS skips it (its recorded queue is
     one the device no longer has): steering silently applies to part of the traffic only."""
@@ -83,7 +85,7 @@ def _veth_queue_warnings(scenario: Scenario, facts: dict[str, Any]) -> list[str]
     return warnings
 
 
-def _cpu_problems(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: Any) -> list[Problem]:
+def _cpu_problems(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: HostFacts) -> list[Problem]:
     missing = cpus - hf.cpus_online
     if not missing:
         return []
@@ -91,14 +93,14 @@ def _cpu_problems(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int],
                            f"(online: {format_cpulist(hf.cpus_online)})")]
 
 
-def _queue_problems(loaded: Loaded[Scenario], path: KeyPath, key: str, queues: int, hf: Any) -> list[Problem]:
+def _queue_problems(loaded: Loaded[Scenario], path: KeyPath, key: str, queues: int, hf: HostFacts) -> list[Problem]:
     if queue_index(key) < queues:
         return []
     return [loaded.problem(path, f"{key} does not exist: {hf.nic.interface} on {hf.host} will have "
                            f"{queues} RX queue(s) (rx-0..rx-{queues - 1})")]
 
 
-def _channel_problems(loaded: Loaded[Scenario], where: KeyPath, tuning: Any, hf: Any) -> list[Problem]:
+def _channel_problems(loaded: Loaded[Scenario], where: KeyPath, tuning: Any, hf: HostFacts) -> list[Problem]:
     if tuning.channels is None:
         return []
     maximum = hf.nic.channels_max
@@ -117,7 +119,7 @@ def _channel_problems(loaded: Loaded[Scenario], where: KeyPath, tuning: Any, hf:
     return problems
 
 
-def _isolation(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: Any,
+def _isolation(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf: HostFacts,
                allowed: bool) -> tuple[list[Problem], list[str]]:
     isolated = cpus & hf.isolated
     if not isolated:
@@ -135,7 +137,7 @@ def _isolation(loaded: Loaded[Scenario], path: KeyPath, cpus: frozenset[int], hf
                 f" the kernel silently keeps only {format_cpulist(cpus - hf.isolated)}"]
 
 
-def _profile_problems(loaded: Loaded[Scenario], facts: dict[str, Any]) -> list[Problem]:
+def _profile_problems(loaded: Loaded[Scenario], facts: Mapping[str, HostFacts]) -> list[Problem]:
     profile = loaded.model.profile
     if profile is None or profile.host not in facts:
         return []
@@ -149,7 +151,7 @@ def _profile_problems(loaded: Loaded[Scenario], facts: dict[str, Any]) -> list[P
     return problems
 
 
-def _load_cpu_problems(loaded: Loaded[Scenario], facts: dict[str, Any]) -> list[Problem]:
+def _load_cpu_problems(loaded: Loaded[Scenario], facts: Mapping[str, HostFacts]) -> list[Problem]:
     load = loaded.model.load
     if load is None:
         return []

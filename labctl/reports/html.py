@@ -272,7 +272,7 @@ def _lead(s: Summary) -> list[Block]:
     items.append(("started", f"{s.started}, window {s.window_seconds:.1f} s"))
     items += [(host, _host_facts_text(f)) for host, f in s.facts.items()]
     blocks: list[Block] = [Facts(items)]
-    if s.provider == "netns":
+    if any(h.shared_kernel for h in s.hosts.values()):
         blocks.append(Note("netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and "
                            "softnet_stat are host-wide (all namespaces share one kernel); veth "
                            "has no IRQs.", "warn"))

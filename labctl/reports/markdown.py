@@ -74,7 +74,7 @@ def _header(s: Summary) -> list[str]:
                      f"({f.nic.driver or '?'})")
     for host, prep in s.preparation.items():
         lines.append(f"- {host} prepared: " + _preparation_text(prep))
-    if s.provider == "netns":
+    if any(h.shared_kernel for h in s.hosts.values()):
         lines.append("- netns lab: /proc/interrupts, /proc/softirqs, /proc/stat and softnet_stat are "
                      "host-wide (all namespaces share one kernel); veth has no IRQs.")
     lines.append("- `*` marks isolated CPUs.")
