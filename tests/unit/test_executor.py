@@ -30,18 +30,16 @@ from labctl.plan.planner import (
     stop_command,
 )
 from labctl.runfiles.rundir import RunDir
-from tests.helpers import FakeTransport, Res
-from tests.unit.test_plan import (
+from tests.helpers import FIXTURES, FakeTransport, Res
+from tests.helpers.plans import (
     GUEST_TUNING,
     INVENTORY,
     LOAD,
+    RUN,
     guest_facts,
     scenario,
     veth_facts,
 )
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-RUN = "20250101T000000Z-test"
 
 
 class FakeGuest(FakeTransport):

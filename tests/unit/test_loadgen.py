@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labctl.agent import loadgen
+from tests.helpers.processes import stop, wait_for_file
 
 LOADGEN = Path(loadgen.__file__).resolve()
 HOST = "127.0.0.1"
@@ -34,26 +35,6 @@ def free_port(protocol: str) -> int:
 
 def loadgen_argv(*args: str) -> list[str]:
     return [sys.executable, str(LOADGEN), *args]
-
-
-def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"exited early with {process.returncode}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
-
-
-def stop(process: subprocess.Popen, timeout: float = 10) -> int:
-    """SIGTERM a process we started (by PID) and wait; SIGKILL if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise
 
 
 @contextmanager
