@@ -95,7 +95,8 @@ def test_no_test_module_imports_another(path: Path) -> None:
 
 @pytest.mark.parametrize("path", modules_in("unit"), ids=relative)
 def test_no_integration_test_in_unit(path: Path) -> None:
-    marks = [node.lineno for node in ast.walk(parse(path)) if is_integration_mark(node)]
+    marks = [node.lineno for node in ast.walk(parse(path))
+             if isinstance(node, ast.Attribute) and is_integration_mark(node)]
     assert not marks, f"{relative(path)}: integration mark at lines {marks}: move those tests to tests/integration/"
 
 
