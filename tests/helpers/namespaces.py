@@ -1,12 +1,14 @@
-"""Test helpers: network namespaces — the named ones of this machine, running a command in
-one, which namespace a process or thread is in, and the processes inside given ones."""
+"""Test helpers: network namespaces — the named ones of this machine, creating one, running a
+command in one, which namespace a process or thread is in, and the processes inside given ones."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+from collections.abc import Iterator
 
-from labctl.local.nsexec import run_in_netns
+from labctl.local.nsexec import netns_argv, run_in_netns
 from tests.helpers.processes import cmdline, pids
 
 NetnsId = tuple[int, int]          # (st_dev, st_ino) of a namespace file: equal means same namespace
@@ -16,6 +18,18 @@ def namespaces() -> set[str]:
     """The named network namespaces (`ip netns list`)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+@contextlib.contextmanager
+def created_namespace(name: str) -> Iterator[str]:
+    """A new named namespace with lo up, deleted at the end (also on failure)."""
+    subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    try:
+        subprocess.run(netns_argv(name, ["ip", "link", "set", "lo", "up"]), check=True,
+                       capture_output=True, stdin=subprocess.DEVNULL)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 def in_ns(ns: str, *argv: str) -> str:

@@ -9,10 +9,17 @@ from labctl.host.facts import HostFacts, NicFacts
 from labctl.input.model import Inventory, Scenario
 
 RUN = "20250101T000000Z-test"
-INVENTORY = Inventory.model_validate({
-    "lab": "t", "provider": "netns",
-    "hosts": {"dut": {"role": "dut", "data_address": "198.18.0.1/24"},
-              "loadgen": {"role": "loadgen", "data_address": "198.18.0.2/24"}}})
+
+
+def two_host_inventory(lab: str = "t", provider: str = "netns") -> Inventory:
+    """A lab of a dut (198.18.0.1/24) and a loadgen (198.18.0.2/24), nothing else set."""
+    return Inventory.model_validate({
+        "lab": lab, "provider": provider,
+        "hosts": {"dut": {"role": "dut", "data_address": "198.18.0.1/24"},
+                  "loadgen": {"role": "loadgen", "data_address": "198.18.0.2/24"}}})
+
+
+INVENTORY = two_host_inventory()
 
 
 def veth_facts(host: str = "dut", interface: str = "eth1") -> HostFacts:

@@ -336,7 +336,7 @@ def test_down_after_a_killed_up(tmp_path: Path) -> None:
             assert proc.poll() is None, "up ended before it could be killed"
         proc.kill()
         proc.wait()
-        state = json.loads((tmp_path / ".labctl" / name / "state.json").read_text())
+        state = lab.state()
         assert state["status"] == "creating"
     finally:
         kill_if_running(proc)

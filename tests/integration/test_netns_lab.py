@@ -43,7 +43,7 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     """The netns lab's scenarios with a CPU hog keeping one of the two cores busy all along."""
     assert lab.labctl("up") == 0
     assert {lab.ns("dut"), lab.ns("loadgen")} <= namespaces()
-    state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
+    state = lab.state()
     sshd_pids = [int(r["id"]) for r in state["resources"] if r["kind"] == "process"]
     assert len(sshd_pids) == 2
 
@@ -237,7 +237,7 @@ def test_ssh_provider_on_existing_hosts(lab: Lab, capsys: pytest.CaptureFixture[
     """The `ssh` provider drives hosts labctl did not create: here the netns lab's sshds,
     reached with their pinned keys; a host whose key is not pinned is refused."""
     assert lab.labctl("up") == 0
-    state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
+    state = lab.state()
     existing = lab.dir / "existing"
     existing.mkdir()
     hosts = {}

@@ -24,6 +24,7 @@ from labctl.host.probes import (
     supports_combined,
 )
 from labctl.local.nsexec import netns_argv
+from tests.helpers.namespaces import created_namespace
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +57,6 @@ def veth_pair() -> Iterator[tuple[str, str]]:
         pytest.skip("needs iproute2 and ethtool")
     ns_a, ns_b = f"lcfxt{os.getpid()}a", f"lcfxt{os.getpid()}b"
     setup = [
-        ["ip", "netns", "add", ns_a],
-        ["ip", "netns", "add", ns_b],
         ["ip", "link", "add", "lcfxt0", "netns", ns_a, "numrxqueues", "4", "numtxqueues", "4",
          "type", "veth", "peer", "name", "lcfxt1", "netns", ns_b, "numrxqueues", "4",
          "numtxqueues", "4"],
@@ -68,13 +67,10 @@ def veth_pair() -> Iterator[tuple[str, str]]:
         netns_argv(ns_b, ["ip", "link", "set", "lcfxt1", "up"]),
         netns_argv(ns_b, ["ethtool", "-K", "lcfxt1", "rx-udp-gro-forwarding", "on"]),
     ]
-    try:
+    with created_namespace(ns_a), created_namespace(ns_b):
         for argv in setup:
             subprocess.run(argv, check=True, capture_output=True, timeout=10)
         yield ns_a, ns_b
-    finally:
-        for ns in (ns_a, ns_b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 
 
 SEND_UDP = """

@@ -53,6 +53,7 @@ from labctl.plan.planner import (
 from labctl.runfiles.rundir import new_run_id
 from tests.helpers import fixture, shell_sandbox
 from tests.helpers.injection import PAYLOADS
+from tests.helpers.plans import two_host_inventory
 from tests.helpers.shell_sandbox import CANARY, Case, Execution
 
 # --------------------------------------------------------------------------- the programs
@@ -106,10 +107,7 @@ def guest(host: str, interface: str = "eth1") -> HostFacts:
 
 def inventory(interface: str = "eth1", dut: str = "dut") -> Inventory:
     """The lab with both test interfaces named ``interface`` and the DUT named ``dut``."""
-    model = Inventory.model_validate({
-        "lab": "safety", "provider": "libvirt",
-        "hosts": {"dut": {"role": "dut", "data_address": "198.18.0.1/24"},
-                  "loadgen": {"role": "loadgen", "data_address": "198.18.0.2/24"}}})
+    model = two_host_inventory("safety", "libvirt")
     hosts = {dut if name == "dut" else name: spec.model_copy(update={"interface": interface})
              for name, spec in model.hosts.items()}
     return model.model_copy(update={"hosts": hosts})

@@ -13,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -150,24 +151,26 @@ def test_timeout_resets_shell_and_kills_command(root_t: SshTransport) -> None:
     assert gone(root_t, "sleep 31.125")
 
 
-def _interrupt_after(seconds: float) -> None:
+@contextmanager
+def interrupted_after(seconds: float) -> Iterator[None]:
+    """A KeyboardInterrupt (as from Ctrl-C) ``seconds`` into the block; SIGALRM put back after."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    previous = signal.getsignal(signal.SIGALRM)
     signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @integration
 def test_reset_after_interrupt(user_t: SshTransport) -> None:
-    previous = signal.getsignal(signal.SIGALRM)
-    try:
-        _interrupt_after(0.3)
-        with pytest.raises(KeyboardInterrupt):
-            user_t.run("sleep 32.125; echo late")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with interrupted_after(0.3), pytest.raises(KeyboardInterrupt):
+        user_t.run("sleep 32.125; echo late")
     user_t.reset()
     assert user_t.run("echo fresh").stdout == "fresh\n"
     assert gone(user_t, "sleep 32.125")
@@ -175,14 +178,8 @@ def test_reset_after_interrupt(user_t: SshTransport) -> None:
 
 @integration
 def test_interrupted_shell_is_replaced_on_next_run(user_t: SshTransport) -> None:
-    previous = signal.getsignal(signal.SIGALRM)
-    try:
-        _interrupt_after(0.3)
-        with pytest.raises(KeyboardInterrupt):
-            user_t.run("sleep 33.125; echo late")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with interrupted_after(0.3), pytest.raises(KeyboardInterrupt):
+        user_t.run("sleep 33.125; echo late")
     assert user_t.run("echo fresh").stdout == "fresh\n"      # no "late" leaking in
     assert gone(user_t, "sleep 33.125")
 

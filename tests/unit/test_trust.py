@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from labctl.input.model import Inventory
 from labctl.labs import sshd
 from labctl.labs.seed import write_seed_iso
 from labctl.labs.state import LabState
 from tests.helpers import FIXTURES, assert_no_secrets
 from tests.helpers.keys import repin_commands
+from tests.helpers.plans import two_host_inventory
 
 
 def mode(path: Path) -> int:
@@ -65,13 +65,6 @@ def test_seed_iso_is_private_from_its_first_byte(tmp_path: Path) -> None:
     assert not seed.with_suffix(".tmp").exists()
 
 
-def netns_inventory() -> Inventory:
-    return Inventory.model_validate({
-        "lab": "trust", "provider": "netns",
-        "hosts": {"dut": {"role": "dut", "data_address": "198.18.0.1/24"},
-                  "loadgen": {"role": "loadgen", "data_address": "198.18.0.2/24"}}})
-
-
 def test_netns_provider_keys_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The netns provider's real key setup, with namespaces, veth and sshd stubbed out:
     client key and host keys 0600 in 0700 directories; nothing else holds key text."""
@@ -81,7 +74,7 @@ def test_netns_provider_keys_are_private(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr("labctl.labs.sshd.start_sshd_in_netns", lambda *args, **kw: 2 ** 22 + 1)
     lab_dir = tmp_path / ".labctl" / "trust"
     with umask(0):
-        state = netns.NetnsProvider(netns_inventory(), lab_dir).up(lambda _: None)
+        state = netns.NetnsProvider(two_host_inventory("trust", "netns"), lab_dir).up(lambda _: None)
     ssh_dir = lab_dir / "ssh"
     private = [ssh_dir / "id_ed25519"] + [ssh_dir / h / "ssh_host_ed25519_key" for h in ("dut", "loadgen")]
     assert mode(ssh_dir) == 0o700
@@ -99,10 +92,7 @@ def test_libvirt_provider_keys_and_seed_are_private(tmp_path: Path) -> None:
     if shutil.which("qemu-img") is None:
         pytest.skip("qemu-img missing")
     from labctl.labs.providers.libvirt import LibvirtProvider
-    inventory = Inventory.model_validate({
-        "lab": "trust", "provider": "libvirt",
-        "hosts": {"dut": {"role": "dut", "data_address": "198.18.0.1/24"},
-                  "loadgen": {"role": "loadgen", "data_address": "198.18.0.2/24"}}})
+    inventory = two_host_inventory("trust", "libvirt")
     lab_dir = tmp_path / ".labctl" / "trust"
     base = tmp_path / "base.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(base), "1M"], check=True)
