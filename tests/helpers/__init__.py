@@ -14,7 +14,8 @@ from typing import Any
 from labctl.errors import HostError
 from labctl.host.sections import MARKER
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]          # the repository
+FIXTURES = ROOT / "tests" / "fixtures"
 NETNS_INVENTORY = """\
 lab: t
 provider: netns

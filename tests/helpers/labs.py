@@ -12,9 +12,9 @@ from typing import Any
 import yaml
 
 from labctl import cli
+from tests.helpers import ROOT
 from tests.helpers.namespaces import namespaces
 
-ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ("dut", "loadgen")
 
 

@@ -25,11 +25,11 @@ from labctl.labs import libvirtd
 from labctl.labs.libvirtd import LibvirtHost
 from labctl.labs.xmlrender import METADATA_NS, render
 from labctl.local.nsexec import NETNS_DIR, run_in_netns
+from tests.helpers import ROOT
 from tests.helpers.libvirt_fixtures import assert_all_gone, host_state
 from tests.helpers.namespaces import pid_in_netns
 from tests.helpers.processes import pids_named
 
-REPO = Path(__file__).resolve().parents[2]
 DATA_NET, DATA_BRIDGE = "lvt-data", "lvt-d"
 MGMT_NET, MGMT_BRIDGE = "lvt-mgmt", "lvt-m"
 MGMT_ADDRESS = "198.19.250.1"
@@ -55,7 +55,7 @@ def link_in_netns(netns: str, name: str) -> str:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labctl.labs.libvirtd", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "labctl.labs.libvirtd", *args], cwd=ROOT,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
 
 

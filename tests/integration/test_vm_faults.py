@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from labctl import cli
+from tests.helpers import ROOT
 from tests.helpers.processes import kill_if_running, processes_mentioning
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _inventory(directory: Path, libvirt_host: Any, lab: str, **libvirt: Any) -> Path:

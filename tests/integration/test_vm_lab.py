@@ -25,10 +25,10 @@ import pytest
 import yaml
 
 from labctl import cli
+from tests.helpers import ROOT
 from tests.helpers.processes import kill_if_running, processes_mentioning
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _labctl(directory: Path, *args: str) -> int:

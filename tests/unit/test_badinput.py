@@ -28,9 +28,9 @@ import yaml
 from labctl import cli
 from labctl.input.config import MAX_FILE_BYTES
 from labctl.input.yamlpos import MAX_DEPTH, MAX_NODES
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path(__file__).resolve().parents[1] / "badinput"
+CORPUS = ROOT / "tests" / "badinput"
 NETNS_INVENTORY = ROOT / "inventories" / "netns.yaml"
 GOOD_SCENARIO = ROOT / "scenarios" / "netns_baseline.yaml"
 HEADER = re.compile(r"labctl: invalid input \((\d+) problems?\); nothing was changed on any host:")

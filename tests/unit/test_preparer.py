@@ -14,8 +14,9 @@ import pytest
 from labctl.errors import ValidationError
 from labctl.execution.preparer import Preparer
 from labctl.input.config import load_inventory
+from tests.helpers import FIXTURES
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "prep" / "debian12-as-booted.txt"
+FIXTURE = FIXTURES / "prep" / "debian12-as-booted.txt"
 
 
 class Answers:
