@@ -71,7 +71,7 @@ def wait_for_file(path: Path, process: subprocess.Popen[bytes] | subprocess.Pope
         time.sleep(0.01)
 
 
-def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> int:
+def stop_process(process: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 10) -> int:
     """SIGTERM a process we started (by PID) and wait; SIGKILL if it hangs."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
