@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import CpuHog
 
-pytest_plugins = ["tests.helpers.sshd_fixtures", "tests.helpers.libvirt_fixtures"]
+pytest_plugins = ["tests.helpers.sshd_fixtures", "tests.helpers.libvirt_fixtures", "tests.helpers.guards"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from tests.helpers.fakes import FakeTransport as FakeTransport
 from tests.helpers.fakes import Res as Res
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]          # the repository
+FIXTURES = ROOT / "tests" / "fixtures"
 NETNS_INVENTORY = """\
 lab: t
 provider: netns

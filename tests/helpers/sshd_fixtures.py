@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from labctl.labs import sshd
-from labctl.local.nsexec import netns_argv
 from labctl.local.procs import stop_pid
 from labctl.transport.target import SshTarget
+from tests.helpers.namespaces import created_namespace
 
 BENCH_USER = "labctl-bench"
 BENCH_HOME = Path("/var/lib/labctl-bench")
@@ -76,16 +76,6 @@ class SshdLab:
 
 def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, stdin=subprocess.DEVNULL)
-
-
-@contextlib.contextmanager
-def _namespace(name: str) -> Iterator[str]:
-    _run("ip", "netns", "add", name)
-    try:
-        _run(*netns_argv(name, ["ip", "link", "set", "lo", "up"]))
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 @contextlib.contextmanager
@@ -165,7 +155,7 @@ def sshd_lab(prefix: str = "lct") -> Iterator[SshdLab]:
         stack.callback(shutil.rmtree, lab_dir, True)
         lab_dir.chmod(0o755)          # the bench user's sshd child reads authorized_keys
         user = stack.enter_context(_bench_user())
-        netns = stack.enter_context(_namespace(f"{prefix}-{os.getpid()}"))
+        netns = stack.enter_context(created_namespace(f"{prefix}-{os.getpid()}"))
         config = _write_keys_and_config(lab_dir, ["root", user])
         log = lab_dir / "sshd.log"
         pid = sshd.start_sshd_in_netns(netns, config, log)

@@ -30,10 +30,10 @@ import pytest
 
 from labctl.reports.compare import compare, render_compare_html
 from labctl.reports.html import render_html
-from tests.unit.test_compare import guest_differential
-from tests.unit.test_htmlreport import (
+from tests.helpers.runs import (
     BASELINE,
     RPS_CPU1,
+    guest_differential,
     guest_flamegraph,
     summary,
     with_profile,

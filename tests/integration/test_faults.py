@@ -30,10 +30,11 @@ import yaml
 from labctl import cli
 from labctl.local.procs import pid_alive
 from tests.helpers import assert_no_secrets
-from tests.integration.test_netns_lab import Lab, _in_ns, _namespaces
+from tests.helpers.labs import Lab, lab_name, write_netns_inventory
+from tests.helpers.namespaces import in_ns, processes_in
+from tests.helpers.processes import kill_if_running, parent_of, pids, wait_for_file
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS = ("facts", "tuning", "load-start", "load-window", "snapshot", "restore")
 FAULT_SCENARIO = {
     "description": "fault injection: channels, RPS on both hosts, load, perf",
@@ -62,28 +63,24 @@ class Finished:
 class FaultLab(Lab):
     """The netns lab, with what the fault tests look at on its hosts."""
 
-    def state(self) -> dict[str, Any]:
+    def hosts_state(self) -> dict[str, Any]:
         """Channels and rps_cpus of each host's interface, and every IRQ's affinity."""
         hosts = {}
         for host in ("dut", "loadgen"):
             ns = self.ns(host)
-            queues = sorted(_in_ns(ns, "ls", "/sys/class/net/eth1/queues").split())
+            queues = sorted(in_ns(ns, "ls", "/sys/class/net/eth1/queues").split())
             hosts[host] = {
-                "channels": _in_ns(ns, "ethtool", "-l", "eth1").split("Current hardware settings:")[1],
-                "rps": {q: _in_ns(ns, "cat", f"/sys/class/net/eth1/queues/{q}/rps_cpus").strip()
+                "channels": in_ns(ns, "ethtool", "-l", "eth1").split("Current hardware settings:")[1],
+                "rps": {q: in_ns(ns, "cat", f"/sys/class/net/eth1/queues/{q}/rps_cpus").strip()
                         for q in queues if q.startswith("rx-")},
             }
         irqs = {p.parent.name: p.read_text().strip() for p in Path("/proc/irq").glob("*/smp_affinity_list")}
         return {"hosts": hosts, "irqs": irqs}
 
-    def sshd_pids(self) -> dict[str, int]:
-        state = json.loads((self.dir / ".labctl" / self.name / "state.json").read_text())
-        return {r["info"]["host"]: int(r["id"]) for r in state["resources"] if r["kind"] == "process"}
-
     def sessions(self) -> list[int]:
         """sshd's per-connection processes (children of the lab's listeners)."""
         listeners = set(self.sshd_pids().values())
-        return [pid for pid in _pids() if _ppid(pid) in listeners]
+        return [pid for pid in pids() if parent_of(pid) in listeners]
 
     def drop_ssh(self) -> int:
         sessions = self.sessions()
@@ -95,11 +92,10 @@ class FaultLab(Lab):
         """Processes in the lab's namespaces other than its sshd listeners (sessions that are
         still closing get 5 s to go)."""
         listeners = set(self.sshd_pids().values())
-        inodes = {os.stat(f"/run/netns/{self.ns(h)}").st_ino for h in ("dut", "loadgen")}
         deadline = time.monotonic() + 5
         while True:
-            stray = [f"{pid} {_cmdline(pid)}" for pid in _pids()
-                     if pid not in listeners and _net_inode(pid) in inodes]
+            stray = [f"{pid} {line}" for pid, line in processes_in(self.namespaces).items()
+                     if pid not in listeners]
             if not stray or time.monotonic() > deadline:
                 return stray
             time.sleep(0.1)
@@ -119,80 +115,38 @@ class FaultLab(Lab):
         try:
             stdout, _ = proc.communicate(timeout=180)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            kill_if_running(proc)
         found = sorted(runs.iterdir()) if runs.exists() else []
         return Finished(proc.returncode, stdout.decode(), self.log.read_text(), found[-1] if found else None)
 
 
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _ppid(pid: int) -> int:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def _net_inode(pid: int) -> int:
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino
-    except OSError:
-        return -1
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return "?"
-
-
 def _loadgen_pid(lab: FaultLab, role: str) -> int:
     """The run's loadgen server or client: in the lab's namespaces, found by its argv."""
-    inodes = {os.stat(f"/run/netns/{lab.ns(h)}").st_ino for h in ("dut", "loadgen")}
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for pid in _pids():
-            if _net_inode(pid) not in inodes:
-                continue
-            argv = _cmdline(pid).split()
+        for pid, line in processes_in(lab.namespaces).items():
+            argv = line.split()
             if "labctl-loadgen.py" in " ".join(argv[:2]) and role in argv[:3]:
                 return pid
         time.sleep(0.05)
     raise AssertionError(f"no loadgen {role} running")
 
 
-def _wait_for(marker: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not marker.exists():
-        if proc.poll() is not None:
-            raise AssertionError(f"labctl ended (exit {proc.returncode}) before the checkpoint")
-        if time.monotonic() > deadline:
-            raise AssertionError("labctl did not reach the checkpoint")
-        time.sleep(0.02)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultLab]:
     directory = tmp_path_factory.mktemp("faults")
-    name = f"lf{os.getpid() % 100000}"
-    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
-    data["lab"] = name
-    (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
+    name = lab_name("lf")
+    write_netns_inventory(directory, name)
     (directory / "faults.yaml").write_text(yaml.safe_dump(FAULT_SCENARIO))
     the_lab = FaultLab(directory, name)
     try:
         assert the_lab.labctl("up") == 0
-        the_lab.original = the_lab.state()
+        the_lab.original = the_lab.hosts_state()
         yield the_lab
     finally:
         _restore_leftovers(the_lab)
         the_lab.labctl("down")
-        assert not {the_lab.ns("dut"), the_lab.ns("loadgen")} & _namespaces()
+        assert the_lab.namespaces_gone()
         _print_matrix()
 
 
@@ -202,7 +156,7 @@ def _restore_leftovers(lab: FaultLab) -> None:
     for journal in lab.dir.glob("runs-*/*/restore.json"):
         data = json.loads(journal.read_text())
         if data.get("undo") or data.get("processes"):
-            _in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "up")
+            in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "up")
             lab.labctl("restore", str(journal.parent))
 
 
@@ -227,7 +181,7 @@ def test_without_a_fault_the_run_passes(lab: FaultLab) -> None:
     assert done.code == 0, done.stderr
     manifest = json.loads((done.run / "manifest.json").read_text())
     assert manifest["outcome"]["status"] == "completed" and manifest["outcome"]["restore"] == "complete"
-    assert lab.state() == lab.original
+    assert lab.hosts_state() == lab.original
     assert json.loads((done.run / "restore.json").read_text())["undo"] == []
 
 
@@ -238,11 +192,11 @@ def test_fault_leaves_hosts_restored(lab: FaultLab, fault: str, checkpoint: str)
     mode = "fail" if fault == "fail-command" else "pause"
     proc = lab.start_run(lab.dir / "faults.yaml", runs, f"{checkpoint}:{mode}", marker)
     if mode == "pause":
-        _wait_for(marker, proc)
+        wait_for_file(marker, proc, 60, "the checkpoint")
         _inject(lab, fault, proc)
         marker.unlink()
     done = lab.finish(proc, runs)
-    restored = lab.state() == lab.original
+    restored = lab.hosts_state() == lab.original
     stopped = _stopped(done)
     RESULTS.append({"fault": fault, "checkpoint": checkpoint, "exit": done.code,
                     "stopped": stopped, "restored": restored})
@@ -305,24 +259,24 @@ def test_unreachable_host_is_restored_later(lab: FaultLab) -> None:
     marker = lab.dir / "paused-unreachable"
     proc = lab.start_run(lab.dir / "faults.yaml", runs, "load-window:pause", marker,
                          LABCTL_RECONNECT_SECONDS="3")
-    _wait_for(marker, proc)
-    _in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "down")
+    wait_for_file(marker, proc, 60, "the checkpoint")
+    in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "down")
     try:
         lab.drop_ssh()
         marker.unlink()
         done = lab.finish(proc, runs)
         assert done.code == 1, done.stderr
         assert f"labctl restore {done.run.name}" in done.stderr
-        assert lab.state()["hosts"]["dut"] != lab.original["hosts"]["dut"], "not restorable yet"
-        assert lab.state()["hosts"]["loadgen"] == lab.original["hosts"]["loadgen"]
+        assert lab.hosts_state()["hosts"]["dut"] != lab.original["hosts"]["dut"], "not restorable yet"
+        assert lab.hosts_state()["hosts"]["loadgen"] == lab.original["hosts"]["loadgen"]
         journal = json.loads((done.run / "restore.json").read_text())
         assert {u["host"] for u in journal["undo"]} == {"dut"} and "server" in journal["processes"]
         assert "pending on dut" in json.loads((done.run / "manifest.json").read_text())["outcome"]["restore"]
         assert lab.labctl("restore", str(done.run)) == 1, "still unreachable"
     finally:
-        _in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "up")
+        in_ns(lab.ns("dut"), "ip", "link", "set", "lo", "up")
     assert cli.main(["-i", str(lab.inventory), "--runs-dir", str(runs), "restore", done.run.name]) == 0
-    assert lab.state() == lab.original
+    assert lab.hosts_state() == lab.original
     assert not lab.stray_processes()
     assert json.loads((done.run / "restore.json").read_text())["undo"] == []
     outcome = json.loads((done.run / "manifest.json").read_text())["outcome"]
@@ -337,7 +291,7 @@ def test_killed_labctl_leaves_a_stale_lock_and_a_journal(lab: FaultLab,
     runs = lab.dir / "runs-sigkill"
     marker = lab.dir / "paused-sigkill"
     proc = lab.start_run(lab.dir / "faults.yaml", runs, "load-window:pause", marker)
-    _wait_for(marker, proc)
+    wait_for_file(marker, proc, 60, "the checkpoint")
     busy = lab.labctl("run", str(lab.dir / "faults.yaml"))
     err = capsys.readouterr().err
     assert busy == 4 and f"PID {proc.pid}" in err and "run" in err and "is busy" in err
@@ -345,13 +299,13 @@ def test_killed_labctl_leaves_a_stale_lock_and_a_journal(lab: FaultLab,
     proc.kill()
     done = lab.finish(proc, runs)
     marker.unlink()
-    assert lab.state() != lab.original
+    assert lab.hosts_state() != lab.original
     server = _loadgen_pid(lab, "server")
     capsys.readouterr()
     assert cli.main(["-i", str(lab.inventory), "--runs-dir", str(runs), "restore", done.run.name]) == 0
     err = capsys.readouterr().err
     assert "stale lock" in err and f"PID {proc.pid}" in err
-    assert lab.state() == lab.original
+    assert lab.hosts_state() == lab.original
     assert not pid_alive(server)
     assert not lab.stray_processes()
 
@@ -371,10 +325,8 @@ def test_no_secret_in_runs_logs_or_manifests(lab: FaultLab) -> None:
 
 
 def test_down_after_a_killed_up(tmp_path: Path) -> None:
-    name = f"lk{os.getpid() % 100000}"
-    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
-    data["lab"] = name
-    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
+    name = lab_name("lk")
+    write_netns_inventory(tmp_path, name)
     lab = Lab(tmp_path, name)
     proc = subprocess.Popen([sys.executable, "-m", "labctl.cli", "-i", str(lab.inventory), "up"],
                             cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -384,13 +336,11 @@ def test_down_after_a_killed_up(tmp_path: Path) -> None:
             assert proc.poll() is None, "up ended before it could be killed"
         proc.kill()
         proc.wait()
-        state = json.loads((tmp_path / ".labctl" / name / "state.json").read_text())
+        state = lab.state()
         assert state["status"] == "creating"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
         assert lab.labctl("down") == 0
-    assert not {lab.ns("dut"), lab.ns("loadgen")} & _namespaces()
+    assert lab.namespaces_gone()
     assert not (tmp_path / ".labctl").exists()
     assert lab.labctl("down") == 0, "down twice"

@@ -1,6 +1,7 @@
-"""labctl.labs.libvirtd: a private libvirtd in a network namespace.
+"""Integration: labctl.labs.libvirtd, a private libvirtd in a network namespace (the parts that
+need no daemon: tests/unit/test_libvirtd.py).
 
-The integration tests (root) run a real libvirtd + virtlogd in namespace ``lvt-<pid>``
+The tests (root) run a real libvirtd + virtlogd in namespace ``lvt-<pid>``
 (fixture ``libvirt_host`` from tests/helpers/libvirt_fixtures.py) and drive it with ``virsh`` from
 the root namespace: networks from the templates, whose bridges and dnsmasq must exist only
 inside the namespace, and a tiny TCG guest that boots nothing but has a 4-queue virtio NIC.
@@ -24,10 +25,11 @@ from labctl.labs import libvirtd
 from labctl.labs.libvirtd import LibvirtHost
 from labctl.labs.xmlrender import METADATA_NS, render
 from labctl.local.nsexec import NETNS_DIR, run_in_netns
-from labctl.local.procs import pid_alive
+from tests.helpers import ROOT
 from tests.helpers.libvirt_fixtures import assert_all_gone, host_state
+from tests.helpers.namespaces import pid_in_netns
+from tests.helpers.processes import pids_named
 
-REPO = Path(__file__).resolve().parents[2]
 DATA_NET, DATA_BRIDGE = "lvt-data", "lvt-d"
 MGMT_NET, MGMT_BRIDGE = "lvt-mgmt", "lvt-m"
 MGMT_ADDRESS = "198.19.250.1"
@@ -43,14 +45,6 @@ def virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def netns_inode(netns: str) -> int:
-    return os.stat(Path(NETNS_DIR, netns)).st_ino
-
-
-def in_netns(pid: int, netns: str) -> bool:
-    return os.stat(f"/proc/{pid}/ns/net").st_ino == netns_inode(netns)
-
-
 def link_exists_in_root_namespace(name: str) -> bool:
     return subprocess.run(["ip", "link", "show", "dev", name], capture_output=True).returncode == 0
 
@@ -60,58 +54,8 @@ def link_in_netns(netns: str, name: str) -> str:
     return done.stdout if done.returncode == 0 else ""
 
 
-# ---------------------------------------------------------------- no root needed
-
-
-def test_handle_round_trips_through_json(tmp_path: Path) -> None:
-    host = LibvirtHost("ns1", tmp_path, 10, 11, created_netns=False,
-                       created_paths=("/run/libvirt", "/var/lib/libvirt"))
-    assert LibvirtHost.from_json(host.to_json()) == host
-    assert host.qemu_log("lab-dut") == tmp_path / "log" / "qemu" / "lab-dut.log"
-
-
-@pytest.mark.parametrize("text", ["", "{}", '{"netns": "x"}', "[1]",
-                                  '{"netns": "n", "workdir": "/w", "libvirtd_pid": 1, '
-                                  '"virtlogd_pid": 2, "uri": "u", "created_netns": true, '
-                                  '"created_paths": "/run/libvirt"}'])
-def test_malformed_handle_is_a_lab_error(text: str) -> None:
-    with pytest.raises(LabError, match="not a libvirtd handle"):
-        LibvirtHost.from_json(text)
-
-
-def test_stop_leaves_a_process_that_is_not_our_daemon_alone(tmp_path: Path) -> None:
-    """A recycled PID (here: a sleep) must survive stop_libvirtd."""
-    stranger = subprocess.Popen(["sleep", "30"])
-    try:
-        host = LibvirtHost(f"lvt-absent-{os.getpid()}", tmp_path, stranger.pid, stranger.pid,
-                           created_netns=False)
-        libvirtd.stop_libvirtd(host)
-        assert stranger.poll() is None
-    finally:
-        stranger.kill()
-        stranger.wait()
-
-
-def test_bad_namespace_name_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(LabError, match="namespace name"):
-        libvirtd.start_libvirtd_in_netns("no/slash", tmp_path)
-
-
-def test_cli_status_and_stop_without_a_handle(tmp_path: Path) -> None:
-    assert libvirtd.main(["status", "--workdir", str(tmp_path)]) == 1
-    assert libvirtd.main(["stop", "--workdir", str(tmp_path)]) == 0
-
-
-def test_cli_start_needs_a_namespace(tmp_path: Path) -> None:
-    with pytest.raises(SystemExit):
-        libvirtd.main(["start", "--workdir", str(tmp_path)])
-
-
-# ---------------------------------------------------------------- integration (root)
-
-
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "labctl.labs.libvirtd", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "labctl.labs.libvirtd", *args], cwd=ROOT,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=180)
 
 
@@ -129,7 +73,7 @@ def test_cli_start_status_stop_leaves_nothing_behind(
     handle = libvirt_workdir / libvirtd.HANDLE_NAME
     host = LibvirtHost.from_json(handle.read_text())
     try:
-        assert in_netns(host.libvirtd_pid, netns) and in_netns(host.virtlogd_pid, netns)
+        assert pid_in_netns(host.libvirtd_pid, netns) and pid_in_netns(host.virtlogd_pid, netns)
         assert run_cli("status", "--workdir", str(libvirt_workdir)).returncode == 0
         assert virsh("version").returncode == 0
     finally:
@@ -157,14 +101,14 @@ def test_a_failed_start_undoes_itself(libvirt_workdir: Path,
     with pytest.raises(LabError, match="injected"):
         libvirtd.start_libvirtd_in_netns(netns, libvirt_workdir)
     assert not Path(NETNS_DIR, netns).exists()
-    assert _pids_named("libvirtd") == [] and _pids_named("virtlogd") == []
+    assert pids_named("libvirtd") == [] and pids_named("virtlogd") == []
     assert {path: Path(path).exists() for path in host_paths} == existed
 
 
 @pytest.mark.integration
 def test_daemons_run_inside_the_namespace(libvirt_host: LibvirtHost) -> None:
-    assert in_netns(libvirt_host.libvirtd_pid, libvirt_host.netns)
-    assert in_netns(libvirt_host.virtlogd_pid, libvirt_host.netns)
+    assert pid_in_netns(libvirt_host.libvirtd_pid, libvirt_host.netns)
+    assert pid_in_netns(libvirt_host.virtlogd_pid, libvirt_host.netns)
     assert libvirtd.find_running_libvirtd() == libvirt_host.libvirtd_pid
     assert libvirtd.host_alive(libvirt_host)
     assert virsh("list", "--all").returncode == 0      # from the root namespace
@@ -214,25 +158,13 @@ def test_bridges_exist_only_inside_the_namespace(lab_networks: LibvirtHost) -> N
 @pytest.mark.integration
 def test_dnsmasq_serves_the_management_network_inside_the_namespace(
         lab_networks: LibvirtHost) -> None:
-    dnsmasqs = {pid: Path(f"/proc/{pid}/cmdline").read_text() for pid in _pids_named("dnsmasq")}
+    dnsmasqs = {pid: Path(f"/proc/{pid}/cmdline").read_text() for pid in pids_named("dnsmasq")}
     ours = {pid: cmd for pid, cmd in dnsmasqs.items() if f"{MGMT_NET}.conf" in cmd}
     assert ours, f"no dnsmasq for {MGMT_NET}: {dnsmasqs}"
-    assert all(in_netns(pid, lab_networks.netns) for pid in ours)
+    assert all(pid_in_netns(pid, lab_networks.netns) for pid in ours)
     assert not any(f"{DATA_NET}.conf" in cmd for cmd in dnsmasqs.values())   # no DHCP there
     conf = lab_networks.workdir / "lib" / "dnsmasq" / f"{MGMT_NET}.hostsfile"
     assert "52:54:00:fa:00:01,198.19.250.10,tiny" in conf.read_text()
-
-
-def _pids_named(comm: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and (entry / "comm").read_text().strip() == comm \
-                    and pid_alive(int(entry.name)):
-                pids.append(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return pids
 
 
 def tiny_domain_xml(host: LibvirtHost, name: str, *, domain_type: str = "qemu",
@@ -282,7 +214,7 @@ def test_tiny_tcg_guest_runs_with_a_four_queue_nic(
     assert virsh("domstate", "lvt-tiny").stdout.strip() == "running"
     assert elapsed < 30, f"define + start took {elapsed:.1f}s (capability re-probe trap?)"
     pid = qemu_pid("lvt-tiny")
-    assert in_netns(pid, lab_networks.netns)
+    assert pid_in_netns(pid, lab_networks.netns)
     cmdline = Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
     assert '"mq":true' in cmdline and '"vectors":10' in cmdline       # 2 * 4 queues + 2
     ports = run_in_netns(lab_networks.netns, ["ip", "-d", "link", "show", "master",

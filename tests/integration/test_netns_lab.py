@@ -8,7 +8,6 @@ at the end, also on failure.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -21,75 +20,30 @@ import pytest
 import yaml
 
 from labctl import cli
-from labctl.local.nsexec import run_in_netns
 from labctl.local.procs import pid_alive
+from tests.helpers.labs import ROOT, Lab, lab_name, write_netns_inventory
+from tests.helpers.namespaces import in_ns, namespaces
+from tests.helpers.processes import kill_if_running, processes_mentioning
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _namespaces() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
-def _in_ns(ns: str, *argv: str) -> str:
-    return run_in_netns(ns, list(argv), own_sysfs=True).stdout
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-class Lab:
-    def __init__(self, directory: Path, name: str):
-        self.dir, self.name = directory, name
-        self.inventory = directory / "inventory.yaml"
-        self.runs = directory / "runs"
-
-    def labctl(self, *args: str) -> int:
-        return cli.main(["-q", "-i", str(self.inventory), "--runs-dir", str(self.runs), *args])
-
-    def ns(self, host: str) -> str:
-        return f"{self.name}-{host}"
-
-    def summary(self, run: Path) -> dict:
-        return json.loads((run / "summary.json").read_text())
-
-    def state(self) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads((self.dir / ".labctl" / self.name / "state.json").read_text())
-        return state
-
-    def newest_run(self) -> Path:
-        return max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Lab:
-    name = f"lt{os.getpid() % 100000}"
-    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
-    data["lab"] = name
-    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
+    name = lab_name("lt")
+    write_netns_inventory(tmp_path, name)
     shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
     the_lab = Lab(tmp_path, name)
     yield the_lab
     the_lab.labctl("down")
-    assert not {the_lab.ns("dut"), the_lab.ns("loadgen")} & _namespaces()
+    assert the_lab.namespaces_gone()
 
 
 def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixture[str]) -> None:
     """The netns lab's scenarios with a CPU hog keeping one of the two cores busy all along."""
     assert lab.labctl("up") == 0
-    assert {lab.ns("dut"), lab.ns("loadgen")} <= _namespaces()
-    state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
+    assert {lab.ns("dut"), lab.ns("loadgen")} <= namespaces()
+    state = lab.state()
     sshd_pids = [int(r["id"]) for r in state["resources"] if r["kind"] == "process"]
     assert len(sshd_pids) == 2
 
@@ -148,8 +102,8 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     assert (rps_run.parent / f"compare-{baseline_run.name}--{rps_run.name}.html").exists()
     # the host is as it was: RPS off on every queue, 4 queues
     for q in range(4):
-        assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
-    assert not _processes_mentioning(f"/tmp/labctl-{rps_run.name}")
+        assert int(in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
+    assert not processes_mentioning(f"/tmp/labctl-{rps_run.name}")
     assert not Path(f"/tmp/labctl-{rps_run.name}").exists()
 
     report = (rps_run / "report.md").read_text()
@@ -158,7 +112,7 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     assert (rps_run / "report.md").read_text() == report
 
     assert lab.labctl("down") == 0
-    assert not {lab.ns("dut"), lab.ns("loadgen")} & _namespaces()
+    assert lab.namespaces_gone()
     for pid in sshd_pids:
         assert not pid_alive(pid)
     assert not (lab.dir / ".labctl").exists()
@@ -199,7 +153,7 @@ def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any
     assert "UDP from loadgen to dut, a new socket per message, 64 B, 1 worker(s), pinned to CPUs 0" in out
     (ceiling,) = lab.state()["facts"]["generator_ceilings"].values()
     assert 0 < ceiling["rate"] < 5000000 * 0.8
-    assert not _processes_mentioning("labctl-calibrate") and not list(Path("/tmp").glob("labctl-calibrate-*"))
+    assert not processes_mentioning("labctl-calibrate") and not list(Path("/tmp").glob("labctl-calibrate-*"))
 
     assert lab.labctl("run", "--dry-run", str(scenario)) == 0
     dry = capsys.readouterr().out
@@ -218,7 +172,7 @@ def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any
     assert "(implicit)" in summary["expectations"][-1]["description"]
     assert "INCONCLUSIVE (not the DUT's result)" in (lab.newest_run() / "report.md").read_text()
     for q in range(4):
-        assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
+        assert int(in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
 
     scenario.write_text(GENERATOR_BOUND + "  - {check: rate, min_fraction: 0.9, required: true}\n")
     assert lab.labctl("run", str(scenario)) == 3
@@ -229,16 +183,16 @@ def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any
 def test_calibration_of_an_unreachable_generator_is_one_message(lab: Lab,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     assert lab.labctl("up") == 0
-    _in_ns(lab.ns("loadgen"), "ip", "link", "set", "lo", "down")     # its sshd listens there
+    in_ns(lab.ns("loadgen"), "ip", "link", "set", "lo", "down")     # its sshd listens there
     try:
         capsys.readouterr()
         assert lab.labctl("calibrate", "scenarios/netns_baseline.yaml") == 1
         err = capsys.readouterr().err
         assert err.startswith("labctl: loadgen") and "Traceback" not in err, err
     finally:
-        _in_ns(lab.ns("loadgen"), "ip", "link", "set", "lo", "up")
+        in_ns(lab.ns("loadgen"), "ip", "link", "set", "lo", "up")
     assert "generator_ceilings" not in lab.state()["facts"]
-    assert not _processes_mentioning("labctl-calibrate") and not list(Path("/tmp").glob("labctl-calibrate-*"))
+    assert not processes_mentioning("labctl-calibrate") and not list(Path("/tmp").glob("labctl-calibrate-*"))
 
 
 def test_sigint_during_load_restores(lab: Lab) -> None:
@@ -259,23 +213,21 @@ def test_sigint_during_load_restores(lab: Lab) -> None:
             seen += proc.stderr.readline()
         assert "start the client" in seen, seen
         time.sleep(1.0)
-        rps_during = _in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus")
+        rps_during = in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus")
         assert int(rps_during, 16) == 2
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     assert proc.returncode != 0
     assert "interrupted" in err
     assert "Traceback" not in err
-    listing = _in_ns(lab.ns("dut"), "ls", "/sys/class/net/eth1/queues")
+    listing = in_ns(lab.ns("dut"), "ls", "/sys/class/net/eth1/queues")
     assert listing.split().count("rx-0") == 1 and "rx-3" in listing, "channels back to 4"
     for q in range(4):
-        assert int(_in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
+        assert int(in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
     run = lab.newest_run()
-    assert not _processes_mentioning(f"/tmp/labctl-{run.name}"), "loadgen processes stopped"
+    assert not processes_mentioning(f"/tmp/labctl-{run.name}"), "loadgen processes stopped"
     steps = json.loads((run / "steps.json").read_text())
     assert steps["interrupted"]
     assert all(r["status"] == "ok" for r in steps["restore"])
@@ -285,7 +237,7 @@ def test_ssh_provider_on_existing_hosts(lab: Lab, capsys: pytest.CaptureFixture[
     """The `ssh` provider drives hosts labctl did not create: here the netns lab's sshds,
     reached with their pinned keys; a host whose key is not pinned is refused."""
     assert lab.labctl("up") == 0
-    state = json.loads((lab.dir / ".labctl" / lab.name / "state.json").read_text())
+    state = lab.state()
     existing = lab.dir / "existing"
     existing.mkdir()
     hosts = {}
@@ -303,9 +255,9 @@ def test_ssh_provider_on_existing_hosts(lab: Lab, capsys: pytest.CaptureFixture[
     ssh = ["-q", "-i", str(inventory), "--runs-dir", str(existing / "runs")]
     assert cli.main([*ssh, "up"]) == 0
     assert cli.main([*ssh, "run", str(scenario)]) == 0, capsys.readouterr()
-    assert int(_in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus"), 16) == 0
+    assert int(in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus"), 16) == 0
     assert cli.main([*ssh, "down"]) == 0
-    assert {lab.ns("dut"), lab.ns("loadgen")} <= _namespaces(), "ssh down leaves hosts alone"
+    assert {lab.ns("dut"), lab.ns("loadgen")} <= namespaces(), "ssh down leaves hosts alone"
 
     capsys.readouterr()
     (existing / "empty_known_hosts").write_text("")

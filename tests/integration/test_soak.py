@@ -20,7 +20,6 @@ import gc
 import io
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -34,9 +33,11 @@ import yaml
 
 from labctl import cli
 from labctl.local.procs import pid_alive
+from tests.helpers.labs import ROOT, Lab, lab_name, write_netns_inventory
+from tests.helpers.namespaces import namespaces, netns_id, processes_in
+from tests.helpers.processes import children_of
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 SOAK_SECONDS = float(os.environ.get("LABCTL_SOAK_SECONDS", "150"))
 MIN_ITERATIONS = 8
@@ -76,11 +77,6 @@ TRACE_FRAMES = 4                   # for the growth listing printed at the end
 
 
 # ---------------------------------------------------------------------------- measuring
-def _namespaces() -> set[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
 def _status() -> dict[str, str]:
     fields = {}
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -89,53 +85,17 @@ def _status() -> dict[str, str]:
     return fields
 
 
-def _pids() -> Iterator[int]:
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            yield int(entry)
-
-
-def _children() -> list[int]:
-    me, found = os.getpid(), []
-    for pid in _pids():
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == me:
-            found.append(pid)
-    return sorted(found)
-
-
-def _netns_inode(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _processes_in(namespaces: list[str]) -> dict[int, str]:
-    """PID -> command line of every process whose network namespace is one of these."""
-    inodes = {i for i in (_netns_inode(f"/run/netns/{ns}") for ns in namespaces) if i}
-    found = {}
-    for pid in _pids():
-        if _netns_inode(f"/proc/{pid}/ns/net") in inodes:
-            try:
-                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if pid_alive(pid):
-                found[pid] = cmdline.decode(errors="replace").strip()
-    return found
+def _running_in(names: list[str]) -> dict[int, str]:
+    """PID -> command line of every running process in the namespaces ``names``."""
+    return {pid: line.strip() for pid, line in processes_in(names).items() if pid_alive(pid)}
 
 
 def _foreign_netns_threads() -> list[int]:
     """Threads of this process that are not in its main thread's network namespace (a
     connect thread that entered a lab namespace must end, never come back to the pool)."""
-    mine = _netns_inode("/proc/self/ns/net")
+    mine = netns_id("/proc/self/ns/net")
     return [int(t) for t in os.listdir("/proc/self/task")
-            if _netns_inode(f"/proc/self/task/{t}/ns/net") not in (mine, None)]
+            if netns_id(f"/proc/self/task/{t}/ns/net") not in (mine, None)]
 
 
 @dataclass
@@ -159,11 +119,11 @@ class Sample:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class SoakLab:
+class SoakLab(Lab):
+    """The netns lab, driven by cli.main in this process with its output and memory watched."""
+
     def __init__(self, directory: Path, name: str):
-        self.dir, self.name = directory, name
-        self.inventory = directory / "inventory.yaml"
-        self.runs = directory / "runs"
+        super().__init__(directory, name)
         self.last_output = ""
         self.retained = 0             # bytes the traced cli.main calls left allocated
         self.threads_before = set(threading.enumerate())
@@ -202,35 +162,22 @@ class SoakLab:
             time.sleep(0.005)
         return round((time.monotonic() - started) * 1000, 1)
 
-    def ns(self, host: str) -> str:
-        return f"{self.name}-{host}"
-
-    @property
-    def namespaces(self) -> list[str]:
-        return [self.ns("dut"), self.ns("loadgen")]
-
-    def sshd_pids(self) -> set[int]:
-        state = json.loads((self.dir / ".labctl" / self.name / "state.json").read_text())
-        return {int(r["id"]) for r in state["resources"] if r["kind"] == "process"}
-
     def workdirs(self) -> list[str]:
         return sorted(p.name for p in Path("/tmp").glob(f"labctl-*{self.name}*"))
 
 
 @pytest.fixture
 def soak_lab(tmp_path: Path) -> Iterator[SoakLab]:
-    name = f"ls{os.getpid() % 100000}"
-    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
-    data["lab"] = name
-    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(data))
+    name = lab_name("ls")
+    write_netns_inventory(tmp_path, name)
     lab = SoakLab(tmp_path, name)
     try:
         yield lab
     finally:
-        sshds = lab.sshd_pids() if (tmp_path / ".labctl" / name / "state.json").exists() else set()
+        sshds = set(lab.sshd_pids().values()) if lab.state_file().exists() else set()
         code = lab.labctl("down")
         assert code == 0, lab.last_output
-        assert not set(lab.namespaces) & _namespaces()
+        assert lab.namespaces_gone()
         assert not [pid for pid in sshds if pid_alive(pid)], "the lab's sshds are stopped"
 
 
@@ -311,13 +258,13 @@ def _sample(lab: SoakLab, iteration: int, scenario: str, seconds: float,
     gc.collect()
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:                       # session sshds and their shells exit asynchronously
-        in_namespaces = _processes_in(lab.namespaces)
+        in_namespaces = _running_in(lab.namespaces)
         strangers = {p: c for p, c in in_namespaces.items() if p not in sshd_pids}
         if not strangers or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     status = _status()
-    namespaces = _namespaces()
+    all_namespaces = namespaces()
     tracing = tracemalloc.is_tracing()
     current, peak = tracemalloc.get_traced_memory() if tracing else (0, 0)
     if tracing:
@@ -326,9 +273,9 @@ def _sample(lab: SoakLab, iteration: int, scenario: str, seconds: float,
         iteration=iteration, scenario=scenario, seconds=round(seconds, 2),
         fds=len(os.listdir("/proc/self/fd")),
         threads=threading.active_count(), os_threads=int(status["Threads"]),
-        children=len(_children()),
-        namespaces=len(namespaces),
-        lab_namespaces=len({n for n in namespaces if n.startswith(f"{lab.name}-")}),
+        children=len(children_of(os.getpid())),
+        namespaces=len(all_namespaces),
+        lab_namespaces=len({n for n in all_namespaces if n.startswith(f"{lab.name}-")}),
         ns_processes=len(strangers),
         workdirs=len(lab.workdirs()),
         rss_kib=int(status["VmRSS"].split()[0]),
@@ -412,7 +359,7 @@ def test_soak_no_leaks(soak_lab: SoakLab, tmp_path: Path) -> None:
     lab = soak_lab
     scenarios = _scenarios(lab)
     assert lab.labctl("up") == 0, lab.last_output
-    sshd_pids = lab.sshd_pids()
+    sshd_pids = set(lab.sshd_pids().values())
     assert len(sshd_pids) == 2 and all(pid_alive(p) for p in sshd_pids)
 
     samples: list[Sample] = []
@@ -496,4 +443,4 @@ def test_soak_no_leaks(soak_lab: SoakLab, tmp_path: Path) -> None:
     assert growth["traced_slope_kib"] * KiB < TRACED_SLOPE_MAX, table
     assert growth["rss_net_mib"] * MiB < RSS_GROWTH_MAX, table
     # the sshd listeners are still the same processes (nothing restarted or replaced them)
-    assert lab.sshd_pids() == sshd_pids and all(pid_alive(p) for p in sshd_pids)
+    assert set(lab.sshd_pids().values()) == sshd_pids and all(pid_alive(p) for p in sshd_pids)

@@ -1,4 +1,5 @@
-"""Tests of labctl.transport.ssh and labctl.transport.netns_socket against a real sshd in a real namespace.
+"""Integration: labctl.transport.ssh and labctl.transport.netns_socket against a real sshd in a real
+namespace (the parts that need no server: tests/unit/test_transport.py).
 
 The ``sshd_netns`` fixture comes from the tests.helpers.sshd_fixtures plugin (registered in
 tests/conftest.py; alone: ``python3 -m pytest -p tests.helpers.sshd_fixtures tests/integration/test_transport.py``).
@@ -12,6 +13,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -20,31 +22,10 @@ import pytest
 
 from labctl.errors import HostError, LabError, TransportError
 from labctl.labs import sshd
-from labctl.local.procs import stop_pid
-from labctl.transport.base import CommandResult
 from labctl.transport.netns_socket import connect_in_netns
 from labctl.transport.ssh import SshTransport, open_all, run_parallel
 
 integration = pytest.mark.integration
-
-
-# --- no root needed -----------------------------------------------------------------------
-
-def test_result_ok_and_output() -> None:
-    assert CommandResult("h", "true", "", "", 0).ok
-    failed = CommandResult("h", "false", "out", "err\n", 1)
-    assert not failed.ok
-    assert failed.output == "out\nerr\n"
-
-
-def test_connect_in_missing_netns_is_a_transport_error() -> None:
-    with pytest.raises(TransportError, match="'lct-no-such-ns' does not exist"):
-        connect_in_netns("lct-no-such-ns", "127.0.0.1", 22, 1.0)
-
-
-def test_connect_in_netns_rejects_path_like_names() -> None:
-    with pytest.raises(TransportError, match="invalid network namespace name"):
-        connect_in_netns("../x", "127.0.0.1", 22, 1.0)
 
 
 # --- fixtures -----------------------------------------------------------------------------
@@ -170,24 +151,26 @@ def test_timeout_resets_shell_and_kills_command(root_t: SshTransport) -> None:
     assert gone(root_t, "sleep 31.125")
 
 
-def _interrupt_after(seconds: float) -> None:
+@contextmanager
+def interrupted_after(seconds: float) -> Iterator[None]:
+    """A KeyboardInterrupt (as from Ctrl-C) ``seconds`` into the block; SIGALRM put back after."""
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    previous = signal.getsignal(signal.SIGALRM)
     signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @integration
 def test_reset_after_interrupt(user_t: SshTransport) -> None:
-    previous = signal.getsignal(signal.SIGALRM)
-    try:
-        _interrupt_after(0.3)
-        with pytest.raises(KeyboardInterrupt):
-            user_t.run("sleep 32.125; echo late")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with interrupted_after(0.3), pytest.raises(KeyboardInterrupt):
+        user_t.run("sleep 32.125; echo late")
     user_t.reset()
     assert user_t.run("echo fresh").stdout == "fresh\n"
     assert gone(user_t, "sleep 32.125")
@@ -195,14 +178,8 @@ def test_reset_after_interrupt(user_t: SshTransport) -> None:
 
 @integration
 def test_interrupted_shell_is_replaced_on_next_run(user_t: SshTransport) -> None:
-    previous = signal.getsignal(signal.SIGALRM)
-    try:
-        _interrupt_after(0.3)
-        with pytest.raises(KeyboardInterrupt):
-            user_t.run("sleep 33.125; echo late")
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    with interrupted_after(0.3), pytest.raises(KeyboardInterrupt):
+        user_t.run("sleep 33.125; echo late")
     assert user_t.run("echo fresh").stdout == "fresh\n"      # no "late" leaking in
     assert gone(user_t, "sleep 33.125")
 
@@ -394,25 +371,6 @@ def test_threads_do_not_leak_into_namespaces(sshd_netns: Any) -> None:
 
 # --- labctl.labs.sshd helpers ------------------------------------------------------------------
 
-def test_known_hosts_line(tmp_path: Path) -> None:
-    pub = tmp_path / "host.pub"
-    pub.write_text("ssh-ed25519 AAAAC3Nz comment words\n")
-    assert sshd.known_hosts_line("127.0.0.1", 22, pub) == "127.0.0.1 ssh-ed25519 AAAAC3Nz"
-    assert sshd.known_hosts_line("127.0.0.1", 2222, pub) == "[127.0.0.1]:2222 ssh-ed25519 AAAAC3Nz"
-    assert sshd.known_hosts_line("::1", 2222, pub) == "[::1]:2222 ssh-ed25519 AAAAC3Nz"
-
-
-def test_sshd_config_lines(tmp_path: Path) -> None:
-    config = sshd.write_sshd_config(tmp_path, "::1", 22, tmp_path / "ak", tmp_path / "hk",
-                                    tmp_path / "pid", allow_users=["root", "bob"])
-    lines = config.read_text().splitlines()
-    for expected in ("ListenAddress [::1]:22", f"AuthorizedKeysFile {tmp_path}/ak",
-                     "PasswordAuthentication no", "Subsystem sftp internal-sftp",
-                     "UsePAM no", "StrictModes no", "PermitRootLogin prohibit-password",
-                     "AllowUsers root bob", f"PidFile {tmp_path}/pid"):
-        assert expected in lines
-
-
 @integration
 def test_sshd_accepts_the_config(sshd_netns: Any) -> None:
     config = sshd_netns.dir / "sshd_config"
@@ -429,18 +387,3 @@ def test_sshd_start_failure_is_a_lab_error(sshd_netns: Any, tmp_path: Path) -> N
         sshd.start_sshd_in_netns(sshd_netns.netns, config, tmp_path / "log")
     assert "10.255.255.1" in str(caught.value)       # sshd's own words about the bind
     assert not (tmp_path / "pid").exists()
-
-
-def test_stop_pid_escalates_and_tolerates_gone() -> None:
-    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"])
-    try:
-        time.sleep(0.2)                               # let the trap be set
-        started = time.monotonic()
-        stop_pid(stubborn.pid, timeout=0.3)
-        assert 0.3 <= time.monotonic() - started < 3
-        assert stubborn.wait(timeout=3) == -signal.SIGKILL
-    finally:
-        if stubborn.poll() is None:
-            stubborn.kill()
-            stubborn.wait()
-    stop_pid(stubborn.pid)                       # already gone: no error

@@ -13,9 +13,10 @@ import pytest
 import yaml
 
 from labctl import cli
+from tests.helpers import ROOT
+from tests.helpers.processes import kill_if_running, processes_mentioning
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _inventory(directory: Path, libvirt_host: Any, lab: str, **libvirt: Any) -> Path:
@@ -136,22 +137,11 @@ def test_down_after_a_killed_up_removes_everything(tmp_path: Path, libvirt_host:
     assert cli.main(["-i", str(inventory), "down"]) == 0
 
 
-def _qemu_pid(guest: str) -> int | None:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if f"guest={guest},".encode() in (entry / "cmdline").read_bytes():
-                    return int(entry.name)
-            except OSError:
-                continue
-    return None
-
-
 def _kill_qemu_when_running(guest: str, previous: int | None, deadline: float) -> int:
     """SIGKILL the guest's QEMU (started by this test's libvirtd for this test's lab) once a new
     one runs: QEMU 7.2's TCG was seen to segfault like this while a guest booted."""
     while time.monotonic() < deadline:
-        pid = _qemu_pid(guest)
+        pid = next(iter(processes_mentioning(f"guest={guest},")), None)
         if pid and pid != previous:
             time.sleep(1.0)                  # booting, as the segfault came 22 s into a boot
             subprocess.run(["kill", "-KILL", str(pid)], check=True)
@@ -173,9 +163,7 @@ def test_a_guest_whose_qemu_dies_while_booting_is_started_again_twice_then_said(
             pid = _kill_qemu_when_running("lcrs-dut", pid, deadline)
         _, err = proc.communicate(timeout=240)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_if_running(proc)
     try:
         assert proc.returncode == 1
         assert "warning: dut: its QEMU stopped while booting (shut off" in err

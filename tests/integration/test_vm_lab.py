@@ -25,9 +25,10 @@ import pytest
 import yaml
 
 from labctl import cli
+from tests.helpers import ROOT
+from tests.helpers.processes import kill_if_running, processes_mentioning
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _labctl(directory: Path, *args: str) -> int:
@@ -194,7 +195,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     assert not [n for n in _virsh_names(libvirt_host.uri, "list", "--all") if n.startswith("lvm-")]
     assert not [n for n in _virsh_names(libvirt_host.uri, "net-list", "--all") if n.startswith("lvm-")]
     assert not (vm_lab / ".labctl" / "lvm").exists()   # overlays, seeds, keys, records, console logs
-    assert not _qemu_processes("guest=lvm-"), "no QEMU of this lab left"
+    assert not processes_mentioning("qemu-system", "guest=lvm-"), "no QEMU of this lab left"
 
 
 FAULT_SCENARIO = {
@@ -249,9 +250,7 @@ def _faults(vm_lab: Path, state: dict[str, Any], original: dict[str, str]) -> No
                 marker.unlink()
                 _, err = proc.communicate(timeout=300)
             finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+                kill_if_running(proc)
             assert proc.returncode == code, f"{fault} at {checkpoint}: exit {proc.returncode}\n{err[-3000:]}"
             assert "Traceback" not in err
             assert _dut_state(state) == original, f"{fault} at {checkpoint}: the DUT is not as it was"
@@ -301,15 +300,3 @@ def _ssh_provider_prepare_and_unprepare(vm_lab: Path, state: dict[str, Any], lib
     assert cli.main([*ssh, "unprepare"]) == 0
     assert "no host was prepared" in capsys.readouterr().out
     assert cli.main([*ssh, "down"]) == 0
-
-
-def _qemu_processes(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline and marker.encode() in cmdline:
-            found.append(int(entry.name))
-    return found

@@ -17,25 +17,20 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
 
-from labctl import cli, runner
+from labctl import cli
 from labctl.input.config import MAX_FILE_BYTES
 from labctl.input.yamlpos import MAX_DEPTH, MAX_NODES
-from labctl.labs import providers
-from labctl.transport import netns_socket
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path(__file__).resolve().parents[1] / "badinput"
+CORPUS = ROOT / "tests" / "badinput"
 NETNS_INVENTORY = ROOT / "inventories" / "netns.yaml"
 GOOD_SCENARIO = ROOT / "scenarios" / "netns_baseline.yaml"
 HEADER = re.compile(r"labctl: invalid input \((\d+) problems?\); nothing was changed on any host:")
@@ -115,35 +110,6 @@ def commands(case: Case, runs: Path) -> dict[str, list[str]]:
 
 
 RUNS = [(case, command) for case in CASES for command in commands(case, Path("runs"))]
-
-
-# --------------------------------------------------------------------------- no host touched
-
-@pytest.fixture
-def no_host_touched(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Make every way to a host (or to any process or socket) fail loudly; returns the calls."""
-    calls: list[str] = []
-
-    def refusing(name: str) -> Callable[..., Any]:
-        def refuse(*args: object, **kwargs: object) -> Any:
-            calls.append(name)
-            raise AssertionError(f"{name} called while the input was invalid")
-        return refuse
-
-    from labctl.transport import ssh as transport
-    targets: list[tuple[Any, str]] = [
-        (runner, "open_transports"), (runner, "connected"), (runner, "load_state"),
-        (runner, "provider_for"), (runner, "gather_facts"), (runner, "Executor"),
-        (providers, "provider_for"), (providers, "load_state"), (transport, "open_all"),
-        (netns_socket, "connect_in_netns"), (subprocess, "Popen"), (os, "system"),
-        (socket, "create_connection"), (socket.socket, "connect"),
-    ]
-    for owner, attr in targets:
-        monkeypatch.setattr(owner, attr, refusing(f"{getattr(owner, '__name__', owner)}.{attr}"))
-    # the lab's lock (a file beside the inventory), where this version of the runner has one
-    monkeypatch.setattr(runner, "locked", refusing("runner.locked"), raising=False)
-    monkeypatch.setitem(sys.modules, "libvirt", None)      # `import libvirt` fails
-    return calls
 
 
 # --------------------------------------------------------------------------- checking stderr

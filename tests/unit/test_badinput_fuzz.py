@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 from labctl.errors import ValidationError
 from labctl.input.config import Loaded, load_inventory, load_scenario
 from labctl.input.model import Inventory
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 INVENTORY_FILES = [ROOT / "inventory.yaml", ROOT / "inventories" / "netns.yaml"]
 SCENARIO_FILES = sorted((ROOT / "scenarios").glob("*.yaml"))
 NETNS_INVENTORY: Inventory = load_inventory(INVENTORY_FILES[1]).model

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from labctl import cli, runner
-from labctl.runfiles.models import Summary
 from labctl.errors import ExpectationsFailed
+from labctl.runfiles.models import Summary
 from tests.helpers import NETNS_INVENTORY
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from labctl.analysis.fold import FoldOptions, fold_perf_script
 from labctl.reports.compare import (
     NO_DIFFERENTIAL,
     Comparison,
@@ -15,29 +14,18 @@ from labctl.reports.compare import (
     render_compare_html,
     render_compare_text,
 )
-from labctl.reports.flamegraph import cpu_differential
 from labctl.runfiles.models import Summary
-from tests.helpers import fixture
-from tests.unit.test_htmlreport import (
+from tests.helpers.pages import Html, external_urls, parse_html, row, texts
+from tests.helpers.runs import (
     BASELINE,
     RPS_CPU1,
     RPS_ISOLATED,
-    Html,
-    external_urls,
+    guest_differential,
     intify,
     netns_like,
-    parse_html,
     raw_summary,
-    row,
     summary,
-    texts,
 )
-
-
-def guest_differential(cpu: int = 2) -> str:
-    runs = [fold_perf_script(fixture(f"perf/guest-6.1-tcg.{name}.cpu{cpu}.perf_script.txt"),
-                             FoldOptions(annotate_kernel=True)) for name in ("c_pinned", "f_rps_cpu1")]
-    return cpu_differential(runs[0], runs[1], cpu, name_a="irq_pin", name_b="rps_cpu1")
 
 
 @pytest.fixture(scope="module")

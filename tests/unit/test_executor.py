@@ -34,18 +34,16 @@ from labctl.plan.actions import (
 from labctl.plan.planner import build_plan
 from labctl.runfiles.rundir import RunDir
 from labctl.shell import running_command, stop_command
-from tests.helpers import FakeTransport, Res
-from tests.unit.test_plan import (
+from tests.helpers import FIXTURES, FakeTransport, Res
+from tests.helpers.plans import (
     GUEST_TUNING,
     INVENTORY,
     LOAD,
+    RUN,
     guest_facts,
     scenario,
     veth_facts,
 )
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
-RUN = "20250101T000000Z-test"
 
 
 class FakeGuest(FakeTransport):

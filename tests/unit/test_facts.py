@@ -11,27 +11,26 @@ import pytest
 
 from labctl.host.facts import SYSCTLS, HostFacts, facts_script, parse_facts
 from labctl.host.sections import split_sections
+from tests.helpers import fixture
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "facts"
 
-
-def fixture(name: str) -> str:
-    return (FIXTURES / name).read_text()
+def facts_capture(name: str) -> str:
+    return fixture(f"facts/{name}")
 
 
 @pytest.fixture(scope="module")
 def guest() -> HostFacts:
-    return parse_facts("dut", fixture("debian12-guest-eth1.txt"), "eth1", shared_kernel=False)
+    return parse_facts("dut", facts_capture("debian12-guest-eth1.txt"), "eth1", shared_kernel=False)
 
 
 @pytest.fixture(scope="module")
 def host_lo() -> HostFacts:
-    return parse_facts("dut", fixture("host-lo.txt"), "lo", shared_kernel=True)
+    return parse_facts("dut", facts_capture("host-lo.txt"), "lo", shared_kernel=True)
 
 
 @pytest.fixture(scope="module")
 def host_eth0() -> HostFacts:
-    return parse_facts("h", fixture("host-eth0.txt"), "eth0", shared_kernel=False)
+    return parse_facts("h", facts_capture("host-eth0.txt"), "eth0", shared_kernel=False)
 
 
 # --------------------------------------------------------------------------- the virtio guest
@@ -134,7 +133,7 @@ def test_host_eth0_real_virtio(host_eth0: HostFacts) -> None:
 
 
 def test_nic_missing() -> None:
-    text = fixture("host-lo.txt").replace("@@labctl-section end nic_exists 0",
+    text = facts_capture("host-lo.txt").replace("@@labctl-section end nic_exists 0",
                                           "@@labctl-section end nic_exists 1")
     facts = parse_facts("x", text, "eth9", shared_kernel=True)
     assert not facts.nic.exists and facts.nic.interface == "eth9"
@@ -156,7 +155,7 @@ def test_failed_section_output_is_ignored() -> None:
 # --------------------------------------------------------------------------- the script itself
 
 def test_script_sections_match_the_fixture() -> None:
-    names = list(split_sections(fixture("host-lo.txt")))
+    names = list(split_sections(facts_capture("host-lo.txt")))
     script = facts_script("lo")
     assert names == [line.split()[-1].rstrip("'") for line in script.splitlines()
                      if line.startswith("echo '@@labctl-section begin")]
@@ -186,6 +185,6 @@ def test_script_quotes_the_interface(tmp_path: Path) -> None:
 
 
 def test_perf_version_or_nothing() -> None:
-    assert parse_facts("x", fixture("host-lo.txt"), "lo", True).perf == "perf version 6.1.187"
+    assert parse_facts("x", facts_capture("host-lo.txt"), "lo", True).perf == "perf version 6.1.187"
     missing = "@@labctl-section begin perf\nsh: 1: perf: not found\n\n@@labctl-section end perf 127\n"
     assert parse_facts("x", missing, "lo", True).perf == ""

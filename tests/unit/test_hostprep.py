@@ -4,21 +4,21 @@ prepared by labctl (tuned realtime isolating 4-7, irqbalance disabled), one as i
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from labctl.input.model import HostPrepare
 from labctl.plan import hostprep
 from labctl.plan.hostprep import PrepFacts
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "prep"
+PREP = FIXTURES / "prep"
 SPEC = HostPrepare.model_validate({"irqbalance": "disable",
                                    "tuned": {"profile": "realtime", "isolated_cores": "4-7"}})
 
 
 def facts(name: str) -> PrepFacts:
-    return hostprep.parse_prep_facts("dut", (FIXTURES / name).read_text())
+    return hostprep.parse_prep_facts("dut", (PREP / name).read_text())
 
 
 @pytest.fixture

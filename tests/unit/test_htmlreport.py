@@ -9,141 +9,30 @@ expected sections, the heatmap with its isolated CPUs, the measured numbers.
 from __future__ import annotations
 
 import json
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 
-from labctl.analysis.fold import FoldOptions, fold_perf_script
-from labctl.reports.flamegraph import render_flamegraph
 from labctl.reports.html import (
     NO_FLAMEGRAPHS,
     NO_PROFILE,
     heat_style,
     render_html,
 )
-from labctl.reports.profiles import analyse_profile
-from labctl.runfiles.models import HostAnalysis, OutcomeRecord, ProfileSummary, Summary
-from tests.helpers import FIXTURES, fixture
-
-RUNS = FIXTURES / "runs"
-BASELINE = "20261126T075117Z-baseline"
-RPS_CPU1 = "20261126T075252Z-rps_cpu1"
-RPS_ISOLATED = "20261126T075236Z-rps_isolated"      # no load
-VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-        "track", "wbr"}
-URL_ATTRIBUTES = {"src", "href", "data", "action", "formaction", "poster", "xlink:href",
-                  "background", "srcset"}
-
-
-class Html(HTMLParser):
-    """Elements, text, tables (class -> rows of (tag, attrs, text) cells), nesting problems."""
-
-    def __init__(self, text: str):
-        super().__init__(convert_charrefs=True)
-        self.elements: list[tuple[str, dict[str, str]]] = []
-        self.tables: list[tuple[str, list[list[tuple[str, dict[str, str], str]]]]] = []
-        self.problems: list[str] = []
-        self.texts: list[str] = []
-        self._stack: list[str] = []
-        self._cell: list[str] | None = None
-        self.feed(text)
-        self.close()
-        self.problems += [f"<{tag}> never closed" for tag in self._stack]
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {k: v or "" for k, v in attrs}
-        self.elements.append((tag, attributes))
-        if tag in VOID:
-            return
-        self._stack.append(tag)
-        if tag == "table":
-            self.tables.append((attributes.get("class", ""), []))
-        elif tag == "tr" and self.tables:
-            self.tables[-1][1].append([])
-        elif tag in ("td", "th") and self.tables and self.tables[-1][1]:
-            self._cell = []
-            self.tables[-1][1][-1].append((tag, attributes, ""))
-
-    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.elements.append((tag, {k: v or "" for k, v in attrs}))
-
-    def handle_endtag(self, tag: str) -> None:
-        if not self._stack or self._stack[-1] != tag:
-            self.problems.append(f"</{tag}> closes <{self._stack[-1] if self._stack else None}>")
-            return
-        self._stack.pop()
-        if tag in ("td", "th") and self._cell is not None:
-            row = self.tables[-1][1][-1]
-            row[-1] = (row[-1][0], row[-1][1], "".join(self._cell).strip())
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        self.texts.append(data)
-        if self._cell is not None:
-            self._cell.append(data)
-
-    @property
-    def text(self) -> str:
-        return " ".join(" ".join(self.texts).split())
-
-    def ids(self) -> set[str]:
-        return {a["id"] for _, a in self.elements if "id" in a}
-
-    def find(self, tag: str) -> list[dict[str, str]]:
-        return [a for t, a in self.elements if t == tag]
-
-    def table(self, cls: str) -> list[list[tuple[str, dict[str, str], str]]]:
-        found = [rows for c, rows in self.tables if cls in c.split()]
-        assert len(found) == 1, f"{len(found)} tables of class {cls}"
-        return found[0]
-
-
-def parse_html(text: str) -> Html:
-    page = Html(text)
-    assert page.problems == []
-    return page
-
-
-def external_urls(page: Html) -> list[str]:
-    """URL attributes of the page and of its iframes' srcdoc documents that leave the page."""
-    found = []
-    for tag, attributes in page.elements:
-        for name, value in attributes.items():
-            if name in URL_ATTRIBUTES and not value.startswith("#"):
-                found.append(f"<{tag} {name}={value[:60]!r}>")
-            if name == "style" and "url(" in value:
-                found.append(f"<{tag} style={value[:60]!r}>")
-        if tag == "iframe" and "srcdoc" in attributes:
-            found += external_urls(Html(attributes["srcdoc"]))
-    return found
-
-
-def raw_summary(run: str) -> dict[str, Any]:
-    """summary.json as JSON holds it (string CPU keys)."""
-    data: dict[str, Any] = json.loads((RUNS / run / "summary.json").read_text())
-    return data
-
-
-def summary(run: str) -> Summary:
-    """A fixture run's summary.json, read back as `labctl collect` and `compare` read it."""
-    return Summary.from_json((RUNS / run / "summary.json").read_text())
-
-
-def intify(value: Any) -> Any:
-    """The summary as runner.build_summary returns it: number-like keys as ints."""
-    if isinstance(value, dict):
-        return {(int(k) if isinstance(k, str) and k.lstrip("-").isdigit() else k): intify(v)
-                for k, v in value.items()}
-    if isinstance(value, list):
-        return [intify(v) for v in value]
-    return value
-
-
-def guest_flamegraph(scenario: str = "f_rps_cpu1", cpu: int = 1) -> str:
-    text = fixture(f"perf/guest-6.1-tcg.{scenario}.cpu{cpu}.perf_script.txt")
-    stacks = fold_perf_script(text, FoldOptions(annotate_kernel=True)).stacks[cpu]
-    return render_flamegraph(stacks, title=f"dut CPU {cpu} ({scenario})")
+from labctl.runfiles.models import HostAnalysis, OutcomeRecord, Summary
+from tests.helpers.pages import Html, external_urls, parse_html, row, texts
+from tests.helpers.runs import (
+    BASELINE,
+    RPS_CPU1,
+    RPS_ISOLATED,
+    RUNS,
+    guest_flamegraph,
+    intify,
+    netns_like,
+    raw_summary,
+    summary,
+    with_profile,
+)
 
 
 @pytest.fixture(scope="module")
@@ -154,17 +43,6 @@ def flamegraph() -> str:
 @pytest.fixture(scope="module")
 def rps_page(flamegraph: str) -> Html:
     return parse_html(render_html(summary(RPS_CPU1), {"dut": {1: flamegraph}}))
-
-
-def row(table: list[list[tuple[str, dict[str, str], str]]], first: str
-        ) -> list[tuple[str, dict[str, str], str]]:
-    rows = [r for r in table if r and r[0][2] == first]
-    assert len(rows) == 1, f"{len(rows)} rows {first!r}"
-    return rows[0]
-
-
-def texts(cells: list[tuple[str, dict[str, str], str]]) -> list[str]:
-    return [c[2] for c in cells]
 
 
 # --- the real runs --------------------------------------------------------------------------
@@ -301,16 +179,6 @@ def test_run_without_load() -> None:
     assert page.table("nic-irqs")                      # the snapshots are there
 
 
-def netns_like(s: Summary) -> Summary:
-    """What a netns lab's summary looks like: veth, no IRQs, host-wide counters."""
-    s = s.model_copy(deep=True)
-    s.provider = "netns"
-    dut = s.hosts["dut"]
-    dut.nic_irqs, dut.irq_affinity, dut.nic_queues = [], {}, {}
-    dut.shared_kernel = True
-    return s
-
-
 def test_netns_run_without_nic_irqs() -> None:
     page = parse_html(render_html(netns_like(summary(RPS_CPU1))))
     assert "NIC RX IRQs per queue and CPU (delta over the window): none: veth in a netns lab has " \
@@ -411,17 +279,6 @@ def test_fixture_runs_are_the_copied_ones() -> None:
     for run in (BASELINE, RPS_CPU1, RPS_ISOLATED):
         assert {p.name for p in (RUNS / run).iterdir()} >= {"summary.json", "manifest.json"}
         assert summary(run).run_id == run
-
-
-def with_profile(s: Summary) -> tuple[Summary, dict[str, dict[int, str]]]:
-    """The summary with a profile of CPU 1 (labctl.reports.profiles on the f_rps_cpu1 capture, through
-    JSON as summary.json holds it) and its flame graph."""
-    script = fixture("perf/guest-6.1-tcg.f_rps_cpu1.cpu1.perf_script.txt")
-    result = analyse_profile("dut", [1], 99, script)
-    files = {1: {"flamegraph": "dut/profile/cpu1.svg", "folded": "dut/profile/cpu1.folded"}}
-    s = s.model_copy(deep=True)
-    s.profile = ProfileSummary.model_validate(json.loads(json.dumps(result.to_json(files))))
-    return s, {"dut": {1: result.per_cpu[1].svg}}
 
 
 def test_profile_numbers_beside_the_flame_graphs() -> None:

@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from labctl.agent import loadgen
+from tests.helpers.processes import stop_process, wait_for_file
 
 LOADGEN = Path(loadgen.__file__).resolve()
 HOST = "127.0.0.1"
@@ -36,26 +37,6 @@ def loadgen_argv(*args: str) -> list[str]:
     return [sys.executable, str(LOADGEN), *args]
 
 
-def wait_for_file(path: Path, process: subprocess.Popen, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"exited early with {process.returncode}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.01)
-
-
-def stop(process: subprocess.Popen, timeout: float = 10) -> int:
-    """SIGTERM a process we started (by PID) and wait; SIGKILL if it hangs."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise
-
-
 @contextmanager
 def server(tmp_path: Path, protocol: str, port: int, *extra: str) -> Iterator[tuple[subprocess.Popen, Path]]:
     """A loadgen server started detached (setsid, stdio redirected), ready when yielded."""
@@ -69,7 +50,7 @@ def server(tmp_path: Path, protocol: str, port: int, *extra: str) -> Iterator[tu
         yield process, result
     finally:
         if process.poll() is None:
-            stop(process)
+            stop_process(process)
 
 
 def run_client(tmp_path: Path, protocol: str, port: int, *extra: str) -> dict:
@@ -90,7 +71,7 @@ def paced_run(tmp_path: Path, protocol: str, *client_extra: str) -> tuple[dict, 
         client = run_client(tmp_path, protocol, port, "--rate", "2000", "--duration", "1", "--payload", "64",
                             "--workers", "2", *client_extra)
         time.sleep(0.1)
-        assert stop(process) == 0
+        assert stop_process(process) == 0
     return client, json.loads(result.read_text())
 
 
@@ -242,7 +223,7 @@ def test_cpu_pinning_is_reported(tmp_path: Path) -> None:
     with server(tmp_path, "udp", port, "--workers", "2", "--cpus", "0") as (process, result):
         client = run_client(tmp_path, "udp", port, "--rate", "500", "--duration", "0.3", "--workers", "2",
                             "--cpus", "0")
-        assert stop(process) == 0
+        assert stop_process(process) == 0
     assert [w["cpus"] for w in json.loads(result.read_text())["workers"]] == [[0], [0]]
     assert [w["cpus"] for w in client["workers"]] == [[0], [0]]
 
@@ -281,7 +262,7 @@ def test_client_sigterm_stops_early_with_a_result(tmp_path: Path) -> None:
     try:
         time.sleep(0.5)
     finally:
-        assert stop(process) == 0
+        assert stop_process(process) == 0
     document = json.loads(result.read_text())
     assert document["role"] == "client" and 0.1 < document["duration"] < 5
     assert len(document["workers"]) == 2
@@ -299,7 +280,7 @@ def test_max_mode_outruns_paced_rates(tmp_path: Path, protocol: str) -> None:
     with server(tmp_path, protocol, port) as (process, result):
         client = run_client(tmp_path, protocol, port, "--max", "--duration", "0.3", "--workers", "2")
         time.sleep(0.1)
-        assert stop(process) == 0
+        assert stop_process(process) == 0
     assert client["mode"] == "max" and client["asked_rate"] is None
     assert client["achieved_rate"] > 10000
     received = json.loads(result.read_text())["received"]
@@ -313,7 +294,7 @@ def test_max_mode_with_new_socket_per_message_opens_one_connection_per_message(t
     with server(tmp_path, "tcp", port) as (process, result):
         client = run_client(tmp_path, "tcp", port, "--max", "--new-socket-per-message", "--duration", "0.3")
         time.sleep(0.1)
-        assert stop(process) == 0
+        assert stop_process(process) == 0
     server_result = json.loads(result.read_text())
     assert client["flows"] is None and client["sent"] > 100
     assert server_result["connections"] == server_result["received"] == client["sent"]

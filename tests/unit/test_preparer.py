@@ -15,9 +15,9 @@ from labctl.errors import ValidationError
 from labctl.execution.preparer import Preparer
 from labctl.input.config import load_inventory
 from labctl.transport.base import CommandResult
-from tests.helpers import FakeTransport, Res
+from tests.helpers import FIXTURES, FakeTransport, Res
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "prep" / "debian12-as-booted.txt"
+FIXTURE = FIXTURES / "prep" / "debian12-as-booted.txt"
 
 
 class Answers(FakeTransport):

@@ -3,7 +3,6 @@ shares; the CPUs `profile: auto` picks; bad recordings give diagnostics, never a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,9 @@ from labctl.plan.planner import profile_cpus
 from labctl.reports.markdown import render_markdown
 from labctl.reports.profiles import analyse_profile, rx_frame_shares
 from labctl.runfiles.models import Summary
+from tests.helpers import FIXTURES
 
-PERF = Path(__file__).parent.parent / "fixtures" / "perf"
+PERF = FIXTURES / "perf"
 RPS_CPU1 = (PERF / "guest-6.1-tcg.f_rps_cpu1.cpu1.perf_script.txt").read_text()
 RPS_CPU2 = (PERF / "guest-6.1-tcg.f_rps_cpu1.cpu2.perf_script.txt").read_text()
 

@@ -7,7 +7,6 @@ after}.txt as split into tests/fixtures/ (see tests/fixtures/README.md).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +25,8 @@ from labctl.input.model import Scenario
 from labctl.reports.html import render_html
 from labctl.reports.markdown import cpu_label, render_markdown, table
 from labctl.runfiles.models import ExpectationRecord, Summary
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 FILES = {"interrupts": "interrupts/debian12-guest-8cpu", "softirqs": "softirqs/debian12-guest-8cpu",
          "softnet_stat": "softnet_stat/debian12-guest-8cpu-13col", "stat": "stat/debian12-guest-8cpu",
          "ethtool_stats": "ethtool_stats/debian12-guest-8cpu"}

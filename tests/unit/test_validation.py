@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import cli, runner
+from labctl import cli
 from labctl.errors import ValidationError
 from labctl.input.config import load_inventory, load_scenario
 from tests.helpers import NETNS_INVENTORY
@@ -111,16 +111,8 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def no_host_touched(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a host was contacted before validation finished")
-    monkeypatch.setattr(runner, "open_transports", refuse)
-    monkeypatch.setattr(runner, "load_state", refuse)
-
-
 @pytest.mark.parametrize("text,line,key,words", BAD_SCENARIOS)
-def test_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_host_touched: None,
+def test_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_host_touched: list[str],
                       text: str, line: int, key: str, words: str) -> None:
     inventory = _write(tmp_path, "inventory.yaml", GOOD_INVENTORY)
     scenario = _write(tmp_path, "bad.yaml", text)
@@ -135,7 +127,7 @@ def test_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_hos
 
 
 @pytest.mark.parametrize("text,line,key,words", BAD_INVENTORIES)
-def test_bad_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_host_touched: None,
+def test_bad_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_host_touched: list[str],
                        text: str, line: int, key: str, words: str) -> None:
     inventory = _write(tmp_path, "inventory.yaml", text)
     scenario = _write(tmp_path, "ok.yaml", GOOD_SCENARIO)

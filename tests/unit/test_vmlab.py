@@ -17,8 +17,7 @@ from labctl.labs.seed import (
     write_seed_iso,
 )
 from labctl.labs.xmlrender import render
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import ROOT
 
 
 def default_inventory() -> Inventory:

@@ -1,0 +1,74 @@
+"""Test helpers: a netns lab of the test's own (``inventories/netns.yaml`` under another lab
+name, in a temporary directory), driven through ``labctl.cli.main``; its namespaces, sshd
+listeners, state file and runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl import cli
+from tests.helpers import ROOT
+from tests.helpers.namespaces import namespaces
+
+HOSTS = ("dut", "loadgen")
+
+
+def lab_name(prefix: str) -> str:
+    """A lab name of this test process (namespaces are named after it: ``<name>-dut``)."""
+    return f"{prefix}{os.getpid() % 100000}"
+
+
+def write_netns_inventory(directory: Path, name: str) -> Path:
+    """The repository's netns inventory with lab name ``name``, written into ``directory``."""
+    data = yaml.safe_load((ROOT / "inventories" / "netns.yaml").read_text())
+    data["lab"] = name
+    path = directory / "inventory.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+class Lab:
+    """A netns lab in ``directory`` (its inventory there, its runs in ``runs/``)."""
+
+    def __init__(self, directory: Path, name: str):
+        self.dir, self.name = directory, name
+        self.inventory = directory / "inventory.yaml"
+        self.runs = directory / "runs"
+
+    def labctl(self, *args: str) -> int:
+        return cli.main(["-q", "-i", str(self.inventory), "--runs-dir", str(self.runs), *args])
+
+    def ns(self, host: str) -> str:
+        return f"{self.name}-{host}"
+
+    @property
+    def namespaces(self) -> list[str]:
+        return [self.ns(host) for host in HOSTS]
+
+    def namespaces_gone(self) -> bool:
+        return not set(self.namespaces) & namespaces()
+
+    def state_file(self) -> Path:
+        return self.dir / ".labctl" / self.name / "state.json"
+
+    def state(self) -> dict[str, Any]:
+        """The lab's state file (what `up` created, facts it learnt)."""
+        state: dict[str, Any] = json.loads(self.state_file().read_text())
+        return state
+
+    def sshd_pids(self) -> dict[str, int]:
+        """Host -> PID of the sshd listener `up` started for it."""
+        return {r["info"]["host"]: int(r["id"]) for r in self.state()["resources"]
+                if r["kind"] == "process"}
+
+    def summary(self, run: Path) -> dict[str, Any]:
+        summary: dict[str, Any] = json.loads((run / "summary.json").read_text())
+        return summary
+
+    def newest_run(self) -> Path:
+        return max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
