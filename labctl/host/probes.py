@@ -619,7 +619,7 @@ def _check_iface(iface: str) -> str:
 
 def _iface(iface: str, check: bool) -> str:
     """The interface name, refused when `check` and no kernel would accept it. Without
-    `check` the name is only quoted: read-backs and listings of the interface facts name."""
+    `check` the name is only quoted: read-backs and listings of the interface the facts name."""
     return _check_iface(iface) if check else iface
 
 
@@ -711,8 +711,8 @@ def rps_masks(iface: str) -> Probe[dict[int, frozenset[int]]]:
     return Probe(f"rps_masks@{iface}", command, parse_rps_listing)
 
 
-def _irq_probe(irq: int | str, leaf: str, parse: Callable[[str], T]) -> Probe[T]:
-    number = _check_number(irq, "IRQ number")
+def _irq_probe(irq: int | str, leaf: str, parse: Callable[[str], T], check: bool = True) -> Probe[T]:
+    number = _check_number(irq, "IRQ number") if check else str(irq)
     return Probe(f"{leaf}@{number}", _cat(f"/proc/irq/{number}/{leaf}"), parse)
 
 
@@ -721,9 +721,10 @@ def smp_affinity(irq: int | str) -> Probe[frozenset[int]]:
     return _irq_probe(irq, "smp_affinity", parse_mask_file)
 
 
-def smp_affinity_list(irq: int | str) -> Probe[frozenset[int]]:
-    """/proc/irq/N/smp_affinity_list."""
-    return _irq_probe(irq, "smp_affinity_list", parse_cpulist_file)
+def smp_affinity_list(irq: int | str, *, check: bool = True) -> Probe[frozenset[int]]:
+    """/proc/irq/N/smp_affinity_list (`check`: refuse an IRQ that is not a number; without it
+    the number is only quoted, as for the IRQs the host's facts name)."""
+    return _irq_probe(irq, "smp_affinity_list", parse_cpulist_file, check)
 
 
 def effective_affinity_list(irq: int | str) -> Probe[frozenset[int]]:
@@ -733,8 +734,8 @@ def effective_affinity_list(irq: int | str) -> Probe[frozenset[int]]:
 
 def irq_affinities(irqs: Iterable[int | str]) -> Probe[dict[str, dict[str, str]]]:
     """smp_affinity_list and effective_affinity_list (it moves at the next interrupt) of
-    each IRQ, as `grep -H` prints them."""
-    numbers = [_check_number(irq, "IRQ number") for irq in irqs]
+    each IRQ, as `grep -H` prints them (the IRQs of the host's facts: quoted, not checked)."""
+    numbers = [str(irq) for irq in irqs]
     paths = [f"/proc/irq/{n}/{leaf}" for n in numbers
              for leaf in ("smp_affinity_list", "effective_affinity_list")]
     return Probe(f"irq_affinities@{','.join(numbers)}", shlex.join(["grep", "-H", ".", *paths]),
