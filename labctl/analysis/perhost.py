@@ -10,8 +10,9 @@ import dataclasses
 from typing import Any, Callable
 
 from labctl.analysis import deltas
-from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
+from labctl.cpulist import format_cpulist, parse_cpulist
 from labctl.host import probes
+from labctl.host.snapshots import SnapshotHost, parse_raw
 
 NET_SOFTIRQS = ("NET_RX", "NET_TX")
 RawReader = Callable[[str, str], "str | None"]     # (probe, phase) -> text or None
@@ -22,65 +23,46 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
     online = sorted(parse_cpulist(facts.get("cpus_online", "")))
     result: dict[str, Any] = {"cpus": online, "isolated": sorted(parse_cpulist(facts.get("isolated", ""))),
                               "shared_kernel": facts.get("shared_kernel", False)}
-    pair = _pair(read, "interrupts", probes.parse_interrupts)
+    host = SnapshotHost.from_json(facts)
+    pair = _pair(read, "interrupts", host)
     if pair:
         result["nic_irqs"] = nic_irq_deltas(*pair, device=facts.get("nic", {}).get("device", ""))
-    pair = _pair(read, "softirqs", probes.parse_softirqs)
+    pair = _pair(read, "softirqs", host)
     if pair:
         result["softirqs"] = deltas.softirq_deltas(*pair)
         result["softirq_counters"] = {phase: {name: dict(counts[name]) for name in NET_SOFTIRQS if name in counts}
                                       for phase, counts in zip(("before", "after"), pair)}
-    pair = _pair(read, "softnet_stat", lambda t: probes.parse_softnet_stat(t, online or None))
+    pair = _pair(read, "softnet_stat", host)
     if pair:
         result["softnet"] = {cpu: _row_dict(row) for cpu, row in deltas.softnet_deltas(*pair).items()}
-    pair = _pair(read, "stat", probes.parse_proc_stat)
+    pair = _pair(read, "stat", host)
     if pair:
         result["cpu_percent"] = deltas.cpu_percentages(*pair)
-    pair = _pair(read, "ethtool_stats", probes.parse_ethtool_stats)
+    pair = _pair(read, "ethtool_stats", host)
     if pair:
         result["nic_queues"] = {f"{d}-{q}": v for (d, q), v in sorted(
             deltas.nic_queue_deltas(*pair).items())}
     text = read("irq_affinity", "after")
     if text:
-        result["irq_affinity"] = parse_irq_affinity_listing(text)
+        result["irq_affinity"] = parse_raw("irq_affinity", text, host)
     for phase in ("before", "after"):
         text = read("rps_cpus", phase)
         if text is not None:
-            result[f"rps_{phase}"] = {q: format_cpulist(c) for q, c in parse_rps_listing(text).items()}
+            result[f"rps_{phase}"] = {q: format_cpulist(c) for q, c in parse_raw("rps_cpus", text, host).items()}
     return result
 
 
-def _pair(read: RawReader, probe: str, parse: Callable[[str], Any]) -> tuple[Any, Any] | None:
+def _pair(read: RawReader, probe: str, host: SnapshotHost) -> tuple[Any, Any] | None:
+    """Both phases of a raw file, each parsed by the probe that wrote it; None if one is missing."""
     before, after = read(probe, "before"), read(probe, "after")
     if before is None or after is None or not before.strip() or not after.strip():
         return None
-    return parse(before), parse(after)
+    return parse_raw(probe, before, host), parse_raw(probe, after, host)
 
 
 def _row_dict(row: Any) -> dict[str, int]:
     """A softnet row as a dict, without the columns this kernel does not print (None)."""
     return {k: v for k, v in dataclasses.asdict(row).items() if v is not None}
-
-
-def parse_irq_affinity_listing(text: str) -> dict[str, dict[str, str]]:
-    """`grep -H . /proc/irq/N/{smp,effective}_affinity_list` -> {"37": {"smp": "2", "effective": "2"}}."""
-    result: dict[str, dict[str, str]] = {}
-    for line in text.splitlines():
-        path, _, value = line.partition(":")
-        parts = path.split("/")
-        if len(parts) == 5 and parts[3].isdigit() and parts[4].endswith("_affinity_list"):
-            result.setdefault(parts[3], {})[parts[4].split("_")[0]] = value.strip()
-    return result
-
-
-def parse_rps_listing(text: str) -> dict[int, frozenset[int]]:
-    """Lines 'rx-N MASK' (the snapshot's rps_cpus probe) -> queue -> CPUs."""
-    result = {}
-    for line in text.splitlines():
-        name, _, mask = line.partition(" ")
-        if name.startswith("rx-") and mask.strip():
-            result[int(name[3:])] = parse_mask(mask)
-    return result
 
 
 def nic_irq_deltas(before: Any, after: Any, device: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any, Callable
 
 from labctl.errors import CalibrationError, HostError, LabctlError, TransportError
+from labctl.host import probes
 from labctl.input.model import Inventory, Load
 from labctl.labs.state import LabState, StateFile
 from labctl.packaged import agent_file
@@ -130,7 +131,8 @@ def _call(transport: Transport, host: str, command: str, what: str,
 
 
 def _read_json(transport: Transport, host: str, path: str) -> dict[str, Any]:
-    text = _call(transport, host, f"cat {shlex.quote(path)}", f"reading {path}").stdout
+    probe = probes.file_text(path)
+    text = probe.parse(_call(transport, host, probe.command, f"reading {path}").stdout)
     try:
         data: dict[str, Any] = json.loads(text)
     except ValueError:

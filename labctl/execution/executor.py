@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterator, assert_never
 
-from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
+from labctl.cpulist import format_cpulist
 from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated
 from labctl.execution import failpoints
 from labctl.execution.restorer import Restorer, StepResult, Undo
@@ -62,13 +62,12 @@ class Outcome:
 
 
 def observed_value(readback: Readback, output: str) -> Any:
-    """Parse a read-back output into the same shape as readback.expected (pure)."""
-    if readback.kind == "mask":
-        return parse_mask(output)
-    if readback.kind == "cpulist":
-        return parse_cpulist(output)
-    current = probes.parse_ethtool_channels(output).current
-    return {k: current.get(k) for k in readback.expected}
+    """Parse a read-back output, with the parser of the probe whose command it ran, into the
+    same shape as readback.expected (pure): channels only as far as the plan set them."""
+    value = probes.READBACK_PARSERS[readback.kind](output)
+    if isinstance(readback.expected, dict):
+        return {k: value.get(k) for k in readback.expected}
+    return value
 
 
 def describe_value(value: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from labctl.cpulist import format_cpulist
 from labctl.errors import LabctlError, LabError, ValidationError
+from labctl.host import probes
 from labctl.input.config import Loaded
 from labctl.input.model import HostPrepare, Inventory
 from labctl.labs.providers import Provider, Restarter
@@ -149,7 +150,7 @@ class Preparer:
             try:
                 ssh_banner(target.netns, target.address, target.port, timeout=1.0)
                 transport.open()
-                boot_id = transport.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
+                boot_id = probes.BOOT_ID.parse(transport.run(probes.BOOT_ID.command).stdout)
                 if boot_id and boot_id != old_boot_id:
                     remaining = max(1.0, deadline - time.monotonic())
                     transport.run("systemctl is-system-running --wait", check=False, timeout=remaining)

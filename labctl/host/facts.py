@@ -11,8 +11,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
+from labctl.cpulist import format_cpulist
 from labctl.host import probes
+from labctl.host.probes import Probe
 from labctl.host.sections import build_script, split_sections
 
 
@@ -80,59 +81,169 @@ SYSCTLS = ("net.core.busy_read", "net.core.busy_poll", "net.core.rps_sock_flow_e
            "net.core.netdev_budget", "net.core.dev_weight")
 
 
+def parse_last_line(text: str) -> str:
+    """The answer of a command that may print warnings first (systemctl is-active)."""
+    return _last_line(text, "unknown")
+
+
+def parse_tuned_active(text: str) -> str:
+    """`tuned-adm active` -> the profile's name, "" when none is active."""
+    return _tuned(text)
+
+
+def parse_perf_version(text: str) -> str:
+    """`perf --version`, or "" where the output is not perf's (missing, or a wrapper's error)."""
+    return text if text.startswith("perf version") else ""
+
+
+def parse_sysctls(text: str) -> dict[str, str]:
+    """`sysctl NAME...` -> {name: value}."""
+    return _sysctls(text)
+
+
+def parse_device_link(text: str) -> str:
+    """`readlink -e /sys/class/net/IF/device` -> its basename ("virtio6")."""
+    return text.rsplit("/", 1)[-1]
+
+
+HOSTNAME: Probe[str] = Probe("hostname", "hostname", probes.parse_text)
+KERNEL: Probe[str] = Probe("kernel", "uname -r", probes.parse_text)
+IRQBALANCE: Probe[str] = Probe(
+    "irqbalance", "if ! command -v irqbalance >/dev/null; then echo absent; "
+    "elif [ -d /run/systemd/system ]; then systemctl is-active irqbalance; "
+    "elif pidof irqbalance >/dev/null; then echo active; else echo inactive; fi", parse_last_line)
+SYSTEMD: Probe[str] = Probe("systemd", "test -d /run/systemd/system", probes.parse_text)  # exit status
+TUNED: Probe[str] = Probe(
+    "tuned", "tuned-adm active 2>/dev/null || echo 'No current active profile.'", parse_tuned_active)
+PYTHON3: Probe[str] = Probe("python3", "python3 -c 'import sys; print(sys.version.split()[0])'",
+                            probes.parse_text)
+PERF: Probe[str] = Probe("perf", "perf --version", parse_perf_version)
+CMDLINE_TEXT: Probe[str] = Probe("cmdline", probes.CMDLINE.command, probes.parse_text)  # kept as text
+SYSCTL_VALUES: Probe[dict[str, str]] = Probe("sysctls", "sysctl " + " ".join(SYSCTLS), parse_sysctls)
+
+
+def nic_exists(interface: str) -> Probe[str]:
+    """Exits 0 when the interface exists (the answer is the exit status)."""
+    return Probe(f"nic_exists@{interface}", f"test -d {shlex.quote(f'/sys/class/net/{interface}')}",
+                 probes.parse_text)
+
+
+def nic_device(interface: str) -> Probe[str]:
+    """The device behind the interface ("virtio6"): its IRQs are named after it."""
+    sysdir = shlex.quote(f"/sys/class/net/{interface}")
+    return Probe(f"nic_device@{interface}", f"readlink -e {sysdir}/device", parse_device_link)
+
+
+def parse_sysctl_all(text: str) -> dict[str, str]:
+    """`sysctl -a` -> {name: value} (split at " = ": a value may hold "=")."""
+    pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+ALL_SYSCTLS: Probe[dict[str, str]] = Probe("sysctl_all", "sysctl -a 2>/dev/null", parse_sysctl_all)
+TUNED_ACTIVE: Probe[str] = Probe("tuned_active", "tuned-adm active", parse_tuned_active)
+
+
+def command_path(name: str) -> Probe[str]:
+    """Where the command is (`command -v`); exits non-zero where it is missing."""
+    return Probe(f"command_path@{name}", f"command -v {shlex.quote(name)}", probes.parse_text)
+
+
+def service_enabled(unit: str) -> Probe[str]:
+    """`systemctl is-enabled UNIT`: enabled | disabled | masked | ... (exits non-zero but for enabled)."""
+    return Probe(f"service_enabled@{unit}", f"systemctl is-enabled {shlex.quote(unit)}", parse_last_line)
+
+
+def service_active(unit: str) -> Probe[str]:
+    """`systemctl is-active UNIT`: active | inactive | failed | ... (exits non-zero but for active)."""
+    return Probe(f"service_active@{unit}", f"systemctl is-active {shlex.quote(unit)}", parse_last_line)
+
+
+def existing_files(paths: list[str]) -> Probe[list[str]]:
+    """Those of `paths` that exist, one a line."""
+    quoted = " ".join(shlex.quote(path) for path in paths)
+    return Probe(f"existing_files@{len(paths)}",
+                 f"for f in {quoted}; do if test -e \"$f\"; then echo \"$f\"; fi; done",
+                 str.splitlines)
+
+
+def fact_probes(interface: str) -> dict[str, Probe[Any]]:
+    """Section name -> probe of the facts script (read-only; the interface is quoted, not
+    checked: an interface that does not exist is a fact too)."""
+    return {
+        "hostname": HOSTNAME,
+        "kernel": KERNEL,
+        "online": probes.CPUS_ONLINE,
+        "possible": probes.CPUS_POSSIBLE,
+        "isolated": probes.CPUS_ISOLATED,
+        "cmdline": CMDLINE_TEXT,
+        "pid1": probes.cpus_allowed(1),
+        "default_affinity": probes.DEFAULT_SMP_AFFINITY,
+        "irq_affinity": probes.SMP_AFFINITY_LISTS,
+        "irqbalance": IRQBALANCE,
+        "systemd": SYSTEMD,
+        "tuned": TUNED,
+        "python3": PYTHON3,
+        "perf": PERF,
+        "sysctls": SYSCTL_VALUES,
+        "nic_exists": nic_exists(interface),
+        "ethtool_i": probes.ethtool_info(interface, check=False),
+        "ethtool_l": probes.ethtool_channels(interface, check=False),
+        "device": nic_device(interface),
+        "rps": probes.rps_masks(interface),
+        "interrupts": probes.INTERRUPTS,
+    }
+
+
 def facts_script(interface: str) -> str:
     """The read-only script run once per host; sections are parsed by parse_facts."""
-    iface = shlex.quote(interface)
-    sysdir = shlex.quote(f"/sys/class/net/{interface}")
-    return build_script({
-        "hostname": "hostname",
-        "kernel": "uname -r",
-        "online": "cat /sys/devices/system/cpu/online",
-        "possible": "cat /sys/devices/system/cpu/possible",
-        "isolated": "cat /sys/devices/system/cpu/isolated",
-        "cmdline": "cat /proc/cmdline",
-        "pid1": "grep Cpus_allowed_list /proc/1/status",
-        "default_affinity": "cat /proc/irq/default_smp_affinity",
-        "irq_affinity": "grep -H . /proc/irq/*/smp_affinity_list",
-        "irqbalance": "if ! command -v irqbalance >/dev/null; then echo absent; "
-                      "elif [ -d /run/systemd/system ]; then systemctl is-active irqbalance; "
-                      "elif pidof irqbalance >/dev/null; then echo active; else echo inactive; fi",
-        "systemd": "test -d /run/systemd/system",
-        "tuned": "tuned-adm active 2>/dev/null || echo 'No current active profile.'",
-        "python3": "python3 -c 'import sys; print(sys.version.split()[0])'",
-        "perf": "perf --version",
-        "sysctls": "sysctl " + " ".join(SYSCTLS),
-        "nic_exists": f"test -d {sysdir}",
-        "ethtool_i": f"ethtool -i {iface}",
-        "ethtool_l": f"ethtool -l {iface}",
-        "device": f"readlink -e {sysdir}/device",
-        "rps": f"for q in {sysdir}/queues/rx-*; do echo \"${{q##*/}} $(cat \"$q/rps_cpus\")\"; done",
-        "interrupts": "cat /proc/interrupts",
-    })
+    return build_script({name: probe.command for name, probe in fact_probes(interface).items()})
+
+
+class _Sections:
+    """The facts script's output, each section read by its probe."""
+
+    def __init__(self, text: str, interface: str):
+        self.sections = split_sections(text)
+        self.probes = fact_probes(interface)
+
+    def ok(self, name: str) -> bool:
+        section = self.sections.get(name)
+        return section is not None and section.status == 0
+
+    def value(self, name: str, default: object) -> Any:
+        """The section's parsed output; `default` when it failed or printed nothing."""
+        section = self.sections.get(name)
+        text = section.output.strip() if section is not None and section.status == 0 else ""
+        return self.probes[name].parse(text) if text else default
+
+    def output(self, name: str) -> str:
+        """The section's output whatever its exit status (systemctl is-active exits 3)."""
+        section = self.sections.get(name)
+        return section.output if section is not None else ""
 
 
 def parse_facts(host: str, text: str, interface: str, shared_kernel: bool) -> HostFacts:
     """Parse the output of facts_script (pure)."""
-    s = {name: sec for name, sec in split_sections(text).items()}
-    out = {name: sec.output.strip() if sec.status == 0 else "" for name, sec in s.items()}
+    s = _Sections(text, interface)
     return HostFacts(
         host=host,
-        hostname=out.get("hostname", ""),
-        kernel=out.get("kernel", ""),
-        cpus_online=parse_cpulist(out.get("online", "")),
-        cpus_possible=len(parse_cpulist(out.get("possible", ""))),
-        isolated=parse_cpulist(out.get("isolated", "")),
-        cmdline=out.get("cmdline", ""),
-        pid1_cpus_allowed=probes.parse_status_cpus_allowed(out.get("pid1", "")) if out.get("pid1") else frozenset(),
-        default_smp_affinity=parse_mask(out["default_affinity"]) if out.get("default_affinity") else frozenset(),
-        irq_affinity=_irq_affinities(out.get("irq_affinity", "")),
-        irqbalance=_last_line(s["irqbalance"].output if "irqbalance" in s else "", "unknown"),
-        systemd="systemd" in s and s["systemd"].status == 0,
-        tuned_profile=_tuned(out.get("tuned", "")),
-        python3=out.get("python3", ""),
-        perf=out.get("perf", "") if out.get("perf", "").startswith("perf version") else "",
-        sysctls=_sysctls(out.get("sysctls", "")),
-        nic=_nic(interface, s, out),
+        hostname=s.value("hostname", ""),
+        kernel=s.value("kernel", ""),
+        cpus_online=s.value("online", frozenset()),
+        cpus_possible=len(s.value("possible", frozenset())),
+        isolated=s.value("isolated", frozenset()),
+        cmdline=s.value("cmdline", ""),
+        pid1_cpus_allowed=s.value("pid1", frozenset()),
+        default_smp_affinity=s.value("default_affinity", frozenset()),
+        irq_affinity=s.value("irq_affinity", {}),
+        irqbalance=s.probes["irqbalance"].parse(s.output("irqbalance")),
+        systemd=s.ok("systemd"),
+        tuned_profile=s.value("tuned", ""),
+        python3=s.value("python3", ""),
+        perf=s.value("perf", ""),
+        sysctls=s.value("sysctls", {}),
+        nic=_nic(interface, s),
         shared_kernel=shared_kernel,
     )
 
@@ -140,16 +251,6 @@ def parse_facts(host: str, text: str, interface: str, shared_kernel: bool) -> Ho
 def _last_line(text: str, default: str) -> str:
     lines = text.strip().splitlines()
     return lines[-1].strip() if lines else default
-
-
-def _irq_affinities(text: str) -> dict[str, frozenset[int]]:
-    result: dict[str, frozenset[int]] = {}
-    for line in text.splitlines():
-        path, _, value = line.partition(":")
-        parts = path.split("/")
-        if len(parts) >= 4 and parts[3].isdigit():
-            result[parts[3]] = parse_cpulist(value)
-    return result
 
 
 def _tuned(text: str) -> str:
@@ -165,17 +266,14 @@ def _sysctls(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _nic(interface: str, sections: dict[str, Any], out: dict[str, str]) -> NicFacts:
-    nic_section = sections.get("nic_exists")
-    if nic_section is None or nic_section.status != 0:
+def _nic(interface: str, s: _Sections) -> NicFacts:
+    if not s.ok("nic_exists"):
         return NicFacts(interface=interface, exists=False)
-    info = probes.parse_ethtool_info(out.get("ethtool_i", "")) if out.get("ethtool_i") else {}
-    channels = probes.parse_ethtool_channels(out["ethtool_l"]) if out.get("ethtool_l") else None
-    device = out.get("device", "").rsplit("/", 1)[-1]
-    rps = {int(q.removeprefix("rx-")): parse_mask(mask)
-           for q, _, mask in (line.partition(" ") for line in out.get("rps", "").splitlines())
-           if q.startswith("rx-") and mask.strip()}
-    table = probes.parse_interrupts(out.get("interrupts", "")) if out.get("interrupts") else None
+    info = s.value("ethtool_i", {})
+    channels: probes.Channels | None = s.value("ethtool_l", None)
+    device: str = s.value("device", "")
+    rps: dict[int, frozenset[int]] = s.value("rps", {})
+    table: probes.InterruptTable | None = s.value("interrupts", None)
     rx_irqs = {q: row.irq for q, row in probes.nic_queue_irqs(table, device).items()} if table and device else {}
     tx_irqs = {q: row.irq for q, row in probes.nic_tx_irqs(table, device).items()} if table and device else {}
     return NicFacts(

@@ -4,7 +4,10 @@ The parsers turn procfs, sysfs and ethtool text into frozen dataclasses and dict
 tolerant of the odd rows real kernels print (offline CPUs missing from headers, global ERR/MIS
 counters, shared IRQ lines, chips without hwirq numbers, old and new softnet_stat layouts).
 Nothing here runs a command: the executor runs `Probe.command` and hands its stdout to
-`Probe.parse`. Before/after arithmetic lives in `labctl.analysis.deltas`.
+`Probe.parse`. A probe is the one place that knows both what a read runs and how its output
+reads: facts (`labctl.host.facts`), snapshots (`labctl.host.snapshots`), the executor's
+read-backs and the analysis of raw files all go through the probes here. Before/after
+arithmetic lives in `labctl.analysis.deltas`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Iterable, TypeVar
 
 from labctl.cpulist import CpuListError, parse_cpulist, parse_mask
 from labctl.errors import LabctlError, RunError
@@ -26,13 +29,20 @@ class ProbeArgumentError(LabctlError):
     """A probe factory was given an interface, queue, IRQ or PID that cannot be valid."""
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Probe:
-    """A shell command (already quoted) and the pure parser of its output."""
+class Probe(Generic[T]):
+    """A read-only shell command (already quoted) and the pure parser of its output into T.
+
+    Factories below build a probe from its parameters (interface, queue, IRQ, PID): the
+    command is a function of them, the parser and its result type are the probe's own.
+    """
 
     name: str
     command: str
-    parse: Callable[[str], Any]
+    parse: Callable[[str], T]
 
 
 # --------------------------------------------------------------------------- /proc/interrupts
@@ -556,6 +566,46 @@ def parse_status_cpus_allowed(text: str) -> frozenset[int]:
     return parse_cpulist_file(match.group(1))
 
 
+# --------------------------------------------------------------------------- listings
+
+
+def parse_rps_listing(text: str) -> dict[int, frozenset[int]]:
+    """Lines 'rx-N MASK' (the rps_masks probe) -> queue -> CPUs."""
+    result = {}
+    for line in text.splitlines():
+        name, _, mask = line.partition(" ")
+        if name.startswith("rx-") and mask.strip():
+            result[int(name[3:])] = parse_mask(mask)
+    return result
+
+
+def parse_irq_affinity_listing(text: str) -> dict[str, dict[str, str]]:
+    """`grep -H . /proc/irq/N/{smp,effective}_affinity_list` -> {"37": {"smp": "2", "effective": "2"}}."""
+    result: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        path, _, value = line.partition(":")
+        parts = path.split("/")
+        if len(parts) == 5 and parts[3].isdigit() and parts[4].endswith("_affinity_list"):
+            result.setdefault(parts[3], {})[parts[4].split("_")[0]] = value.strip()
+    return result
+
+
+def parse_smp_affinity_lists(text: str) -> dict[str, frozenset[int]]:
+    """`grep -H . /proc/irq/*/smp_affinity_list` -> {"37": frozenset({2})}."""
+    result: dict[str, frozenset[int]] = {}
+    for line in text.splitlines():
+        path, _, value = line.partition(":")
+        parts = path.split("/")
+        if len(parts) >= 4 and parts[3].isdigit():
+            result[parts[3]] = parse_cpulist(value)
+    return result
+
+
+def parse_text(text: str) -> str:
+    """A one-value file or command (boot_id, hostname): its text without surrounding blanks."""
+    return text.strip()
+
+
 # --------------------------------------------------------------------------- registry
 
 _IFNAME = re.compile(r"^[^/:\s]{1,15}$")
@@ -565,6 +615,12 @@ def _check_iface(iface: str) -> str:
     if not _IFNAME.match(iface) or iface in (".", ".."):
         raise ProbeArgumentError(f"not a network interface name: {iface!r}")
     return iface
+
+
+def _iface(iface: str, check: bool) -> str:
+    """The interface name, refused when `check` and no kernel would accept it. Without
+    `check` the name is only quoted: read-backs and listings of the interface the facts name."""
+    return _check_iface(iface) if check else iface
 
 
 def _check_number(value: int | str, what: str) -> str:
@@ -578,77 +634,136 @@ def _cat(path: str) -> str:
     return shlex.join(["cat", path])
 
 
-PROBES: dict[str, Probe] = {
+INTERRUPTS: Probe[InterruptTable] = Probe("interrupts", _cat("/proc/interrupts"), parse_interrupts)
+SOFTIRQS: Probe[dict[str, dict[int, int]]] = Probe("softirqs", _cat("/proc/softirqs"), parse_softirqs)
+SOFTNET_STAT: Probe[dict[int, SoftnetRow]] = Probe(
+    "softnet_stat", _cat("/proc/net/softnet_stat"), parse_softnet_stat)
+STAT: Probe[dict[int, CpuTimes]] = Probe("stat", _cat("/proc/stat"), parse_proc_stat)
+CMDLINE: Probe[Cmdline] = Probe("cmdline", _cat("/proc/cmdline"), parse_cmdline)
+CPUS_ONLINE: Probe[frozenset[int]] = Probe(
+    "cpus_online", _cat("/sys/devices/system/cpu/online"), parse_cpulist_file)
+CPUS_POSSIBLE: Probe[frozenset[int]] = Probe(
+    "cpus_possible", _cat("/sys/devices/system/cpu/possible"), parse_cpulist_file)
+CPUS_ISOLATED: Probe[frozenset[int]] = Probe(
+    "cpus_isolated", _cat("/sys/devices/system/cpu/isolated"), parse_cpulist_file)
+DEFAULT_SMP_AFFINITY: Probe[frozenset[int]] = Probe(
+    "default_smp_affinity", _cat("/proc/irq/default_smp_affinity"), parse_mask_file)
+BOOT_ID: Probe[str] = Probe("boot_id", _cat("/proc/sys/kernel/random/boot_id"), parse_text)
+SMP_AFFINITY_LISTS: Probe[dict[str, frozenset[int]]] = Probe(   # every IRQ of the host
+    "smp_affinity_lists", "grep -H . /proc/irq/*/smp_affinity_list", parse_smp_affinity_lists)
+
+PROBES: dict[str, Probe[Any]] = {
     probe.name: probe
-    for probe in (
-        Probe("interrupts", _cat("/proc/interrupts"), parse_interrupts),
-        Probe("softirqs", _cat("/proc/softirqs"), parse_softirqs),
-        Probe("softnet_stat", _cat("/proc/net/softnet_stat"), parse_softnet_stat),
-        Probe("stat", _cat("/proc/stat"), parse_proc_stat),
-        Probe("cmdline", _cat("/proc/cmdline"), parse_cmdline),
-        Probe("cpus_online", _cat("/sys/devices/system/cpu/online"), parse_cpulist_file),
-        Probe("cpus_isolated", _cat("/sys/devices/system/cpu/isolated"), parse_cpulist_file),
-        Probe("default_smp_affinity", _cat("/proc/irq/default_smp_affinity"), parse_mask_file),
-    )
+    for probe in (INTERRUPTS, SOFTIRQS, SOFTNET_STAT, STAT, CMDLINE, CPUS_ONLINE, CPUS_POSSIBLE,
+                  CPUS_ISOLATED, DEFAULT_SMP_AFFINITY, BOOT_ID)
 }
 # softnet_stat's registered parser maps id-less rows to CPUs 0..n-1: on old kernels with offline
-# CPUs, parse with parse_softnet_stat(text, online_cpus) fed by the cpus_online probe instead.
+# CPUs, use softnet_stat(online_cpus) (fed by the cpus_online probe) instead.
 
 
-def _ethtool(option: str, kind: str, iface: str, parse: Callable[[str], Any]) -> Probe:
-    name = _check_iface(iface)
+def softnet_stat(online_cpus: Iterable[int] | None = None) -> Probe[dict[int, SoftnetRow]]:
+    """/proc/net/softnet_stat, its id-less rows (kernels < 5.10) mapped to `online_cpus`."""
+    online = sorted(online_cpus) if online_cpus is not None else None
+
+    def parse(text: str) -> dict[int, SoftnetRow]:
+        return parse_softnet_stat(text, online)
+
+    return Probe(SOFTNET_STAT.name, SOFTNET_STAT.command, parse)
+
+
+def _ethtool(option: str, kind: str, iface: str, parse: Callable[[str], T], check: bool = True) -> Probe[T]:
+    name = _iface(iface, check)
     return Probe(f"{kind}@{name}", shlex.join(["ethtool", option, name]), parse)
 
 
-def ethtool_channels(iface: str) -> Probe:
+def ethtool_channels(iface: str, *, check: bool = True) -> Probe[Channels]:
     """`ethtool -l IF`."""
-    return _ethtool("-l", "ethtool_channels", iface, parse_ethtool_channels)
+    return _ethtool("-l", "ethtool_channels", iface, parse_ethtool_channels, check)
 
 
-def ethtool_stats(iface: str) -> Probe:
+def ethtool_stats(iface: str) -> Probe[dict[str, int]]:
     """`ethtool -S IF`."""
     return _ethtool("-S", "ethtool_stats", iface, parse_ethtool_stats)
 
 
-def ethtool_rss(iface: str) -> Probe:
+def ethtool_rss(iface: str) -> Probe[RssInfo]:
     """`ethtool -x IF` (exits 1 on drivers without RSS; its output still parses)."""
     return _ethtool("-x", "ethtool_rss", iface, parse_ethtool_rss)
 
 
-def ethtool_info(iface: str) -> Probe:
+def ethtool_info(iface: str, *, check: bool = True) -> Probe[dict[str, str]]:
     """`ethtool -i IF`."""
-    return _ethtool("-i", "ethtool_info", iface, parse_ethtool_info)
+    return _ethtool("-i", "ethtool_info", iface, parse_ethtool_info, check)
 
 
-def rps_cpus(iface: str, queue: int) -> Probe:
+def rps_cpus(iface: str, queue: int, *, check: bool = True) -> Probe[frozenset[int]]:
     """/sys/class/net/IF/queues/rx-N/rps_cpus."""
-    name, rxq = _check_iface(iface), _check_number(queue, "RX queue number")
+    name, rxq = _iface(iface, check), _check_number(queue, "RX queue number")
     path = f"/sys/class/net/{name}/queues/rx-{rxq}/rps_cpus"
     return Probe(f"rps_cpus@{name}@rx-{rxq}", _cat(path), parse_mask_file)
 
 
-def _irq_probe(irq: int | str, leaf: str, parse: Callable[[str], Any]) -> Probe:
-    number = _check_number(irq, "IRQ number")
+def rps_masks(iface: str) -> Probe[dict[int, frozenset[int]]]:
+    """The RPS mask of every RX queue of IF, one 'rx-N MASK' line each (the name is quoted,
+    not checked: facts list whatever interface the inventory names)."""
+    queues = shlex.quote(f"/sys/class/net/{iface}/queues")
+    command = f"for q in {queues}/rx-*; do echo \"${{q##*/}} $(cat \"$q/rps_cpus\")\"; done"
+    return Probe(f"rps_masks@{iface}", command, parse_rps_listing)
+
+
+def _irq_probe(irq: int | str, leaf: str, parse: Callable[[str], T], check: bool = True) -> Probe[T]:
+    number = _check_number(irq, "IRQ number") if check else str(irq)
     return Probe(f"{leaf}@{number}", _cat(f"/proc/irq/{number}/{leaf}"), parse)
 
 
-def smp_affinity(irq: int | str) -> Probe:
+def smp_affinity(irq: int | str) -> Probe[frozenset[int]]:
     """/proc/irq/N/smp_affinity (hex mask)."""
     return _irq_probe(irq, "smp_affinity", parse_mask_file)
 
 
-def smp_affinity_list(irq: int | str) -> Probe:
-    """/proc/irq/N/smp_affinity_list."""
-    return _irq_probe(irq, "smp_affinity_list", parse_cpulist_file)
+def smp_affinity_list(irq: int | str, *, check: bool = True) -> Probe[frozenset[int]]:
+    """/proc/irq/N/smp_affinity_list (`check`: refuse an IRQ that is not a number; without it
+    the number is only quoted, as for the IRQs the host's facts name)."""
+    return _irq_probe(irq, "smp_affinity_list", parse_cpulist_file, check)
 
 
-def effective_affinity_list(irq: int | str) -> Probe:
+def effective_affinity_list(irq: int | str) -> Probe[frozenset[int]]:
     """/proc/irq/N/effective_affinity_list (lags smp_affinity until the next interrupt)."""
     return _irq_probe(irq, "effective_affinity_list", parse_cpulist_file)
 
 
-def cpus_allowed(pid: int | str) -> Probe:
+def irq_affinities(irqs: Iterable[int | str]) -> Probe[dict[str, dict[str, str]]]:
+    """smp_affinity_list and effective_affinity_list (it moves at the next interrupt) of
+    each IRQ, as `grep -H` prints them (the IRQs of the host's facts: quoted, not checked)."""
+    numbers = [str(irq) for irq in irqs]
+    paths = [f"/proc/irq/{n}/{leaf}" for n in numbers
+             for leaf in ("smp_affinity_list", "effective_affinity_list")]
+    return Probe(f"irq_affinities@{','.join(numbers)}", shlex.join(["grep", "-H", ".", *paths]),
+                 parse_irq_affinity_listing)
+
+
+def cpus_allowed(pid: int | str) -> Probe[frozenset[int]]:
     """Cpus_allowed_list of /proc/PID/status."""
     number = _check_number(pid, "PID")
     path = f"/proc/{number}/status"
     return Probe(f"cpus_allowed@{number}", _cat(path), parse_status_cpus_allowed)
+
+
+def file_text(path: str) -> Probe[str]:
+    """A file's whole text (a tuned variables file, a result file a run wrote)."""
+    return Probe(f"file_text@{path}", _cat(path), str)
+
+
+# --------------------------------------------------------------------------- read-backs
+
+def _current_channels(text: str) -> dict[str, int | None]:
+    return dict(parse_ethtool_channels(text).current)
+
+
+# A plan's read-back kind -> the parser of the probe whose command it runs: `mask` an rps_cpus
+# probe, `cpulist` smp_affinity_list, `channels` ethtool_channels (its current settings).
+READBACK_PARSERS: dict[str, Callable[[str], Any]] = {
+    "mask": parse_mask_file,
+    "cpulist": parse_cpulist_file,
+    "channels": _current_channels,
+}

@@ -17,8 +17,19 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from labctl.cpulist import format_cpulist, parse_cpulist, parse_mask
+from labctl.cpulist import format_cpulist, parse_cpulist
 from labctl.host import probes
+from labctl.host.facts import (
+    ALL_SYSCTLS,
+    CMDLINE_TEXT,
+    SYSTEMD,
+    TUNED_ACTIVE,
+    command_path,
+    existing_files,
+    parse_sysctl_all,
+    service_active,
+    service_enabled,
+)
 from labctl.host.sections import build_script, split_sections
 from labctl.input.model import HostPrepare
 from labctl.plan.dryrun import one_line, shown_command
@@ -64,41 +75,50 @@ class PrepStep:
     old_content: str | None = None   # the file as it was (None: absent), for showing the change
 
 
+TUNED_DIRS = ("/etc/tuned", "/usr/lib/tuned")
+
+
 def variables_path(profile: str) -> str:
     return f"/etc/tuned/{profile}-variables.conf"
 
 
-def prep_facts_script(spec: HostPrepare, interface: str) -> str:
+def prep_fact_probes(spec: HostPrepare, interface: str) -> dict[str, probes.Probe[Any]]:
+    """Section name -> probe of the preparation facts script."""
     profile = spec.tuned.profile if spec.tuned else "realtime"
-    dirs = " ".join(shlex.quote(f"{d}/{profile}/tuned.conf") for d in ("/etc/tuned", "/usr/lib/tuned"))
-    return build_script({
-        "boot_id": "cat /proc/sys/kernel/random/boot_id",
-        "online": "cat /sys/devices/system/cpu/online",
-        "isolated": "cat /sys/devices/system/cpu/isolated",
-        "cmdline": "cat /proc/cmdline",
-        "pid1": "grep Cpus_allowed_list /proc/1/status",
-        "default_affinity": "cat /proc/irq/default_smp_affinity",
-        "systemd": "test -d /run/systemd/system",
-        "irqbalance_installed": "command -v irqbalance",
-        "irqbalance_enabled": "systemctl is-enabled irqbalance",
-        "irqbalance_active": "systemctl is-active irqbalance",
-        "tuned_installed": "command -v tuned-adm",
-        "tuned_enabled": "systemctl is-enabled tuned",
-        "tuned_active": "systemctl is-active tuned",
-        "tuned_profile": "tuned-adm active",
-        "profile_exists": f"for f in {dirs}; do if test -e \"$f\"; then echo \"$f\"; fi; done",
-        "variables": f"cat {shlex.quote(variables_path(profile))}",
-        "ethtool_l": f"ethtool -l {shlex.quote(interface)}",
-        "sysctls": "sysctl -a 2>/dev/null",
-    })
+    return {
+        "boot_id": probes.BOOT_ID,
+        "online": probes.CPUS_ONLINE,
+        "isolated": probes.CPUS_ISOLATED,
+        "cmdline": CMDLINE_TEXT,
+        "pid1": probes.cpus_allowed(1),
+        "default_affinity": probes.DEFAULT_SMP_AFFINITY,
+        "systemd": SYSTEMD,
+        "irqbalance_installed": command_path("irqbalance"),
+        "irqbalance_enabled": service_enabled("irqbalance"),
+        "irqbalance_active": service_active("irqbalance"),
+        "tuned_installed": command_path("tuned-adm"),
+        "tuned_enabled": service_enabled("tuned"),
+        "tuned_active": service_active("tuned"),
+        "tuned_profile": TUNED_ACTIVE,
+        "profile_exists": existing_files([f"{d}/{profile}/tuned.conf" for d in TUNED_DIRS]),
+        "variables": probes.file_text(variables_path(profile)),
+        "ethtool_l": probes.ethtool_channels(interface, check=False),
+        "sysctls": ALL_SYSCTLS,
+    }
+
+
+def prep_facts_script(spec: HostPrepare, interface: str) -> str:
+    return build_script({name: probe.command for name, probe in prep_fact_probes(spec, interface).items()})
 
 
 def parse_prep_facts(host: str, text: str) -> PrepFacts:
     sections = split_sections(text)
+    found = prep_fact_probes(HostPrepare(), "lo")      # the parsers do not depend on the parameters
 
-    def out(name: str) -> str:
+    def value(name: str, default: object) -> Any:
         sec = sections.get(name)
-        return sec.output.strip() if sec is not None and sec.status == 0 else ""
+        out = sec.output.strip() if sec is not None and sec.status == 0 else ""
+        return found[name].parse(out) if out else default
 
     def ok(name: str) -> bool:
         sec = sections.get(name)
@@ -106,19 +126,19 @@ def parse_prep_facts(host: str, text: str) -> PrepFacts:
 
     def word(name: str) -> str:
         sec = sections.get(name)       # systemctl is-* prints its answer with a non-zero status
-        lines = sec.output.strip().splitlines() if sec is not None else []
-        return lines[-1].strip() if lines else "unknown"
+        answer: str = found[name].parse(sec.output if sec is not None else "")
+        return answer
 
-    channels = probes.parse_ethtool_channels(out("ethtool_l")) if out("ethtool_l") else None
+    channels: probes.Channels | None = value("ethtool_l", None)
     variables = sections.get("variables")
     return PrepFacts(
         host=host,
-        boot_id=out("boot_id"),
-        cpus_online=parse_cpulist(out("online")),
-        isolated=parse_cpulist(out("isolated")),
-        cmdline=out("cmdline"),
-        pid1_cpus_allowed=probes.parse_status_cpus_allowed(out("pid1")) if out("pid1") else frozenset(),
-        default_smp_affinity=parse_mask(out("default_affinity")) if out("default_affinity") else frozenset(),
+        boot_id=value("boot_id", ""),
+        cpus_online=value("online", frozenset()),
+        isolated=value("isolated", frozenset()),
+        cmdline=value("cmdline", ""),
+        pid1_cpus_allowed=value("pid1", frozenset()),
+        default_smp_affinity=value("default_affinity", frozenset()),
         systemd=ok("systemd"),
         irqbalance_installed=ok("irqbalance_installed"),
         irqbalance_enabled=word("irqbalance_enabled") if ok("irqbalance_installed") else "absent",
@@ -126,22 +146,16 @@ def parse_prep_facts(host: str, text: str) -> PrepFacts:
         tuned_installed=ok("tuned_installed"),
         tuned_enabled=word("tuned_enabled"),
         tuned_active=word("tuned_active"),
-        tuned_profile=_active_profile(out("tuned_profile")),
-        profile_exists=bool(out("profile_exists")),
-        variables_text=variables.output if variables is not None and variables.status == 0 else None,
+        tuned_profile=value("tuned_profile", ""),
+        profile_exists=bool(value("profile_exists", [])),
+        variables_text=found["variables"].parse(variables.output) if variables is not None and variables.status == 0 else None,
         nic_max_combined=channels.maximum.get("combined") if channels else None,
-        sysctls=parse_sysctls(out("sysctls")),
+        sysctls=value("sysctls", {}),
     )
 
 
-def _active_profile(text: str) -> str:
-    prefix = "Current active profile:"
-    return next((line[len(prefix):].strip() for line in text.splitlines() if line.startswith(prefix)), "")
-
-
 def parse_sysctls(text: str) -> dict[str, str]:
-    pairs = (line.split(" = ", 1) for line in text.splitlines() if " = " in line)
-    return {k.strip(): v.strip() for k, v in pairs}
+    return parse_sysctl_all(text)
 
 
 # --------------------------------------------------------------------------- checks before any change

@@ -14,6 +14,7 @@ from labctl.cpulist import format_cpulist, format_mask
 from labctl.host import probes
 from labctl.host.facts import HostFacts
 from labctl.host.sections import build_script
+from labctl.host.snapshots import SnapshotHost, snapshot_probes
 from labctl.input.model import (
     Channels,
     ClientLoad,
@@ -133,7 +134,7 @@ def channels_action(host: str, channels: Channels, facts: HostFacts) -> Action:
                   f"set {iface} channels {' '.join(args)} (was "
                   f"{' '.join(original_channel_args(facts)) or 'unknown'})",
                   command=q("ethtool", "-L", iface, *args), undo=undo,
-                  readback=Readback(q("ethtool", "-l", iface), "channels", expected),
+                  readback=Readback(probes.ethtool_channels(iface, check=False).command, "channels", expected),
                   warnings=(note,) if note else ())
 
 
@@ -172,7 +173,7 @@ def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> lis
             f" (was {format_cpulist(original) if original is not None else 'unknown'})",
             command=write_command(path, format_cpulist(cpus)),
             undo=write_command(path, format_cpulist(original)) if original else None,
-            readback=Readback(q("cat", path), "cpulist", cpus)))
+            readback=Readback(probes.smp_affinity_list(irq, check=False).command, "cpulist", cpus)))
     return actions
 
 
@@ -210,7 +211,8 @@ def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]
             + (" — expected to be refused by the kernel (isolated CPUs only)" if refused else ""),
             command=write_command(path, mask),
             undo=write_command(path, format_mask(original, facts.cpus_possible)),
-            readback=None if refused else Readback(q("cat", path), "mask", kept),
+            readback=None if refused else Readback(
+                probes.rps_cpus(facts.nic.interface, queue, check=False).command, "mask", kept),
             expect_failure=refused, warnings=warnings))
     return actions
 
@@ -379,22 +381,9 @@ def rate_text(rate: int | str) -> str:
 # --------------------------------------------------------------------------- snapshots
 
 def snapshot_probe_commands(scenario: Scenario, facts: HostFacts) -> dict[str, str]:
-    """Probe name -> command for one host's snapshot (one batched round trip)."""
-    iface = facts.nic.interface
-    commands: dict[str, str] = {}
-    for name in scenario.snapshot.probes:
-        if name == "ethtool_stats":
-            commands[name] = probes.ethtool_stats(iface).command
-        else:
-            commands[name] = probes.PROBES[name].command
-    commands["rps_cpus"] = (f"for q in {shlex.quote(f'/sys/class/net/{iface}/queues')}/rx-*; "
-                            "do echo \"${q##*/} $(cat \"$q/rps_cpus\")\"; done")
-    irqs = sorted(set(facts.nic.rx_irqs.values()) | set(facts.nic.tx_irqs.values()), key=int)
-    if irqs:
-        commands["irq_affinity"] = "grep -H . " + " ".join(   # effective: moves at the next IRQ
-            shlex.quote(f"/proc/irq/{i}/{name}") for i in irqs
-            for name in ("smp_affinity_list", "effective_affinity_list"))
-    return commands
+    """Raw file name -> probe command for one host's snapshot (one batched round trip)."""
+    chosen = snapshot_probes(scenario.snapshot.probes, SnapshotHost.of(facts))
+    return {name: probe.command for name, probe in chosen.items()}
 
 
 def snapshot_actions(scenario: Scenario, facts: dict[str, HostFacts], phase: str) -> list[Action]:

@@ -7,6 +7,8 @@ from typing import Any
 
 from labctl.host.facts import HostFacts, NicFacts
 from labctl.input.model import Inventory, Scenario
+from labctl.plan.actions import Plan
+from labctl.plan.planner import build_plan
 
 RUN = "20250101T000000Z-test"
 
@@ -67,3 +69,8 @@ GUEST_TUNING = {"irqbalance": "stop", "rps": {"all": 1}, "irq_affinity": {"rx-1"
                 "channels": {"combined": 2}}
 LOAD = {"server": {"cpus": "6-7", "workers": 2}, "client": {"rate": 2000, "duration": 2.5,
                                                              "new_socket_per_message": True}}
+
+
+def plan_for(facts: HostFacts, tuning: dict[str, Any], run_id: str = RUN, **more: Any) -> Plan:
+    facts_by_host = {"dut": facts, "loadgen": veth_facts("loadgen")}
+    return build_plan(INVENTORY, scenario(tuning={"dut": tuning}, **more), facts_by_host, run_id)

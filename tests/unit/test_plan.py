@@ -15,24 +15,19 @@ from labctl.host.facts import HostFacts
 from labctl.host.probes import ProbeArgumentError
 from labctl.plan.actions import Action, Change, Plan, Skip, Snapshot, Start, Stop
 from labctl.plan.dryrun import render_plan
-from labctl.plan.planner import build_plan, remote_workdir, rps_path
+from labctl.plan.planner import remote_workdir, rps_path
 from labctl.shell import all_of, detached_command, q, wait_file_command, write_command
 from tests.helpers.plans import (
     GUEST_TUNING,
-    INVENTORY,
     LOAD,
     RUN,
     guest_facts,
+    plan_for,
     scenario,
     veth_facts,
 )
 
 NO_ETHTOOL_STATS = {"probes": ["interrupts", "softirqs", "softnet_stat", "stat"]}
-
-
-def plan_for(facts: HostFacts, tuning: dict[str, Any], run_id: str = RUN, **more: Any) -> Plan:
-    facts_by_host = {"dut": facts, "loadgen": veth_facts("loadgen")}
-    return build_plan(INVENTORY, scenario(tuning={"dut": tuning}, **more), facts_by_host, run_id)
 
 
 def tune(plan: Plan) -> list[Action]:

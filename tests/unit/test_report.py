@@ -16,11 +16,13 @@ from labctl.analysis.perhost import (
     analyse_host,
     loadgen_summary,
     nic_irq_deltas,
+)
+from labctl.host.facts import parse_facts
+from labctl.host.probes import (
+    parse_interrupts,
     parse_irq_affinity_listing,
     parse_rps_listing,
 )
-from labctl.host.facts import parse_facts
-from labctl.host.probes import parse_interrupts
 from labctl.input.model import Scenario
 from labctl.reports.html import render_html
 from labctl.reports.markdown import cpu_label, render_markdown, table
