@@ -310,15 +310,15 @@ def per_cpu_runs(data: Path, result: FoldResult, dump: Path | None) -> Timing:
     """The blog's way, one perf run per CPU; each CPU's stacks checked against ours."""
     total, equal = Timing(0.0, 0.0), 0
     for cpu in result.cpus:
-        timing, (theirs, text) = timed(lambda: perf_stackcollapse(data, cpu))
+        timing, (theirs, text) = timed(lambda cpu=cpu: perf_stackcollapse(data, cpu))
         total += timing
         comparison = compare(result.stacks[cpu], theirs)
         equal += comparison.equal
         if not comparison.equal or comparison.normalised:
             print(f"        CPU {cpu}: {comparison.verdict}")
         print_comparison(comparison.details)
-        dump_text(dump, f"stackcollapse.cpu{cpu}.folded", lambda: text)
-        dump_text(dump, f"labctl.cpu{cpu}.folded", lambda: format_folded(result.stacks[cpu]))
+        dump_text(dump, f"stackcollapse.cpu{cpu}.folded", lambda text=text: text)
+        dump_text(dump, f"labctl.cpu{cpu}.folded", lambda cpu=cpu: format_folded(result.stacks[cpu]))
     print(f"(b) perf script -C c report stackcollapse x{len(result.cpus):<3}  {total}   "
           f"labctl per CPU: {equal}/{len(result.cpus)} CPUs equal")
     return total

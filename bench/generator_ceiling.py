@@ -59,7 +59,8 @@ def _baseline(transports: dict[str, Any], inventory: Inventory, load: Load, seco
     try:
         dut.run(f"mkdir -m 0700 {workdir}")
         dut.put_file(LOADGEN, f"{workdir}/{LOADGEN_REMOTE_NAME}", 0o755)
-        pid = dut.run(detached_command(server_argv(inventory, load.server, workdir), f"{workdir}/server.log")).stdout.strip()
+        start = detached_command(server_argv(inventory, load.server, workdir), f"{workdir}/server.log")
+        pid = dut.run(start).stdout.strip()
         dut.run(wait_file_command(f"{workdir}/server.ready", 30), timeout=40)
         sender = (f"python3 -c {shlex.quote(NEW_SOCKET_SENDER)} {server_address(inventory, load.server.host)} "
                   f"{load.server.port} {seconds:g} 64")

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 LOADGEN = Path(__file__).resolve().parent.parent / "labctl" / "loadgen.py"
 LG_ADDRESS, DUT_ADDRESS = "198.18.0.1", "198.18.0.2"
@@ -148,7 +148,7 @@ class Measurement:
     rx_packets: int
     seconds: float
     sender_count: int
-    receiver_count: Optional[int]
+    receiver_count: int | None
 
     @property
     def rate(self) -> float:

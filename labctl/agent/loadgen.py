@@ -56,17 +56,11 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import (
     Any,
-    Callable,
-    Dict,
-    Iterable,
-    List,
     NoReturn,
-    Optional,
-    Sequence,
-    Tuple,
 )
 
 EXIT_OK = 0
@@ -91,7 +85,7 @@ DRAIN_LIMIT = 65536  # datagrams read after a stop request from what is already 
 DRAIN_SECONDS = 2.0  # at most this long reading what TCP peers had sent before the stop
 CONNECT_TIMEOUT = 3.0  # seconds a long-lived TCP flow waits for its connect
 
-Message = Dict[str, Any]
+Message = dict[str, Any]
 SendFunction = Callable[[Any], Any]
 
 
@@ -120,10 +114,10 @@ class ServerConfig:
     bind: str
     port: int
     workers: int
-    cpus: Optional[Tuple[int, ...]]
-    duration: Optional[float]
+    cpus: tuple[int, ...] | None
+    duration: float | None
     result: str
-    ready_file: Optional[str]
+    ready_file: str | None
 
 
 @dataclass(frozen=True)
@@ -133,17 +127,17 @@ class ClientConfig:
     protocol: str
     host: str
     port: int
-    rate: Optional[float]
+    rate: float | None
     duration: float
     payload: int
     flows: int
     workers: int
-    cpus: Optional[Tuple[int, ...]]
+    cpus: tuple[int, ...] | None
     new_socket_per_message: bool
     result: str
 
 
-def parse_cpu_list(text: str) -> Tuple[int, ...]:
+def parse_cpu_list(text: str) -> tuple[int, ...]:
     """Parse a CPU list like "6,7" or "0-3,6" into sorted CPU numbers (non-empty)."""
     cpus: set[int] = set()
     for part in text.split(","):
@@ -168,7 +162,7 @@ def messages_due(elapsed: float, rate: float, window: float) -> int:
     return min(int(elapsed * rate) + 1, math.ceil(window * rate))
 
 
-def flows_of_worker(flows: int, workers: int, index: int) -> List[int]:
+def flows_of_worker(flows: int, workers: int, index: int) -> list[int]:
     """The flow numbers worker `index` owns: flows are dealt round-robin over workers."""
     return list(range(index, flows, workers))
 
@@ -387,7 +381,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def pin_to_cpus(cpus: Optional[Tuple[int, ...]]) -> None:
+def pin_to_cpus(cpus: tuple[int, ...] | None) -> None:
     """Pin the calling process (and what it forks later) to `cpus`."""
     if cpus is None:
         return
@@ -397,7 +391,7 @@ def pin_to_cpus(cpus: Optional[Tuple[int, ...]]) -> None:
         raise UsageError(f"--cpus {','.join(map(str, cpus))}: cannot pin to these CPUs ({exc.strerror})") from None
 
 
-def current_cpus() -> List[int]:
+def current_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
@@ -420,7 +414,7 @@ class WorkerHandle:
     pid: int
     channel: socket.socket
     pending: bytearray = field(default_factory=bytearray)
-    messages: Dict[str, Message] = field(default_factory=dict)
+    messages: dict[str, Message] = field(default_factory=dict)
     exited: bool = False
 
 
@@ -443,7 +437,7 @@ def _worker_process(index: int, channel: socket.socket, body: WorkerBody, parent
         os._exit(code)
 
 
-def _fork_worker(index: int, body: WorkerBody, parent_pid: int, siblings: List[WorkerHandle]) -> WorkerHandle:
+def _fork_worker(index: int, body: WorkerBody, parent_pid: int, siblings: list[WorkerHandle]) -> WorkerHandle:
     """Fork one worker; if forking fails, kill the ones already forked (`siblings`)."""
     parent_end, child_end = socket.socketpair()
     try:
@@ -465,19 +459,19 @@ def _fork_worker(index: int, body: WorkerBody, parent_pid: int, siblings: List[W
 class WorkerPool:
     """Forked workers, the parent's channel to each, and stop forwarding."""
 
-    def __init__(self, handles: List[WorkerHandle]) -> None:
+    def __init__(self, handles: list[WorkerHandle]) -> None:
         self.handles = handles
-        self.stop_requested_at: Optional[float] = None
-        self.problems: List[str] = []
+        self.stop_requested_at: float | None = None
+        self.problems: list[str] = []
         self._selector = selectors.DefaultSelector()
         for handle in handles:
             self._selector.register(handle.channel, selectors.EVENT_READ, handle)
 
     @classmethod
-    def start(cls, count: int, body: WorkerBody) -> "WorkerPool":
+    def start(cls, count: int, body: WorkerBody) -> WorkerPool:
         """Fork `count` workers running `body(index, channel)`, stop signals blocked meanwhile."""
         parent_pid = os.getpid()
-        handles: List[WorkerHandle] = []
+        handles: list[WorkerHandle] = []
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             for index in range(count):
@@ -507,7 +501,7 @@ class WorkerPool:
             except OSError:
                 pass
 
-    def _pump(self, timeout: Optional[float]) -> None:
+    def _pump(self, timeout: float | None) -> None:
         """Read whatever the workers sent within `timeout` seconds."""
         for key, _events in self._selector.select(timeout):
             handle: WorkerHandle = key.data
@@ -526,7 +520,7 @@ class WorkerPool:
                 message = json.loads(line)
                 handle.messages[message["kind"]] = message["data"]
 
-    def gather(self, kind: str, deadline: Optional[float]) -> bool:
+    def gather(self, kind: str, deadline: float | None) -> bool:
         """Wait until every worker sent `kind`, failed or exited; False at `deadline`/stop."""
         while True:
             waiting = [h for h in self.handles if not (h.exited or kind in h.messages or "error" in h.messages)]
@@ -552,7 +546,7 @@ class WorkerPool:
             self.problems.append(f"workers not ready within {READY_TIMEOUT:g} s")
         return False
 
-    def collect_results(self, deadline: Optional[float]) -> None:
+    def collect_results(self, deadline: float | None) -> None:
         """Wait for every result; at `deadline` stop the workers, after the grace kill them."""
         if self.gather("result", deadline):
             return
@@ -560,7 +554,7 @@ class WorkerPool:
         if not self.gather("result", None):
             self.kill_remaining()
 
-    def failures(self) -> List[str]:
+    def failures(self) -> list[str]:
         """One line per worker that reported an error or no result."""
         lines = list(self.problems)
         for handle in self.handles:
@@ -592,7 +586,7 @@ class WorkerPool:
             handle.channel.close()
         self._selector.close()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -620,7 +614,7 @@ def write_json_atomically(path: str, document: Message) -> None:
     os.replace(temporary, path)
 
 
-def _resolve(host: str, port: int, kind: int, passive: bool) -> Tuple[int, Tuple[Any, ...]]:
+def _resolve(host: str, port: int, kind: int, passive: bool) -> tuple[int, tuple[Any, ...]]:
     """(family, sockaddr) of host:port."""
     flags = socket.AI_PASSIVE if passive else 0
     try:
@@ -641,18 +635,18 @@ class ServerStats:
     """One server worker's counts (received = datagrams for UDP, messages for TCP)."""
 
     pid: int
-    cpus: List[int]
+    cpus: list[int]
     received: int = 0
     bytes: int = 0
     errors: int = 0
     connections: int = 0
-    drops: Optional[int] = None
+    drops: int | None = None
     cpu_time_user: float = 0.0
     cpu_time_system: float = 0.0
-    last_cpu: Optional[int] = None
+    last_cpu: int | None = None
 
 
-def last_cpu() -> Optional[int]:
+def last_cpu() -> int | None:
     """The CPU this process last ran on (field 39 of /proc/self/stat), None where unknown."""
     try:
         with open("/proc/self/stat") as stat:
@@ -662,7 +656,7 @@ def last_cpu() -> Optional[int]:
         return None
 
 
-def bind_server_sockets(config: ServerConfig) -> List[socket.socket]:
+def bind_server_sockets(config: ServerConfig) -> list[socket.socket]:
     """One SO_REUSEPORT socket per worker, bound (and listening for TCP) in the parent."""
     kind = socket.SOCK_DGRAM if config.protocol == "udp" else socket.SOCK_STREAM
     family, address = _resolve(config.bind, config.port, kind, passive=True)
@@ -685,7 +679,7 @@ def bind_server_sockets(config: ServerConfig) -> List[socket.socket]:
     return sockets
 
 
-def _check_port_free(family: int, kind: int, address: Tuple[Any, ...]) -> None:
+def _check_port_free(family: int, kind: int, address: tuple[Any, ...]) -> None:
     """Refuse a port someone already uses: SO_REUSEPORT would silently share its traffic."""
     probe = socket.socket(family, kind)
     try:
@@ -734,7 +728,7 @@ def udp_drain(sock: socket.socket, stats: ServerStats) -> None:
         stats.bytes += size
 
 
-def udp_socket_drops(sock: socket.socket) -> Optional[int]:
+def udp_socket_drops(sock: socket.socket) -> int | None:
     """The socket's receive-buffer drops, from /proc/net/udp[6] (None if not found)."""
     inode = str(os.fstat(sock.fileno()).st_ino)
     path = "/proc/net/udp6" if sock.family == socket.AF_INET6 else "/proc/net/udp"
@@ -795,7 +789,7 @@ def tcp_serve_once(
     selector: selectors.BaseSelector,
     view: memoryview,
     stats: ServerStats,
-    timeout: Optional[float],
+    timeout: float | None,
 ) -> int:
     """Handle one round of readiness events; return how many there were."""
     events = selector.select(timeout)
@@ -828,7 +822,7 @@ def tcp_serve(listener: socket.socket, stats: ServerStats) -> None:
         selector.close()
 
 
-def _server_worker(index: int, channel: socket.socket, sockets: List[socket.socket], config: ServerConfig) -> None:
+def _server_worker(index: int, channel: socket.socket, sockets: list[socket.socket], config: ServerConfig) -> None:
     """Body of one server worker: report ready, count until stopped, report the result."""
     sock = sockets[index]
     for other in sockets:
@@ -856,7 +850,7 @@ def _server_worker(index: int, channel: socket.socket, sockets: List[socket.sock
     _send_message(channel, "result", asdict(stats))
 
 
-def server_summary(config: ServerConfig, workers: List[Message], started: float, duration: float) -> Message:
+def server_summary(config: ServerConfig, workers: list[Message], started: float, duration: float) -> Message:
     """The server's result document from its workers' counts."""
     received = sum(w["received"] for w in workers)
     summary: Message = {
@@ -882,7 +876,8 @@ def server_summary(config: ServerConfig, workers: List[Message], started: float,
 
 def _write_ready_file(path: str, config: ServerConfig, pool: WorkerPool) -> None:
     workers = [h.pid for h in pool.handles]
-    write_json_atomically(path, {"pid": os.getpid(), "protocol": config.protocol, "port": config.port, "workers": workers})
+    write_json_atomically(path, {"pid": os.getpid(), "protocol": config.protocol, "port": config.port,
+                                 "workers": workers})
 
 
 def run_server(config: ServerConfig) -> int:
@@ -907,7 +902,7 @@ def run_server(config: ServerConfig) -> int:
     return _finish(config.result, pool, server_summary(config, _results(pool), started, duration))
 
 
-def _results(pool: WorkerPool) -> List[Message]:
+def _results(pool: WorkerPool) -> list[Message]:
     return [h.messages["result"] for h in pool.handles if "result" in h.messages]
 
 
@@ -932,10 +927,10 @@ class ClientStats:
     """One client worker's counts."""
 
     pid: int
-    cpus: List[int]
+    cpus: list[int]
     flows: int
-    source_ports: List[int]
-    rate: Optional[float]
+    source_ports: list[int]
+    rate: float | None
     sent: int = 0
     bytes: int = 0
     errors: int = 0
@@ -946,10 +941,10 @@ class ClientStats:
 class TcpFlow:
     """One long-lived TCP connection; reconnects after an error on the next send."""
 
-    def __init__(self, family: int, address: Tuple[Any, ...]) -> None:
+    def __init__(self, family: int, address: tuple[Any, ...]) -> None:
         self.family, self.address = family, address
-        self.sock: Optional[socket.socket] = None
-        self.source_port: Optional[int] = None
+        self.sock: socket.socket | None = None
+        self.source_port: int | None = None
 
     def connect(self) -> None:
         sock = socket.socket(self.family, socket.SOCK_STREAM)
@@ -978,7 +973,7 @@ class TcpFlow:
             self.sock = None
 
 
-def _new_socket_sender(family: int, kind: int, address: Tuple[Any, ...]) -> SendFunction:
+def _new_socket_sender(family: int, kind: int, address: tuple[Any, ...]) -> SendFunction:
     """golang-loadgen's way: a new socket (a new source port, a new flow) for every message.
 
     UDP sends with sendto on the unconnected socket, which binds an ephemeral port and routes
@@ -1011,12 +1006,12 @@ def _new_socket_sender(family: int, kind: int, address: Tuple[Any, ...]) -> Send
 class FlowSet:
     """A worker's send functions (one per flow) and what to close at the end."""
 
-    senders: List[SendFunction]
-    closers: List[Callable[[], None]]
-    source_ports: List[int]
+    senders: list[SendFunction]
+    closers: list[Callable[[], None]]
+    source_ports: list[int]
 
 
-def open_flows(config: ClientConfig, count: int, errors: List[int]) -> FlowSet:
+def open_flows(config: ClientConfig, count: int, errors: list[int]) -> FlowSet:
     """Open `count` flows (sockets) to the server; failed TCP connects are retried on send."""
     kind = socket.SOCK_DGRAM if config.protocol == "udp" else socket.SOCK_STREAM
     family, address = _resolve(config.host, config.port, kind, passive=False)
@@ -1043,7 +1038,7 @@ def open_flows(config: ClientConfig, count: int, errors: List[int]) -> FlowSet:
 
 
 def send_paced(
-    senders: List[SendFunction], rate: float, start: float, end: float, payload_size: int, stats: ClientStats
+    senders: list[SendFunction], rate: float, start: float, end: float, payload_size: int, stats: ClientStats
 ) -> None:
     """Send at `rate`/s against absolute deadlines from `start`, round-robin over flows.
 
@@ -1076,7 +1071,7 @@ def send_paced(
         stats.errors += errors
 
 
-def send_max(senders: List[SendFunction], end: float, payload: bytes, per_call: int, stats: ClientStats) -> None:
+def send_max(senders: list[SendFunction], end: float, payload: bytes, per_call: int, stats: ClientStats) -> None:
     """Send a pre-built payload as fast as possible: batches per flow, clock read per batch.
 
     `per_call` is how many messages one send carries (TCP joins several into one write).
@@ -1091,7 +1086,7 @@ def send_max(senders: List[SendFunction], end: float, payload: bytes, per_call: 
                 break
             index = 0
             try:
-                for index in batch:
+                for index in batch:  # noqa: B007 (how far it got is read below)
                     send(payload)
                 sent += full_batch
             except OSError:
@@ -1102,7 +1097,7 @@ def send_max(senders: List[SendFunction], end: float, payload: bytes, per_call: 
         stats.errors += errors
 
 
-def _max_payload(config: ClientConfig) -> Tuple[bytes, int]:
+def _max_payload(config: ClientConfig) -> tuple[bytes, int]:
     """(bytes per send, messages per send) for --max mode."""
     message = bytes(build_message(config.payload))
     if config.protocol == "tcp" and not config.new_socket_per_message:
@@ -1161,7 +1156,7 @@ def sleep_until(moment: float) -> None:
         time.sleep(remaining)
 
 
-def client_summary(config: ClientConfig, workers: List[Message], started: float, duration: float) -> Message:
+def client_summary(config: ClientConfig, workers: list[Message], started: float, duration: float) -> Message:
     """The client's result document from its workers' counts."""
     sent = sum(w["sent"] for w in workers)
     return {
@@ -1211,7 +1206,7 @@ def run_client(config: ClientConfig) -> int:
 # ---------------------------------------------------------------------------------------
 
 
-def main(argv: Optional[Iterable[str]] = None) -> int:
+def main(argv: Iterable[str] | None = None) -> int:
     """`loadgen.py server|client ...`: returns the exit code (0 ok, 1 failure, 2 usage)."""
     try:
         config = parse_config(sys.argv[1:] if argv is None else list(argv))

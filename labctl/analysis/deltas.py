@@ -9,8 +9,8 @@ the delta is then the after value. Rows or CPUs present on one side only are ski
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
-from typing import Mapping
 
 from labctl.host.probes import (
     CPU_TIME_FIELDS,

@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping, NamedTuple, cast
+from typing import NamedTuple, cast
 
 from labctl.errors import RunError
 

@@ -7,7 +7,8 @@ CPU keys, used by the expectations and the reports and saved as summary.json.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from labctl.analysis import deltas
 from labctl.cpulist import format_cpulist, parse_cpulist

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import shlex
 import uuid
-from collections.abc import Mapping
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from labctl.errors import CalibrationError, HostError, LabctlError, TransportError
 from labctl.host import probes
@@ -140,7 +140,8 @@ def _read_json(transport: Transport, host: str, path: str) -> dict[str, Any]:
     return data
 
 
-def _clean_up(transports: Mapping[str, Transport], load: Load, workdirs: dict[str, str], server_pid: str | None) -> None:
+def _clean_up(transports: Mapping[str, Transport], load: Load, workdirs: dict[str, str],
+              server_pid: str | None) -> None:
     """Stop the server if it still runs and remove the directories, on every host that answers."""
     for host, workdir in workdirs.items():
         commands = [stop_command(server_pid, 15)] if server_pid and host == load.server.host else []

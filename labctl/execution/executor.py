@@ -13,11 +13,11 @@ import shlex
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterator, assert_never
+from typing import Any, assert_never
 
 from labctl.cpulist import format_cpulist
 from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated

@@ -12,10 +12,10 @@ import functools
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from labctl.cpulist import format_cpulist
 from labctl.errors import LabctlError, LabError, ValidationError

@@ -15,9 +15,9 @@ import os
 import shlex
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from labctl.errors import LabctlError, TransportError
 from labctl.runfiles.models import Journal, ProcessRecord, UndoRecord
@@ -71,7 +71,7 @@ class Restorer:
 
     @classmethod
     def from_journal(cls, run_dir: RunDir, transports: Mapping[str, Transport],
-                     progress: Progress) -> "Restorer":
+                     progress: Progress) -> Restorer:
         restorer = cls(transports, run_dir, progress)
         restorer.later = True
         journal = read_journal(run_dir)

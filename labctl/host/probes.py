@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 from labctl.cpulist import CpuListError, parse_cpulist, parse_mask
 from labctl.errors import LabctlError, RunError

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import typing
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -301,7 +301,7 @@ class Channels(Strict):
     tx: int | None = Field(None, ge=1, le=1024)
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Channels":
+    def _one_kind(self) -> Channels:
         if self.combined is None and self.rx is None and self.tx is None:
             raise ValueError("give combined, or rx and/or tx")
         if self.combined is not None and (self.rx is not None or self.tx is not None):
@@ -365,7 +365,7 @@ class _Bounded(Strict):
     max: Fraction | None = None
 
     @model_validator(mode="after")
-    def _bounds(self) -> "_Bounded":
+    def _bounds(self) -> _Bounded:
         if self.min is None and self.max is None:
             raise ValueError("give min and/or max")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -433,7 +433,7 @@ class Rate(Strict):
         "a shortfall fails the run (exit 3) instead of making it inconclusive (exit 5)"))
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "Rate":
+    def _one_bound(self) -> Rate:
         if self.min_fraction is None and self.min is None:
             raise ValueError("give min_fraction (of the asked rate) or min (messages per second)")
         return self
@@ -447,7 +447,7 @@ class RpsMask(Strict):
 
 
 Expectation = Annotated[
-    Union[SoftirqShare, SoftnetShare, IrqConfined, QueueIrqs, SoftirqFollowsIrqs, Loss, Rate, RpsMask],
+    SoftirqShare | SoftnetShare | IrqConfined | QueueIrqs | SoftirqFollowsIrqs | Loss | Rate | RpsMask,
     Field(discriminator="check"),
 ]
 EXPECTATION_KINDS = ("softirq_share", "softnet_share", "irq_confined", "queue_irqs",

@@ -110,7 +110,7 @@ class Refused(Exception):
         self.mark, self.message = mark, message
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc]
+class _Loader(yaml.SafeLoader):
     """SafeLoader that stops composing past MAX_NODES nodes or MAX_DEPTH levels, and refuses
     merge keys (<<) that would make a mapping of more than MAX_NODES entries."""
 
@@ -120,18 +120,23 @@ class _Loader(yaml.SafeLoader):  # type: ignore[misc]
         self.depth = 0
         self.flattening: set[int] = set()
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self.composed += 1
         self.depth += 1
         try:
             if self.composed > MAX_NODES:
-                raise Refused(self.peek_event().start_mark, f"more than {MAX_NODES} YAML nodes "
+                raise Refused(self._next_mark(), f"more than {MAX_NODES} YAML nodes "
                               f"(labctl reads at most {MAX_NODES})")
             if self.depth > MAX_DEPTH:
-                raise Refused(self.peek_event().start_mark, f"nested deeper than {MAX_DEPTH} levels")
+                raise Refused(self._next_mark(), f"nested deeper than {MAX_DEPTH} levels")
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+    def _next_mark(self) -> yaml.Mark:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        mark: yaml.Mark = event.start_mark
+        return mark
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
         if len(self.flattening) >= MAX_DEPTH:       # merges of merges of merges...

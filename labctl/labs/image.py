@@ -28,9 +28,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 from labctl.errors import LabError
 
@@ -912,7 +912,7 @@ class _Build:
         manifest = {"key": self.key, "name": path.name, "recipe_version": RECIPE_VERSION,
                     "suite": self.spec.suite, "mirror": self.mirror, "cmdline": self.spec.cmdline,
                     "spec": asdict(self.spec),
-                    "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "built_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                     "build_seconds": seconds, "stage_seconds": self.stages, "image_bytes": size,
                     "virtual_bytes": self.spec.disk_gb * 2**30, "format": "qcow2 (zstd-compressed)",
                     **self.facts}

@@ -46,7 +46,7 @@ class LabState:
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> "LabState":
+    def from_json(cls, text: str) -> LabState:
         data = json.loads(text)
         return cls(
             lab=data["lab"],

@@ -92,7 +92,7 @@ def _read_holder(fd: int) -> dict[str, Any]:
 
 def _write_holder(fd: int, command: str) -> None:
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-              "since": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+              "since": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
 

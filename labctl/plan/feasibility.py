@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from labctl.cpulist import format_cpulist
-from labctl.host.facts import HostFacts
 from labctl.errors import Problem
+from labctl.host.facts import HostFacts
 from labctl.input.config import Loaded
 from labctl.input.model import (
     Inventory,

@@ -70,7 +70,7 @@ class Ceiling:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Ceiling":
+    def from_json(cls, data: dict[str, Any]) -> Ceiling:
         return cls(**data)
 
 

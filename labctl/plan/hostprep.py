@@ -148,7 +148,8 @@ def parse_prep_facts(host: str, text: str) -> PrepFacts:
         tuned_active=word("tuned_active"),
         tuned_profile=value("tuned_profile", ""),
         profile_exists=bool(value("profile_exists", [])),
-        variables_text=found["variables"].parse(variables.output) if variables is not None and variables.status == 0 else None,
+        variables_text=(found["variables"].parse(variables.output)
+                        if variables is not None and variables.status == 0 else None),
         nic_max_combined=channels.maximum.get("combined") if channels else None,
         sysctls=value("sysctls", {}),
     )

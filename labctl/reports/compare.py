@@ -11,8 +11,8 @@ tables (labctl.reports.markdown.table); render_compare_html() as compare.html, i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
 
 from labctl.reports import html as hr
 from labctl.reports.access import (

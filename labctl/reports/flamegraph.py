@@ -29,10 +29,11 @@ import html
 import re
 import zlib
 from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from itertools import accumulate
-from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
+from typing import NamedTuple
 
 from labctl.analysis.fold import KERNEL_SUFFIX, UNKNOWN_SYMBOL, FoldResult, event_base
 from labctl.errors import RunError

@@ -30,8 +30,8 @@ report.html and compare.html share one template (templates/report.html.j2) and o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence, Union
 
 from pydantic import JsonValue
 
@@ -120,7 +120,7 @@ class Flamegraph:
     kind: str = "flamegraph"
 
 
-Block = Union[Table, Note, Facts, Flamegraph]
+Block = Table | Note | Facts | Flamegraph
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from labctl.cpulist import parse_cpulist
 from labctl.reports.access import RATE_REACHED, asked_rate, cpu_label

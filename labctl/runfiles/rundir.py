@@ -18,13 +18,13 @@ F = TypeVar("F", bound=RunFile)
 
 def utc_now() -> str:
     """Now, as manifests, lab state and records write it: UTC, ISO 8601, whole seconds."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 RAW_PHASES = ("before", "after")
 
 
 def new_run_id(scenario_name: str, now: _dt.datetime | None = None) -> str:
-    now = now or _dt.datetime.now(_dt.timezone.utc)
+    now = now or _dt.datetime.now(_dt.UTC)
     return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{scenario_name}"
 
 
@@ -39,7 +39,7 @@ class RunDir:
         return self.path.name
 
     @classmethod
-    def create(cls, runs_root: Path, run_id: str) -> "RunDir":
+    def create(cls, runs_root: Path, run_id: str) -> RunDir:
         path = runs_root / run_id
         suffix = 1
         while path.exists():

@@ -86,7 +86,7 @@ class RemoteShell:
         self.wake_fd = channel.fileno()       # readable when stdout or stderr has data
 
     @classmethod
-    def start(cls, transport: paramiko.Transport, timeout: float) -> "RemoteShell":
+    def start(cls, transport: paramiko.Transport, timeout: float) -> RemoteShell:
         """Open a session running ``sh``; wait until it is ready (login rc files done)."""
         channel = transport.open_session(timeout=timeout)
         shell = cls(channel, secrets.token_hex(16))
@@ -262,7 +262,7 @@ class SshTransport:
     def host(self) -> str:
         return self.target.host
 
-    def __enter__(self) -> "SshTransport":
+    def __enter__(self) -> SshTransport:
         self.open()
         return self
 

@@ -23,5 +23,5 @@ class SshTarget:
     netns: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SshTarget":
+    def from_dict(cls, data: dict[str, Any]) -> SshTarget:
         return cls(**data)

@@ -106,7 +106,7 @@ class CpuHog:
             self.process.kill()
         self.process.wait()
 
-    def __enter__(self) -> "CpuHog":
+    def __enter__(self) -> CpuHog:
         return self
 
     def __exit__(self, *exc: Any) -> None:

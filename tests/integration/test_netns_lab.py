@@ -75,11 +75,15 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     def share(values: dict, cpu: int) -> float:
         total = sum(values.values())
         return values.get(str(cpu), values.get(cpu, 0)) / total if total else 0.0
-    net_rx = lambda s: s["hosts"]["dut"]["softirqs"]["NET_RX"]
-    rps_recv = lambda s: {c: row["received_rps"] for c, row in s["hosts"]["dut"]["softnet"].items()}
+    def net_rx(s: dict) -> dict:
+        return s["hosts"]["dut"]["softirqs"]["NET_RX"]
+
+    def rps_recv(s: dict) -> dict:
+        return {c: row["received_rps"] for c, row in s["hosts"]["dut"]["softnet"].items()}
     # NET_RX on CPU 1 runs once per IPI batch: its share varies with batching (17-34 %
     # measured), against ~0.1 % without RPS; the packets' protocol work moves entirely
-    processed = lambda s: {c: row["processed"] for c, row in s["hosts"]["dut"]["softnet"].items()}
+    def processed(s: dict) -> dict:
+        return {c: row["processed"] for c, row in s["hosts"]["dut"]["softnet"].items()}
     assert share(net_rx(rps), 1) > share(net_rx(baseline), 1) + 0.08
     assert share(processed(rps), 1) > 0.8 > 0.2 > share(processed(baseline), 1)
     assert sum(rps_recv(rps).values()) > 1000 > sum(rps_recv(baseline).values()) / 10

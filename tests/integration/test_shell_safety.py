@@ -69,7 +69,7 @@ PROGRAMS = frozenset({"cat", "ethtool", "grep", "hostname", "irqbalance", "mkdir
                       "tail", "tuned-adm", "uname"})
 STUBS = sorted(PROGRAMS | {"touch"})     # touch: a stub too, so that running it is recorded
 FAKE_PID = 99999                         # nothing has it in the sandbox's PID namespace
-NOW = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 RUN_ID = new_run_id("safety", NOW)
 UNTOUCHED = "as laid out\n"                # what no command writes: any write shows
 SHOWN = "       $ "                        # how --dry-run prefixes a command
@@ -103,7 +103,7 @@ class Field:
     may_refuse: tuple[type[BaseException], ...] = ()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def guest(host: str, interface: str = "eth1") -> HostFacts:
     """The Debian 12 guest of the captures (virtio, 4 queues, IRQs), irqbalance running."""
     facts = parse_facts(host, fixture("facts/debian12-guest-eth1.txt"), interface, False)

@@ -24,9 +24,10 @@ import sys
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml

@@ -141,7 +141,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     # the generator's ceiling, measured once for the lab in the blog's mode, in every manifest
     ceilings = json.loads((vm_lab / ".labctl" / "lvm" / "state.json").read_text())["facts"]["generator_ceilings"]
     assert list(ceilings) == ["loadgen->dut/udp/64B/4w/new-socket/cpus=any"]
-    for name, run in runs.items():
+    for run in runs.values():
         generator = json.loads((run / "manifest.json").read_text())["generator"]    # None: no load
         if generator is not None:
             assert generator["ceiling"] == next(iter(ceilings.values())) and generator["asked_rate"] == "max"

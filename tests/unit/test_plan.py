@@ -107,8 +107,8 @@ def test_channels_undo_fails_when_ethtool_fails(tmp_path: Path) -> None:
     # The interface name walks out of /sys/class/net into tmp_path, so that the RPS writes of
     # the undo land in files of this test; `ethtool` is a stub that fails.
     iface = "../../.." + str(tmp_path / "nic")
-    for q in range(4):
-        (tmp_path / "nic" / "queues" / f"rx-{q}").mkdir(parents=True)
+    for queue in range(4):
+        (tmp_path / "nic" / "queues" / f"rx-{queue}").mkdir(parents=True)
     (tmp_path / "bin").mkdir()
     stub = tmp_path / "bin" / "ethtool"
     stub.write_text("#!/bin/sh\necho 'netlink error: Invalid argument' >&2\nexit 1\n")

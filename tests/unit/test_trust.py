@@ -128,10 +128,10 @@ def test_assert_no_secrets_finds_a_key_wherever_it_hides(tmp_path: Path) -> None
     sshd.generate_keypair(key, "test")
     run = tmp_path / "run"
     run.mkdir()
-    (run / "clean.json").write_text('{"key_file": "%s"}' % key)
+    (run / "clean.json").write_text(f'{{"key_file": "{key}"}}')
     assert_no_secrets([run], [key])
     body = key.read_text().splitlines()[2]
-    (run / "manifest.json").write_text('{"seed": "%s"}' % body)    # a line of it, JSON-embedded
+    (run / "manifest.json").write_text(f'{{"seed": "{body}"}}')    # a line of it, JSON-embedded
     with pytest.raises(AssertionError, match="manifest.json: holds secret text"):
         assert_no_secrets([run], [key])
     (run / "manifest.json").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")

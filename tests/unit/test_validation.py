@@ -121,7 +121,7 @@ def test_bad_scenario(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_hos
     assert code == 2, err
     assert "Traceback" not in err
     expected = f"{scenario}:{line}:"
-    matching = [l for l in err.splitlines() if expected in l and words in l]
+    matching = [line for line in err.splitlines() if expected in line and words in line]
     assert matching, f"no line with {expected!r} and {words!r} in:\n{err}"
     assert key in matching[0]
 
@@ -134,7 +134,7 @@ def test_bad_inventory(tmp_path: Path, capsys: pytest.CaptureFixture[str], no_ho
     code = cli.main(["-i", str(inventory), "run", str(scenario)])
     err = capsys.readouterr().err
     assert code == 2, err
-    matching = [l for l in err.splitlines() if f"{inventory}:{line}:" in l and words in l]
+    matching = [text for text in err.splitlines() if f"{inventory}:{line}:" in text and words in text]
     assert matching, err
     assert key in matching[0]
 

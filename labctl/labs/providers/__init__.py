@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from labctl.errors import LabError
 from labctl.input.model import Inventory
-from labctl.labs.state import LabState, SshTarget, StateFile
+from labctl.labs.state import LabState, StateFile
+from labctl.transport.target import SshTarget
 
 Progress = Callable[[str], None]
 PREPARED_DIR = "prepared"        # per host: the original state `labctl unprepare` puts back

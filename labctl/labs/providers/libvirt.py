@@ -16,9 +16,10 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import libvirt
 
@@ -27,10 +28,11 @@ from labctl.input.model import Inventory
 from labctl.labs import sshd, vmlab
 from labctl.labs.providers import PREPARED_DIR, Progress, remove_empty_lab_dir
 from labctl.labs.seed import GuestSeed, seed_files, write_seed_iso
-from labctl.labs.state import LabState, Resource, SshTarget, StateFile
+from labctl.labs.state import LabState, Resource, StateFile
 from labctl.labs.xmlrender import render
 from labctl.transport.base import Transport
 from labctl.transport.netns_socket import ssh_banner
+from labctl.transport.target import SshTarget
 
 READY_FILE = "/var/lib/cloud/instance/boot-finished"
 GUEST_OVERHEAD_MIB = 512          # QEMU under TCG costs ~0.9 GiB per 768 MiB guest
@@ -400,7 +402,7 @@ class LibvirtProvider:
             return False
 
     @staticmethod
-    def _boot_finished(target: SshTarget, deadline: float, ticker: "_Ticker",
+    def _boot_finished(target: SshTarget, deadline: float, ticker: _Ticker,
                        stop: threading.Event) -> bool:
         from labctl.transport.ssh import SshTransport
         try:

@@ -17,9 +17,10 @@ from labctl.errors import LabctlError, LabError
 from labctl.input.model import Inventory
 from labctl.labs import sshd
 from labctl.labs.providers import Progress, remove_empty_lab_dir
-from labctl.labs.state import LabState, Resource, SshTarget, StateFile
+from labctl.labs.state import LabState, Resource, StateFile
 from labctl.local.nsexec import run_in_netns
 from labctl.local.procs import stop_pid
+from labctl.transport.target import SshTarget
 
 SSH_BASE_PORT = 2200
 LISTEN = "127.0.0.1"

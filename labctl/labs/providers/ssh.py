@@ -11,7 +11,8 @@ from pathlib import Path
 from labctl.errors import LabError
 from labctl.input.model import Inventory
 from labctl.labs.providers import PREPARED_DIR, Progress
-from labctl.labs.state import LabState, SshTarget, StateFile
+from labctl.labs.state import LabState, StateFile
+from labctl.transport.target import SshTarget
 
 
 class SshProvider:
