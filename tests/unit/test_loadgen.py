@@ -1,4 +1,4 @@
-"""Tests for labctl/loadgen.py: pure helpers in-process, server and client as real
+"""Tests for labctl/agent/loadgen.py: pure helpers in-process, server and client as real
 subprocesses on 127.0.0.1 (free ports), the way labctl runs them on lab hosts."""
 
 from __future__ import annotations
