@@ -119,6 +119,7 @@ class _Loader(yaml.SafeLoader):
         self.composed = 0
         self.depth = 0
         self.flattening: set[int] = set()
+        self.expanded_sizes: dict[int, int] = {}   # id(mapping node) -> entries merges give it
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self.composed += 1
@@ -139,16 +140,23 @@ class _Loader(yaml.SafeLoader):
         return mark
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        if id(node) in self.expanded_sizes:             # flattened and checked already
+            return
         if len(self.flattening) >= MAX_DEPTH:       # merges of merges of merges...
             raise Refused(node.start_mark, f"merge keys (<<) nested deeper than {MAX_DEPTH} levels")
         self.flattening.add(id(node))
         try:
-            merged = sum(len(sub.value) for sub in self._merged(node))
+            merged = sum(self.expanded_sizes[id(sub)] for sub in self._merged(node))
         finally:
             self.flattening.discard(id(node))
-        if merged + len(node.value) > MAX_NODES:
+        # Counted as merges expand without de-duplication: PyYAML >= 6.0.3 drops repeated
+        # keys while merging (and so defuses the bomb itself), older ones do not. The same
+        # file is then refused with every PyYAML, not accepted on one machine only.
+        expanded = merged + len(node.value)
+        if expanded > MAX_NODES:
             raise Refused(node.start_mark, f"merge keys (<<) make a mapping of more than "
                           f"{MAX_NODES} entries (an alias bomb?)")
+        self.expanded_sizes[id(node)] = expanded
         super().flatten_mapping(node)
 
     def _merged(self, node: yaml.MappingNode) -> list[yaml.MappingNode]:

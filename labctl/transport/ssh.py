@@ -43,6 +43,7 @@ import paramiko
 from fabric import Config, Connection
 
 from labctl.errors import HostError, LabctlError, TransportError
+from labctl.local.nsexec import netns_argv
 from labctl.transport.base import CommandResult
 from labctl.transport.netns_socket import connect_in_netns
 from labctl.transport.target import SshTarget
@@ -227,7 +228,8 @@ def _existing_host_hint(target: SshTarget, offered: paramiko.PKey, changed: bool
     new = shlex.quote(f"{target.known_hosts}.new")
     name = known_hosts_name(target.address, target.port)
     key_type = KEYSCAN_TYPES.get(offered.get_name(), offered.get_name().split("-")[0])
-    netns = f"ip netns exec {shlex.quote(target.netns)} " if target.netns else ""
+    # nsenter, not `ip netns exec`: that one fails where "/" is not a mount point (chroots)
+    netns = shlex.join(netns_argv(target.netns, [])) + " " if target.netns else ""
     remove = f"\n      ssh-keygen -R {shlex.quote(name)} -f {known}" if changed else ""
     return (
         f"  - an existing host (provider ssh; the inventory's hosts.{target.host}.ssh.known_hosts): "

@@ -42,7 +42,8 @@ def test_unknown_host_key_refused_then_repinned_as_told(sshd_netns: Any, tmp_pat
     assert "unknown host key for 127.0.0.1" in message and f"ssh-ed25519 {offered}" in message
     assert str(known) in message and "`labctl down && labctl up`" in message
     commands = repin_commands(message)
-    assert commands[0].startswith(f"ip netns exec {sshd_netns.netns} ssh-keyscan -p 22 -t ed25519 127.0.0.1")
+    assert commands[0].startswith(f"nsenter --net=/run/netns/{sshd_netns.netns} ssh-keyscan -p 22 -t ed25519 "
+                                  "127.0.0.1")
     assert not any("ssh-keygen -R" in c for c in commands)          # nothing to remove
     follow(commands, offered)
     with SshTransport(sshd_netns.target("root", known_hosts=str(known))) as transport:
