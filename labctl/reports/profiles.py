@@ -20,7 +20,7 @@ from labctl.reports.flamegraph import cpu_flamegraph, event_label
 
 # Frames of the receive path a reader looks for first (the blog's flamegraphs), inclusive share.
 RX_FRAMES = ("net_rx_action", "__napi_poll", "napi_gro_receive", "get_rps_cpu", "enqueue_to_backlog",
-             "process_backlog", "__netif_receive_skb_core", "napi_busy_loop", "udp_rcv", "do_idle")
+             "net_rps_send_ipi", "process_backlog", "__netif_receive_skb_core", "napi_busy_loop", "udp_rcv", "do_idle")
 
 
 @dataclass

@@ -179,7 +179,10 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     profile = rps["profile"]          # the blog's flamegraphs: the RPS path on CPUs 2 and 1
     assert profile["cpus"] == [1, 2, 3, 6, 7] and profile["software_clock"] in (True, False)
     assert "process_backlog" in profile["per_cpu"]["1"]["frames"]
-    assert {"get_rps_cpu", "enqueue_to_backlog"} & set(profile["per_cpu"]["2"]["frames"])
+    # CPU 2 steers rx-0's packets (get_rps_cpu, enqueue_to_backlog: a few samples at 99 Hz) and wakes
+    # CPU 1 (net_rps_send_ipi: an emulated APIC write under TCG, most of its softirq samples). One CI
+    # run had 10 samples under __napi_poll and none in the first two: any of the three is the RPS path.
+    assert {"get_rps_cpu", "enqueue_to_backlog", "net_rps_send_ipi"} & set(profile["per_cpu"]["2"]["frames"])
     assert (runs["rps_cpu1"] / profile["per_cpu"]["1"]["flamegraph"]).exists()
     report = (runs["rps_cpu1"] / "report.md").read_text()
     for heading in ("## Server CPUs", "### RPS on dut", "### NET_RX per CPU", "CPU6*", "dut prepared: tuned realtime"):

@@ -124,7 +124,7 @@ def test_guest_capture_with_module_frames_equals_perf_but_for_its_module_names()
          set()),
         ("c_pinned.cpu7", 7, {"napi_busy_loop", "__netif_receive_skb_list_core"},
          {"net_rx_action"}),
-        ("f_rps_cpu1.cpu2", 2, {"net_rx_action", "get_rps_cpu", "enqueue_to_backlog"},
+        ("f_rps_cpu1.cpu2", 2, {"net_rx_action", "get_rps_cpu", "enqueue_to_backlog", "net_rps_send_ipi"},
          {"__netif_receive_skb_list_core", "__netif_receive_skb_one_core"}),
         ("f_rps_cpu1.cpu1", 1, {"net_rx_action", "process_backlog",
                                 "__netif_receive_skb_one_core"}, set()),
