@@ -228,23 +228,24 @@ def _problem_from(cls: type[BaseModel], located: Located, err: Any) -> Problem:
 def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[KeyPath, bool]:
     """Map a pydantic error location to the key path in the data.
 
-    Drops what pydantic inserts: the expectation's `check` tag (once, right where the item
-    starts: a key of the same name after it is the user's) and union member labels such as
+    Drops what pydantic inserts: the expectation's `check` tag (once, right where a list item
+    starts: a key of the same name elsewhere, e.g. a top-level `check: check`, is the user's) and union member labels such as
     "literal['auto']"."""
     path: list[Any] = []
-    node, of_key, tag_taken = data, False, False
+    node, of_key, tag_taken, in_item = data, False, False, False
     for part in loc:
         if part == "[key]":
             of_key = True
-        elif not tag_taken and isinstance(node, dict) and isinstance(part, str) and node.get("check") == part:
+        elif (in_item and not tag_taken and isinstance(node, dict) and isinstance(part, str)
+              and node.get("check") == part):
             tag_taken = True
         elif _is_label(part) and not (isinstance(node, dict) and part in node):
             continue
         elif isinstance(node, dict) and part in node:
-            node, tag_taken = node[part], False
+            node, tag_taken, in_item = node[part], False, False
             path.append(part)
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node, tag_taken = node[part], False
+            node, tag_taken, in_item = node[part], False, True
             path.append(part)
         elif isinstance(node, dict):
             path.append(part)       # a missing or unknown key: keep it, stop walking
