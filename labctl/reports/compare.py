@@ -26,6 +26,8 @@ from labctl.reports.access import (
     softnet_per_cpu,
 )
 from labctl.reports.html import Block, Cell, Note, Page, Section, Table
+from labctl.reports.likeforlike import LikeForLike, like_for_like, render_section
+from labctl.reports.likeforlike import render_text as like_for_like_text
 from labctl.reports.markdown import table
 from labctl.runfiles.models import ExpectationRecord, HostAnalysis, LoadSummary, Summary
 
@@ -111,6 +113,7 @@ class Comparison:
     b: RunFacts
     hosts: dict[str, HostComparison]
     paired: list[PairedExpectation]
+    like_for_like: LikeForLike | None = None     # rates, per-1,000-packet costs, shares
 
     def sides(self) -> tuple[tuple[str, RunFacts], tuple[str, RunFacts]]:
         return ("A", self.a), ("B", self.b)
@@ -123,7 +126,8 @@ def compare(summary_a: Summary, summary_b: Summary) -> Comparison:
         _run(summary_a), _run(summary_b),
         {host: _host(hosts_a.get(host), hosts_b.get(host))
          for host in [*hosts_a, *(h for h in hosts_b if h not in hosts_a)]},
-        _paired(summary_a.expectations, summary_b.expectations))
+        _paired(summary_a.expectations, summary_b.expectations),
+        like_for_like([("A", summary_a.run_id, [summary_a]), ("B", summary_b.run_id, [summary_b])]))
 
 
 def _run(s: Summary) -> RunFacts:
@@ -196,6 +200,8 @@ def render_compare_text(comparison: Comparison) -> str:
     out += _load_text(comparison)
     for host, h in comparison.hosts.items():
         out += _host_text(host, h)
+    if comparison.like_for_like is not None:
+        out += like_for_like_text(comparison.like_for_like)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -307,6 +313,8 @@ def render_compare_html(comparison: Comparison,
     """compare.html: report.html's style; differential_flamegraphs[host][cpu] = SVG."""
     a, b = comparison.a, comparison.b
     sections = [_expectations_html(comparison), _load_html(comparison)]
+    if comparison.like_for_like is not None:
+        sections.append(render_section(comparison.like_for_like))
     sections += [_host_html(host, h) for host, h in comparison.hosts.items()]
     isolated = {host: h.isolated for host, h in comparison.hosts.items()}
     sections.append(hr.flamegraph_sections(

@@ -33,6 +33,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from markupsafe import Markup
 from pydantic import JsonValue
 
 from labctl.cpulist import parse_cpulist
@@ -120,7 +121,14 @@ class Flamegraph:
     kind: str = "flamegraph"
 
 
-Block = Table | Note | Facts | Flamegraph
+@dataclass(frozen=True)
+class Chart:
+    caption: str
+    svg: Markup               # inline SVG, every text in it escaped (labctl.reports.charts)
+    kind: str = "chart"
+
+
+Block = Table | Note | Facts | Flamegraph | Chart
 
 
 @dataclass(frozen=True)
