@@ -4,7 +4,9 @@ compare() takes two summaries (labctl.runfiles.models.Summary) and returns a Com
 the NIC's RX IRQs (all queues), NET_RX softirqs and the softnet_stat columns processed,
 received_rps and dropped of run A and run B with the difference B - A (None where a run has no
 such data, e.g. a netns run has no NIC IRQs), the load generator results of both, and both runs'
-expectations, paired by check and description. render_compare_text() draws it as terminal
+expectations, paired by check and description, and the like-for-like table of both
+(labctl.reports.likeforlike: rates, per-1,000-packet costs, shares beside the raw counts; more
+than two runs: labctl.reports.comparemany). render_compare_text() draws it as terminal
 tables (labctl.reports.markdown.table); render_compare_html() as compare.html, in report.html's style
 (htmlreport's page model and template), with differential flame graphs when given.
 """
