@@ -17,7 +17,8 @@ excluded from the statistics and counted per status.
   overlap; that is U = 0, whose exact p is 2 / C(n1 + n2, n1) (0.1 for 3 against 3, 0.057 for
   3 against 4): a screen, not a proof. No correction for the number of comparisons.
 - **Flaky**: a cell whose expectations all pass in some repetitions and not in others; the
-  checks that flipped are named.
+  checks that flipped are named (a generator's check marked so: a generator that fell short
+  in one repetition makes the cell flaky, but not the DUT).
 
 Metrics (``sweep.json``'s ``metrics``, empty = the defaults of DEFAULT_METRICS): NET_RX share
 per CPU of interest (the CPUs the runs' scenarios name in their tuning and expectations, or
@@ -373,7 +374,8 @@ def _flaky(summaries: Sequence[Summary]) -> tuple[bool, list[str]]:
     results: dict[str, set[bool]] = {}
     for s in summaries:
         for e in s.expectations:
-            results.setdefault(f"{e.check}: {e.description}", set()).add(e.passed)
+            who = " (generator)" if e.subject == "generator" else ""
+            results.setdefault(f"{e.check}{who}: {e.description}", set()).add(e.passed)
     return len(verdicts) == 2, [name for name, seen in results.items() if len(seen) == 2]
 
 

@@ -23,8 +23,10 @@ srcdoc frame has the page's origin) and the frame tooltips work unchanged. ``<im
 no script at all; a ``data:`` URL in ``<iframe>``/``<object>`` runs it but is cut at Chromium's
 2 MiB URL limit (flame graphs reach ~10 MB).
 
-Page, Section and the blocks are the page's model; compare.py fills the same model, so
-report.html and compare.html share one template (templates/report.html.j2) and one style.
+Page, Section and the blocks are the page's model; compare.py, comparemany.py and sweep.py
+fill the same model, so report.html, compare.html and sweep.html share one template
+(templates/report.html.j2) and one style. A Chart block is inline SVG markup made by
+labctl.reports.charts, which escapes every text in it.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from labctl import cli
+from labctl.reports.charts import Point, spread_chart
 from labctl.reports.sweep import SWEEP_HTML, SWEEP_MD, render_sweep, write_sweep_reports
 from tests.helpers.pages import external_urls, parse_html, row, texts
 from tests.helpers.runs import RPS_CPU1, summary
@@ -106,3 +107,14 @@ def test_write_and_collect_rebuild_both_files(tmp_path: Path,
     assert sorted(p.name for p in sweep.iterdir()) == ["runs", SWEEP_HTML, "sweep.json", SWEEP_MD]
     assert cli.main(["collect", sweep.name, "--runs-dir", str(tmp_path), "--json"]) == 0
     assert '"sweep_dir"' in capsys.readouterr().out
+
+
+def test_chart_escapes_its_texts_and_titles_every_mark() -> None:
+    svg = str(spread_chart('<b>"rate"</b>', ["<script>", "a & b"], ["g<1>", "g2"],
+                           [Point(0, 0, 1.0, 0.5, 2.0, None, None, "cell <1>: median 1"),
+                            Point(1, 1, 3.0, 3.0, 3.0, 2.5, 3.5, "cell 2 & more")], str))
+    assert "<script>" not in svg and "<b>" not in svg and "g<1>" not in svg
+    assert "&lt;script&gt;" in svg and "a &amp; b" in svg
+    assert CELL_TITLE.findall(svg) == ["cell &lt;1&gt;: median 1", "cell 2 &amp; more"]
+    page = parse_html(f"<div>{svg}</div>")
+    assert len(page.find("circle")) == 4 and page.problems == []    # 2 marks + 2 in the legend
