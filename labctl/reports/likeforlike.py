@@ -178,7 +178,8 @@ def render_text(lf: LikeForLike, title: str = "Like with like") -> list[str]:
         return [f"## {title}", "", "no counters in any run", ""]
     header = ["what", "measure", *lf.names]
     rows = [[r.group, r.label, *(_cell_text(r, i) for i in range(len(lf.names)))] for r in lf.rows]
-    notes = [f"- {n}: {t}" + (f" (median of {k})" if k > 1 else "")
+    notes = [f"- {n}: {t}" + (f" (median of {k})" if k > 1 else
+                              " (no ended repetition yet)" if k == 0 else "")
              for n, t, k in zip(lf.names, lf.titles, lf.repetitions)]
     return [f"## {title}", "", INTRO, "", *notes, "", table(*_right_aligned(header, rows)), ""]
 

@@ -15,7 +15,7 @@ from labctl.reports.comparemany import compare_many, render_many_html, render_ma
 from labctl.reports.likeforlike import LikeForLike, Row, like_for_like
 from tests.helpers.pages import external_urls, parse_html, row, texts
 from tests.helpers.runs import BASELINE, RPS_CPU1, RPS_ISOLATED, RUNS, summary
-from tests.helpers.sweeps import REAL_SWEEP
+from tests.helpers.sweeps import REAL_SWEEP, make_sweep, varied
 
 
 def measure(lf: LikeForLike, group: str, label: str) -> Row:
@@ -102,3 +102,17 @@ def test_cli_compare_needs_two_runs_or_a_sweep(tmp_path: Path,
     shutil.copytree(RUNS, tmp_path / "runs")
     assert cli.main(["compare", BASELINE, "--runs-dir", str(tmp_path / "runs")]) == 1
     assert "two or more runs, or one sweep directory" in capsys.readouterr().err
+
+
+def test_compare_of_a_sweep_with_a_cell_not_run_yet(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    base = summary(RPS_CPU1)
+    sweep = make_sweep(tmp_path, "load.client.rate", [(1000, [("passed", varied(base, 900))]),
+                                                      (2000, [("pending", None)] * 2)])
+    assert cli.main(["compare", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "- cell 2: rate=2000 (no ended repetition yet)" in out
+    assert "| load                 | achieved msg/s    |   900.0 |    n/a |" in out
+    nothing = make_sweep(tmp_path / "other", "load.client.rate", [(1000, [("pending", None)])])
+    assert cli.main(["compare", str(nothing)]) == 1
+    assert "has no ended repetition with a summary yet" in capsys.readouterr().err
