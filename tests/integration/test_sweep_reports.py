@@ -87,14 +87,16 @@ def test_sweep_of_real_runs(lab: Lab, capsys: pytest.CaptureFixture[str]) -> Non
         if (cell_index, repetition) == (1, 1):          # in progress: 5 pending
             assert "1 of 6 repetitions ended" in (sweep / "sweep.md").read_text()
     capsys.readouterr()
-    print(f"\nsweep reports rebuilt in {max(report_seconds) * 1000:.0f} ms at most")
 
     stats = sweep_statistics(sweep)
     none, rps = stats.cells
     assert len(none.used) == len(rps.used) == REPEAT, stats.statuses
     assert stats.cpus == [1]                                 # named by the RPS tuning
     share_none, share_rps = none.metrics["net_rx_share:1"], rps.metrics["net_rx_share:1"]
-    print(f"NET_RX share CPU1: none {share_none.values}, rps {share_rps.values}")
+    with capsys.disabled():
+        print(f"\nsweep reports rebuilt in {max(report_seconds) * 1000:.0f} ms at most; "
+              f"NET_RX share CPU1: none {share_none.values}, rps {share_rps.values}; "
+              f"statuses {stats.statuses}")
     assert share_rps.low > share_none.high
     found = [d for d in stats.differences if d.series.key == "net_rx_share:1"]
     assert len(found) == 1 and (found[0].a, found[0].b) == (1, 2)
