@@ -92,14 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="put back what a run left changed on a host that "
                              "was unreachable when it ended (from the run's journal)")
     restore.add_argument("run", help="run directory or id")
-    collect = sub.add_parser("collect", help="rebuild a run's summary and report from raw files")
-    collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
+    collect = sub.add_parser("collect", help="rebuild a run's summary and report from raw files, "
+                             "or a sweep's sweep.md and sweep.html")
+    collect.add_argument("run", nargs="?", help="run directory or id (default: the newest), or "
+                         "a sweep directory")
     collect.add_argument("--json", action="store_true",
                          help=JSON_HELP + ": the run directory and its rebuilt summary")
-    comp = sub.add_parser("compare", help="two runs side by side: per-CPU deltas, load, "
-                          "expectations, differential flamegraphs (terminal + compare.html)")
-    comp.add_argument("run_a", help="run directory or id (A, the reference)")
-    comp.add_argument("run_b", help="run directory or id (B)")
+    comp = sub.add_parser("compare", help="runs side by side, like with like (rates, costs per "
+                          "1,000 packets, shares): two with per-CPU deltas and differential "
+                          "flamegraphs, or more, or a sweep's cells (terminal + compare.html)")
+    comp.add_argument("runs", nargs="+", metavar="RUN",
+                      help="run directories or ids (the first is the baseline), or one sweep "
+                      "directory")
     comp.add_argument("--json", action="store_true",
                       help=JSON_HELP + ": the comparison's data and the path of compare.html")
     schema = sub.add_parser("schema", help="print the JSON Schema of the input files, or of a "
@@ -394,7 +398,17 @@ def cmd_restore(args: argparse.Namespace, progress: Callable[[str], None]) -> in
 
 
 def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl.runner import collect
+    from labctl.runner import collect, collect_sweep, find_sweep
+    sweep = find_sweep(args.runs_dir, args.run)
+    if sweep is not None:
+        reports = collect_sweep(sweep)
+        if args.json:
+            print_json({"sweep_dir": str(sweep), "markdown": str(reports.markdown),
+                        "html": str(reports.html)})
+            return 0
+        print(reports.text)
+        print(f"rebuilt {reports.markdown} and {reports.html}")
+        return 0
     outcome = collect(args.run, args.runs_dir)
     if args.json:
         print_json(run_json(outcome))
@@ -405,8 +419,8 @@ def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> in
 
 
 def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
-    from labctl.runner import compare_runs
-    result = compare_runs(args.run_a, args.run_b, args.runs_dir)
+    from labctl.runner import compare_any
+    result = compare_any(args.runs, args.runs_dir)
     if args.json:
         print_json(compare_json(result))
         return 0

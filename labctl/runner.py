@@ -67,10 +67,17 @@ from labctl.plan.generator import (
 from labctl.plan.planner import build_plan, profile_cpus, rate_text
 from labctl.reports.compare import Comparison as RunsCompared
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
+from labctl.reports.comparemany import (
+    ManyComparison,
+    compare_many,
+    render_many_html,
+    render_many_text,
+)
 from labctl.reports.flamegraph import render_differential
 from labctl.reports.html import render_html
 from labctl.reports.markdown import render_markdown
 from labctl.reports.profiles import analyse_profile
+from labctl.reports.sweep import SweepReports, cell_summaries, is_sweep_dir, write_sweep_reports
 from labctl.runfiles.models import (
     ExpectationRecord,
     GeneratorRecord,
@@ -511,11 +518,56 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     return RunOutcome(run_dir.path, summary, report)
 
 
+def find_sweep(runs_root: Path, name: str | None) -> Path | None:
+    """A sweep directory by path or by name under runs_root; None when `name` names none."""
+    if not name:
+        return None
+    for candidate in (Path(name), runs_root / name):
+        if is_sweep_dir(candidate):
+            return candidate
+    return None
+
+
+def collect_sweep(sweep_dir: Path) -> SweepReports:
+    """`labctl collect SWEEP_DIR`: rebuild sweep.md and sweep.html from sweep.json and the
+    runs' summary.json (a sweep in progress too)."""
+    return write_sweep_reports(sweep_dir)
+
+
 @dataclass
 class Comparison:
     text: str
     html_path: Path
-    data: RunsCompared              # what both renderings show (reports.compare.compare)
+    data: RunsCompared | ManyComparison   # what both renderings show (reports.compare*)
+
+
+def compare_any(names: list[str], runs_root: Path) -> Comparison:
+    """`labctl compare`: one sweep directory (a column per cell, the median of its
+    repetitions), two runs (compare_runs) or more (the first is the baseline)."""
+    sweep = find_sweep(runs_root, names[0]) if len(names) == 1 else None
+    if sweep is not None:
+        cells = cell_summaries(sweep)
+        if not any(summaries for _, summaries in cells):
+            raise RunError(f"sweep {sweep} has no ended repetition with a summary yet")
+        return _many([(f"cell {c.index}", c.label, summaries) for c, summaries in cells],
+                      sweep / "compare.html")
+    if len(names) < 2:
+        raise RunError(f"compare needs two or more runs, or one sweep directory: "
+                       f"{names[0]!r} is not a sweep directory (no sweep.json)")
+    if len(names) == 2:
+        return compare_runs(names[0], names[1], runs_root)
+    runs = [find_run(runs_root, name) for name in names]
+    summaries = [r.read_model(Summary) for r in runs]
+    columns = [(chr(ord("A") + i) if i < 26 else str(i + 1), f"{r.run_id} ({s.scenario})", [s])
+               for i, (r, s) in enumerate(zip(runs, summaries))]
+    target = runs[-1].path.parent / f"compare-{runs[0].run_id}--and-{len(runs) - 1}-more.html"
+    return _many(columns, target)
+
+
+def _many(columns: list[tuple[str, str, list[Summary]]], target: Path) -> Comparison:
+    data = compare_many(columns)
+    target.write_text(render_many_html(data))
+    return Comparison(render_many_text(data), target, data)
 
 
 def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:

@@ -4,7 +4,9 @@ compare() takes two summaries (labctl.runfiles.models.Summary) and returns a Com
 the NIC's RX IRQs (all queues), NET_RX softirqs and the softnet_stat columns processed,
 received_rps and dropped of run A and run B with the difference B - A (None where a run has no
 such data, e.g. a netns run has no NIC IRQs), the load generator results of both, and both runs'
-expectations, paired by check and description. render_compare_text() draws it as terminal
+expectations, paired by check and description, and the like-for-like table of both
+(labctl.reports.likeforlike: rates, per-1,000-packet costs, shares beside the raw counts; more
+than two runs: labctl.reports.comparemany). render_compare_text() draws it as terminal
 tables (labctl.reports.markdown.table); render_compare_html() as compare.html, in report.html's style
 (htmlreport's page model and template), with differential flame graphs when given.
 """
@@ -26,6 +28,8 @@ from labctl.reports.access import (
     softnet_per_cpu,
 )
 from labctl.reports.html import Block, Cell, Note, Page, Section, Table
+from labctl.reports.likeforlike import LikeForLike, like_for_like, render_section
+from labctl.reports.likeforlike import render_text as like_for_like_text
 from labctl.reports.markdown import table
 from labctl.runfiles.models import ExpectationRecord, HostAnalysis, LoadSummary, Summary
 
@@ -111,6 +115,7 @@ class Comparison:
     b: RunFacts
     hosts: dict[str, HostComparison]
     paired: list[PairedExpectation]
+    like_for_like: LikeForLike | None = None     # rates, per-1,000-packet costs, shares
 
     def sides(self) -> tuple[tuple[str, RunFacts], tuple[str, RunFacts]]:
         return ("A", self.a), ("B", self.b)
@@ -123,7 +128,8 @@ def compare(summary_a: Summary, summary_b: Summary) -> Comparison:
         _run(summary_a), _run(summary_b),
         {host: _host(hosts_a.get(host), hosts_b.get(host))
          for host in [*hosts_a, *(h for h in hosts_b if h not in hosts_a)]},
-        _paired(summary_a.expectations, summary_b.expectations))
+        _paired(summary_a.expectations, summary_b.expectations),
+        like_for_like([("A", summary_a.run_id, [summary_a]), ("B", summary_b.run_id, [summary_b])]))
 
 
 def _run(s: Summary) -> RunFacts:
@@ -196,6 +202,8 @@ def render_compare_text(comparison: Comparison) -> str:
     out += _load_text(comparison)
     for host, h in comparison.hosts.items():
         out += _host_text(host, h)
+    if comparison.like_for_like is not None:
+        out += like_for_like_text(comparison.like_for_like)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -307,6 +315,8 @@ def render_compare_html(comparison: Comparison,
     """compare.html: report.html's style; differential_flamegraphs[host][cpu] = SVG."""
     a, b = comparison.a, comparison.b
     sections = [_expectations_html(comparison), _load_html(comparison)]
+    if comparison.like_for_like is not None:
+        sections.append(render_section(comparison.like_for_like))
     sections += [_host_html(host, h) for host, h in comparison.hosts.items()]
     isolated = {host: h.isolated for host, h in comparison.hosts.items()}
     sections.append(hr.flamegraph_sections(

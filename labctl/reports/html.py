@@ -23,8 +23,10 @@ srcdoc frame has the page's origin) and the frame tooltips work unchanged. ``<im
 no script at all; a ``data:`` URL in ``<iframe>``/``<object>`` runs it but is cut at Chromium's
 2 MiB URL limit (flame graphs reach ~10 MB).
 
-Page, Section and the blocks are the page's model; compare.py fills the same model, so
-report.html and compare.html share one template (templates/report.html.j2) and one style.
+Page, Section and the blocks are the page's model; compare.py, comparemany.py and sweep.py
+fill the same model, so report.html, compare.html and sweep.html share one template
+(templates/report.html.j2) and one style. A Chart block is inline SVG markup made by
+labctl.reports.charts, which escapes every text in it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from markupsafe import Markup
 from pydantic import JsonValue
 
 from labctl.cpulist import parse_cpulist
@@ -120,7 +123,14 @@ class Flamegraph:
     kind: str = "flamegraph"
 
 
-Block = Table | Note | Facts | Flamegraph
+@dataclass(frozen=True)
+class Chart:
+    caption: str
+    svg: Markup               # inline SVG, every text in it escaped (labctl.reports.charts)
+    kind: str = "chart"
+
+
+Block = Table | Note | Facts | Flamegraph | Chart
 
 
 @dataclass(frozen=True)

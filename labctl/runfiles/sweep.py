@@ -18,7 +18,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, JsonValue
 
-from labctl.runfiles.models import RunFile, Record
+from labctl.runfiles.models import Record, RunFile
 
 SWEEP_FILE = "sweep.json"
 

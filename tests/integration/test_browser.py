@@ -1,8 +1,10 @@
-"""report.html and compare.html in a real browser: headless Chromium (Debian's `chromium`).
+"""report.html, compare.html and sweep.html in a real browser: headless Chromium (Debian's
+`chromium`).
 
 The pages are rendered from the fixture runs (tests/fixtures/runs/) with real flame graphs
 (tests/fixtures/perf/: f_rps_cpu1 CPUs 1, with its profile numbers, and 2; the differential
-c_pinned -> f_rps_cpu1 on CPU 2) and loaded from files. Chromium is driven over the DevTools protocol through a pipe
+c_pinned -> f_rps_cpu1 on CPU 2), sweep.html from the real sweep in progress of
+tests/fixtures/sweeps/ (its inline SVG charts), and loaded from files. Chromium is driven over the DevTools protocol through a pipe
 (--remote-debugging-pipe: no port at all), in a network namespace of its own when `unshare
 --net` works, so it reaches no network. The test fails on any uncaught exception, console error
 or error log entry (in the page and in the flame graphs' frames); checks the heatmaps and each
@@ -31,6 +33,7 @@ import pytest
 
 from labctl.reports.compare import compare, render_compare_html
 from labctl.reports.html import render_html
+from labctl.reports.sweep import render_sweep
 from tests.helpers.runs import (
     BASELINE,
     RPS_CPU1,
@@ -39,6 +42,7 @@ from tests.helpers.runs import (
     summary,
     with_profile,
 )
+from tests.helpers.sweeps import REAL_SWEEP
 
 pytestmark = pytest.mark.integration
 
@@ -300,8 +304,10 @@ def pages(artifacts: Path) -> dict[str, Path]:
     compared = artifacts / "compare.html"
     compared.write_text(render_compare_html(compare(summary(BASELINE), summary(RPS_CPU1)),
                                             {"dut": {2: guest_differential(2)}}))
-    print(f"\npages: {report} {compared}")
-    return {"report": report, "compare": compared}
+    swept = artifacts / "sweep.html"
+    swept.write_text(render_sweep(REAL_SWEEP)[1])
+    print(f"\npages: {report} {compared} {swept}")
+    return {"report": report, "compare": compared, "sweep": swept}
 
 
 DOM_FACTS = """(() => {
@@ -421,6 +427,34 @@ def test_compare_html_in_chromium(browser: Browser, pages: dict[str, Path], arti
     assert browser.evaluate(DOM_FACTS)["compareHeatmap"] == 1
     assert browser.errors == [], "\n".join(browser.errors)
     print("warnings:", browser.warnings or "none")
+
+
+SWEEP_FACTS = """(() => {
+  const charts = [...document.querySelectorAll('figure.chart svg')];
+  return {
+    scripts: document.scripts.length,
+    charts: charts.map(svg => { const r = svg.getBoundingClientRect();
+                                return {width: r.width, height: r.height,
+                                        marks: svg.querySelectorAll('g.cell').length}; }),
+    titles: [...document.querySelectorAll('figure.chart g.cell > title')].map(e => e.textContent),
+    flaky: [...document.querySelectorAll('table.cells td.fail')].map(e => e.textContent),
+  };
+})()"""
+
+
+def test_sweep_html_in_chromium(browser: Browser, pages: dict[str, Path], artifacts: Path) -> None:
+    """The charts are drawn (inline SVG, sized, a mark per cell whose title carries the exact
+    values), the flaky cell is marked, and nothing logs an error."""
+    browser.load(pages["sweep"])
+    facts = browser.evaluate(SWEEP_FACTS)
+    assert facts["scripts"] == 0 and len(facts["charts"]) == 7
+    assert all(c["width"] == 380 and c["height"] == 230 and c["marks"] == 2 for c in facts["charts"])
+    assert any(t.startswith("cell 1 (rps.rx-0=none): achieved msg/s median 7,104, range "
+                            "6,144–8,065") for t in facts["titles"]), facts["titles"]
+    assert facts["flaky"] == ["flaky"]
+    print(f"screenshot: {browser.screenshot(artifacts / 'sweep.png')}")
+    browser.devtools.pump(0.5)
+    assert browser.errors == [], "\n".join(browser.errors)
 
 
 def test_errors_in_the_page_and_in_its_frames_are_caught(browser: Browser, tmp_path: Path) -> None:
