@@ -229,8 +229,8 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[KeyPath, bool]:
     """Map a pydantic error location to the key path in the data.
 
     Drops what pydantic inserts: the expectation's `check` tag (once, right where a list item
-    starts: a key of the same name elsewhere, e.g. a top-level `check: check`, is the user's) and union member labels such as
-    "literal['auto']"."""
+    starts: a key of the same name elsewhere, e.g. a top-level `check: check`, is the user's)
+    and union member labels such as "literal['auto']"."""
     path: list[Any] = []
     node, of_key, tag_taken, in_item = data, False, False, False
     for part in loc:
