@@ -346,11 +346,13 @@ def _one(ctx: _Context, cell: Cell, number: int) -> float:
         rep.run_dir = str(path.relative_to(ctx.sweep_dir.path))
         ctx.sweep_dir.write(ctx.record)
 
+    unrestored: list[str] = []
     try:
         state = load_state(ctx.inventory_path, ctx.inventory.model)   # a run may record facts in it
         run_dir, outcome = run_locked(ctx.inventory_path, ctx.inventory, cell.scenario, state,
                                       ctx.sweep_dir.runs, ctx.progress, created,
                                       f"{ctx.record.scenario}-c{cell.index}r{number}")
+        unrestored = outcome.pending
         judge_run(run_dir, ctx.sweep_dir.runs, outcome)
         status, reason = "passed", None
     except (ExpectationsFailed, RunInconclusive) as exc:
@@ -366,6 +368,12 @@ def _one(ctx: _Context, cell: Cell, number: int) -> float:
             else f"{type(exc).__name__}: {exc}"
         _ended(ctx, rep, "interrupted", why, started)
         raise
+    if unrestored:          # the next run would start from (and restore to) a changed host
+        _ended(ctx, rep, "interrupted", f"not restored on {', '.join(unrestored)}", started)
+        run = ctx.sweep_dir.path / str(rep.run_dir)
+        raise RunError(f"sweep stopped: run {run} could not restore {', '.join(unrestored)} ({reason}); "
+                       f"`labctl restore {run}` once the host answers, then `labctl sweep --resume "
+                       f"{ctx.sweep_dir.path}`")
     _ended(ctx, rep, status, reason, started)
     ctx.progress(f"cell {cell.index} repetition {number}: {status}" + (f": {reason}" if reason else ""))
     return time.monotonic() - started
