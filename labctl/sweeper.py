@@ -158,7 +158,8 @@ def render_dry_run(sweep: Sweep, plans: list[CellPlan], order: list[tuple[int, i
         for action in item.plan.actions:
             per_host[action.host] = per_host.get(action.host, 0) + 1
         hosts = ", ".join(f"{h} {n}" for h, n in per_host.items() if h != "-")
-        changes = [a.description for a in item.plan.actions if a.kind == "change"]
+        changes = [f"{a.host}: {a.description}" for a in item.plan.actions
+                   if a.kind == "change" and a.phase == "tune"]
         lines.append(f"  {item.cell.index:3d}. {item.cell.label}: {len(item.plan.actions)} actions "
                      f"({hosts}); changes: {'; '.join(changes) or 'none'}")
         lines += [f"       warning: {w}" for w in item.warnings]
