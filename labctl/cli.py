@@ -545,10 +545,10 @@ def _all_actions(parser: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run,
-            "sweep": cmd_sweep, "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
+            "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
             "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image,
-            "completion": cmd_completion}
+            "completion": cmd_completion, "sweep": cmd_sweep}
 
 
 if __name__ == "__main__":

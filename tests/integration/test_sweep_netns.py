@@ -3,8 +3,9 @@
 A 2-cell x 2-repetition sweep of 1-second windows runs end to end, each run restored; then a
 sweep interrupted by SIGINT (sent to the `labctl sweep` process this test started) during its
 second repetition leaves the hosts as they were and sweep.json consistent, and `--resume` runs
-exactly the repetitions that did not end. Traffic stays inside the lab's namespaces; the lab
-is removed at the end, also on failure.
+exactly the repetitions that did not end; a sweep killed with SIGKILL is resumed only once
+`labctl restore` put back what its run left. Traffic stays inside the lab's namespaces; the
+lab is removed at the end, also on failure.
 """
 
 from __future__ import annotations
@@ -153,6 +154,42 @@ def test_interrupted_sweep_resumes_what_is_missing(lab: Lab, capsys: pytest.Capt
     assert host_state(lab) == before
     assert lab.labctl("sweep", "--resume", str(sweep_dir)) == 1
     assert "is completed" in capsys.readouterr().err
+
+
+def test_killed_sweep_resumes_after_restore(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGKILL (no restore can run): the resume is refused until `labctl restore` put the
+    hosts back from the killed run's journal, then runs that repetition again."""
+    assert lab.labctl("up") == 0
+    scenario = lab.dir / "killed.yaml"
+    scenario.write_text(SWEEP.replace("DURATION", "3").replace("[none, 1]", "[1]"))
+    before = host_state(lab)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "-i", str(lab.inventory), "--runs-dir", str(lab.runs),
+         "sweep", str(scenario)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=lab.dir)
+    try:
+        _until(proc, "cell 1/1 (rps.all=1), repetition 1/2", "start the client", timeout=90)
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        kill_if_running(proc)
+    assert host_state(lab) != before, "killed in the load window: RPS still on"
+    (sweep_dir,) = lab.runs.iterdir()
+    killed = repetitions(sweep_record(sweep_dir))[1, 1]
+    assert killed["status"] == "pending" and killed["run_dir"] and killed["started_at"]
+
+    capsys.readouterr()
+    assert lab.labctl("sweep", "--resume", str(sweep_dir)) == 1
+    err = capsys.readouterr().err
+    assert f"run {killed['run_dir']} of this sweep did not restore dut" in err
+    assert f"`labctl restore {sweep_dir / killed['run_dir']}` first" in err
+    assert lab.labctl("restore", str(sweep_dir / killed["run_dir"])) == 0
+    assert host_state(lab) == before
+    assert lab.labctl("sweep", "--resume", str(sweep_dir)) == 0
+    after = repetitions(sweep_record(sweep_dir))
+    assert [r["status"] for r in after.values()] == ["passed", "passed"]
+    assert after[1, 1]["earlier_runs"] == [killed["run_dir"]]
+    assert host_state(lab) == before
 
 
 def _until(proc: subprocess.Popen[str], *needles: str, timeout: float) -> str:

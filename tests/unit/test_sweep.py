@@ -309,6 +309,10 @@ def test_sweep_arguments(args: list[str], words: str, capsys: pytest.CaptureFixt
     assert words in capsys.readouterr().err
 
 
+def test_the_help_names_the_limit_the_loader_keeps() -> None:
+    assert cli.MAX_CELLS == MAX_CELLS
+
+
 def test_completion_knows_the_sweep_verb(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["completion", "bash"]) == 0
     out = capsys.readouterr().out
