@@ -7,7 +7,7 @@ for anything else that went wrong on purpose, 130 for Ctrl-C and 143 for SIGTERM
 hosts were restored).
 
 The global options (-i, --runs-dir, -q) are accepted before the verb and after it. ``--json``
-(status, run, collect, compare, image show) prints one JSON document on stdout, built by one
+(status, run, sweep, collect, compare, image show) prints one JSON document on stdout, built by one
 small function per verb from the same data as the human output; messages go to stderr.
 """
 
@@ -40,9 +40,11 @@ if TYPE_CHECKING:
     from labctl.labs.image import ImageInfo
     from labctl.plan.generator import Ceiling
     from labctl.runfiles.models import Summary
+    from labctl.runfiles.sweep import SweepRecord
     from labctl.runner import Comparison, RunOutcome
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
+MAX_CELLS = 1000            # labctl.input.matrix.MAX_CELLS (not imported: `labctl --help` stays fast)
 JSON_HELP = "print the result as one JSON document on stdout (messages go to stderr)"
 COMPLETION_SHELLS = ("bash", "zsh", "tcsh")
 
@@ -83,6 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help=JSON_HELP + (
         ": the run directory and summary of one scenario; of several, the outcome and a list "
         "of those"))
+    sweep = sub.add_parser("sweep", help=(
+        "run a scenario's matrix: every cell x repetition an ordinary run (validated and planned "
+        "first, restored after each), then a table; resumable"))
+    sweep.add_argument("scenario", type=Path, nargs="?", help=(
+        "the sweep scenario (with --resume: optional, must be the one the sweep started with)"))
+    sweep.add_argument("--resume", type=Path, metavar="DIR",
+                       help="run the repetitions of sweep directory DIR that did not end")
+    sweep.add_argument("--dry-run", action="store_true", help=(
+        "show the cells, each one's plan in brief and the run order; change nothing"))
+    sweep.add_argument("--allow-large", action="store_true",
+                       help=f"allow a matrix of more than {MAX_CELLS} cells")
+    sweep.add_argument("--json", action="store_true", help=JSON_HELP + (
+        ": the sweep directory, its outcome and its record (sweep.json)"))
     calibrate = sub.add_parser("calibrate", help=(
         "measure what the load generator can send in each scenario's mode (or the blog's: UDP, "
         "a new socket per message, 64 B, 4 workers) and record it in the lab state"))
@@ -364,6 +379,56 @@ def _series_table(rows: list[list[str]]) -> str:
     return "\n".join(lines + [f"{len(rows)} scenario(s): {total}"])
 
 
+def cmd_sweep(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    """`labctl sweep`: the exit code is the worst repetition's, as for a series of runs."""
+    from labctl import sweeper
+    _check_sweep_args(args)
+    if args.dry_run:
+        print(sweeper.sweep_dry_run(args.inventory, args.scenario, progress, args.allow_large), end="")
+        return 0
+    if args.resume is not None:
+        outcome = sweeper.resume_sweep(args.inventory, args.resume, args.scenario, progress)
+    else:
+        outcome = sweeper.run_sweep(args.inventory, args.scenario, args.runs_dir, progress, args.allow_large)
+    worst = sweeper.worst_status(outcome.record)
+    if args.json:
+        print_json(sweep_json(outcome.sweep_dir, worst, outcome.record.model_dump(mode="json")))
+    else:
+        print(_sweep_table(outcome.record))
+        print(f"sweep directory: {outcome.sweep_dir}")
+        print(f"report: {outcome.sweep_dir / 'sweep.md'} (and sweep.html)")
+    return SERIES_EXIT[worst]
+
+
+def _check_sweep_args(args: argparse.Namespace) -> None:
+    problems = []
+    if args.scenario is None and args.resume is None:
+        problems.append("give a sweep scenario, or --resume DIR")
+    if args.dry_run and (args.json or args.resume is not None):
+        problems.append("--dry-run prints the cells as text, of a new sweep (not with --json or --resume)")
+    if args.resume is not None and args.allow_large:
+        problems.append("--allow-large is for a new sweep; a resumed one keeps its cells")
+    if problems:
+        raise ValidationError([Problem("<command line>", 0, 0, "sweep", p) for p in problems])
+
+
+def sweep_json(sweep_dir: Path, worst: str, record: dict[str, Any]) -> dict[str, Any]:
+    """`sweep --json`: the sweep directory, the worst repetition's outcome, sweep.json."""
+    return {"sweep_dir": str(sweep_dir), "outcome": worst, "sweep": record}
+
+
+def _sweep_table(record: SweepRecord) -> str:
+    statuses = ("passed", "failed", "inconclusive", "error")
+    header = ["cell", "values", *statuses]
+    rows = [[str(c.index), c.label, *(str(sum(r.status == s for r in c.repetitions)) for s in statuses)]
+            for c in record.cells]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    total = {s: sum(int(r[2 + i]) for r in rows) for i, s in enumerate(statuses)}
+    return "\n".join(lines + [f"{len(rows)} cell(s) x {record.repeat} repetition(s): "
+                              + ", ".join(f"{n} {s}" for s, n in total.items() if n)])
+
+
 def cmd_calibrate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.plan.generator import SAFE_SHARE
     from labctl.runner import lab_calibrate
@@ -448,7 +513,7 @@ def print_run_file_schema(which: str) -> int:
 
 def cmd_validate(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import validate_series
-    validate_series(args.inventory, args.scenarios)
+    validate_series(args.inventory, args.scenarios, sweeps=True)
     print(f"ok: {args.inventory}" + "".join(f", {p}" for p in args.scenarios))
     return 0
 
@@ -498,7 +563,7 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
             "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image,
-            "completion": cmd_completion}
+            "completion": cmd_completion, "sweep": cmd_sweep}
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from labctl.input.config import (
     load_inventory,
     load_scenario,
 )
+from labctl.input.matrix import is_sweep, load_sweep
 from labctl.input.model import Inventory, Load, Scenario
 from labctl.labs.providers import (
     lab_dir,
@@ -287,22 +288,38 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
     """One run; `created` gets its run directory as soon as it exists (a series reports it
     also for a run that then fails)."""
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
-    assert scenario.model.name
     with locked(inventory_path, inventory.model, f"run {scenario_path}", progress):
-        run_dir = RunDir.create(runs_root, new_run_id(scenario.model.name))
-        if created is not None:
-            created.append(run_dir.path)
-        record = _start_manifest(run_dir, inventory, scenario, state)
-        progress(f"run {run_dir.path}")
-        try:
-            outcome = _run_steps(inventory_path, inventory, scenario, state, record, progress)
-        except ValidationError:
-            shutil.rmtree(run_dir.path, ignore_errors=True)      # refused before any change
-            raise
-        except BaseException as exc:
-            _stopped(record, exc)
-            raise
-        _finished(record, outcome)
+        run_dir, outcome = run_locked(inventory_path, inventory, scenario, state, runs_root, progress,
+                                      None if created is None else created.append)
+    return judge_run(run_dir, runs_root, outcome)
+
+
+def run_locked(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
+               state: LabState, runs_root: Path, progress: Progress,
+               on_created: Callable[[Path], None] | None = None, run_name: str | None = None
+               ) -> tuple[RunDir, Outcome]:
+    """One run of a loaded scenario (a file's, or a sweep cell's), the lab's lock held by the
+    caller; its run directory is named after `run_name` (default: the scenario's name)."""
+    assert scenario.model.name
+    run_dir = RunDir.create(runs_root, new_run_id(run_name or scenario.model.name))
+    if on_created is not None:
+        on_created(run_dir.path)
+    record = _start_manifest(run_dir, inventory, scenario, state)
+    progress(f"run {run_dir.path}")
+    try:
+        outcome = _run_steps(inventory_path, inventory, scenario, state, record, progress)
+    except ValidationError:
+        shutil.rmtree(run_dir.path, ignore_errors=True)      # refused before any change
+        raise
+    except BaseException as exc:
+        _stopped(record, exc)
+        raise
+    _finished(record, outcome)
+    return run_dir, outcome
+
+
+def judge_run(run_dir: RunDir, runs_root: Path, outcome: Outcome) -> RunOutcome:
+    """A run's reports built, then its end as an error: stopped, failed or inconclusive."""
     result = collect(run_dir.path, runs_root)
     require_ok(outcome)
     judged = result.summary.verdict
@@ -314,14 +331,17 @@ def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Pr
     return result
 
 
-def validate_series(inventory_path: Path, scenario_paths: list[Path]) -> None:
+def validate_series(inventory_path: Path, scenario_paths: list[Path], sweeps: bool = False) -> None:
     """The inventory and every scenario of a series, checked before the first one runs (all
-    problems at once); `labctl validate` too."""
+    problems at once); `labctl validate` too (`sweeps`: a sweep file is checked as a sweep)."""
     inventory = load_inventory(inventory_path)
     problems = []
     for path in scenario_paths:
         try:
-            load_scenario(path, inventory.model)
+            if sweeps and is_sweep(path):
+                load_sweep(path, inventory.model)
+            else:
+                load_scenario(path, inventory.model)
         except ValidationError as exc:
             problems += exc.problems
     if problems:

@@ -61,7 +61,7 @@ class Loaded(Generic[M]):
 
 
 def load_inventory(path: Path) -> Loaded[Inventory]:
-    located = _read(path)
+    located = read_located(path)
     model = _validate(Inventory, located)
     problems = inventory_problems(model, located)
     if problems:
@@ -80,7 +80,27 @@ def inventory_problems(inventory: Inventory, located: Located) -> list[Problem]:
 
 
 def load_scenario(path: Path, inventory: Inventory) -> Loaded[Scenario]:
-    located = _read(path)
+    located = read_located(path)
+    refused = sweep_key_problems(located, path)
+    if refused:
+        raise invalid(refused)
+    return scenario_from(located, path, inventory)
+
+
+SWEEP_KEYS = ("matrix", "repeat", "order", "seed")     # a sweep's own keys (labctl.input.matrix)
+
+
+def sweep_key_problems(located: Located, path: Path) -> list[Problem]:
+    """A file with a sweep's keys is a sweep, which `labctl run` does not run."""
+    data = located.data if isinstance(located.data, dict) else {}
+    return [located.problem((key,), f"`{key}:` makes this file a sweep: run it with `labctl sweep "
+                            f"{path}` (`labctl run` runs one scenario once)", of_key=True)
+            for key in SWEEP_KEYS if key in data][:1]
+
+
+def scenario_from(located: Located, path: Path, inventory: Inventory) -> Loaded[Scenario]:
+    """A scenario from its parsed YAML (a file, or one cell of a sweep): the model, the checks
+    against the inventory, and its name (the file's name when it has no `name:`)."""
     scenario = _validate(Scenario, located)
     problems = cross_check(scenario, inventory, located) + _name_problems(scenario, path, located)
     if problems:
@@ -111,7 +131,8 @@ def invalid(problems: list[Problem]) -> ValidationError:
     return ValidationError(ordered[:MAX_PROBLEMS] + [more])
 
 
-def _read(path: Path) -> Located:
+def read_located(path: Path) -> Located:
+    """An input file's YAML with positions; a file that is no YAML at all is refused here."""
     text = _decode(_read_bytes(path), str(path))
     located = load_located(text, str(path))
     if located.problems and located.data is None:

@@ -46,6 +46,7 @@ class RepetitionRecord(Record):
     started_at: str | None = None
     ended_at: str | None = None
     seconds: float | None = None     # wall time of the whole run (plan, tune, load, restore)
+    earlier_runs: list[str] = Field(default_factory=list)   # run dirs of attempts interrupted before
 
 
 class CellRecord(Record):

@@ -1,4 +1,5 @@
-"""The bad-input corpus (tests/badinput/): every file through the real CLI, in-process.
+"""The bad-input corpus (tests/badinput/: inventory, scenario and sweep files): every file through
+the real CLI, in-process.
 
 Each case must end in exit code 2 and one message on stderr: the header line, then one line
 per problem naming the file, a line (> 0) and the key path, with no traceback, and with no
@@ -87,7 +88,7 @@ def _case(path: Path, index: dict[str, Any]) -> Case:
 
 def corpus() -> list[Case]:
     index = yaml.safe_load((CORPUS / "expect.yaml").read_text())
-    return [_case(p, index) for kind in ("inventory", "scenario")
+    return [_case(p, index) for kind in ("inventory", "scenario", "sweep")
             for p in sorted((CORPUS / kind).iterdir())]
 
 
@@ -104,6 +105,10 @@ def commands(case: Case, runs: Path) -> dict[str, list[str]]:
                 "dry-run": [*base, "-i", inv, "run", "--dry-run", scenario],
                 "up": [*base, "-i", inv, "up"]}
     inv, scenario = str(case.inventory), str(case.path)
+    if case.kind == "sweep":
+        return {"validate": [*base, "-i", inv, "validate", scenario],
+                "sweep": [*base, "-i", inv, "sweep", scenario],
+                "sweep-dry-run": [*base, "-i", inv, "sweep", "--dry-run", scenario]}
     return {"validate": [*base, "-i", inv, "validate", scenario],
             "run": [*base, "-i", inv, "run", scenario],
             "dry-run": [*base, "-i", inv, "run", "--dry-run", scenario]}

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from labctl.errors import ValidationError
 from labctl.input.config import Loaded, load_inventory, load_scenario
+from labctl.input.matrix import is_sweep, load_sweep
 from labctl.input.model import Inventory
 from tests.helpers import ROOT
 
@@ -169,7 +170,12 @@ def test_mutated_scenarios(tmp_path: Path, data: st.DataObject) -> None:
     inventory = NETNS_INVENTORY if source.name.startswith("netns_") else VM_INVENTORY
     path = tmp_path / "scenario.yaml"
     path.write_text(_mutated_text(source, data))
-    assert_loads_or_refuses(lambda p: load_scenario(p, inventory), path)
+    assert_loads_or_refuses(lambda p: scenario_or_sweep(p, inventory), path)
+
+
+def scenario_or_sweep(path: Path, inventory: Inventory) -> Loaded[Any]:
+    """A scenario file, or a sweep file's first cell (every cell validated)."""
+    return load_sweep(path, inventory).cells[0].scenario if is_sweep(path) else load_scenario(path, inventory)
 
 
 @pytest.mark.parametrize("source", SCENARIO_FILES + INVENTORY_FILES, ids=lambda p: p.name)
@@ -179,4 +185,4 @@ def test_unmutated_files_load(source: Path) -> None:
         assert load_inventory(source).model
     else:
         inventory = NETNS_INVENTORY if source.name.startswith("netns_") else VM_INVENTORY
-        assert load_scenario(source, inventory).model
+        assert scenario_or_sweep(source, inventory).model

@@ -25,7 +25,7 @@ BASELINE, RPS = "20261126T075117Z-baseline", "20261126T075252Z-rps_cpu1"
 # the arguments each verb needs besides the options; a new verb fails the test until it is here
 VERB_ARGS: dict[tuple[str, ...], list[str]] = {
     ("up",): [], ("down",): [], ("status",): [], ("prepare",): [], ("unprepare",): [],
-    ("run",): ["s.yaml"], ("calibrate",): [], ("restore",): ["R"], ("collect",): [],
+    ("run",): ["s.yaml"], ("sweep",): ["s.yaml"], ("calibrate",): [], ("restore",): ["R"], ("collect",): [],
     ("compare",): ["A", "B"], ("schema",): [], ("validate",): [], ("completion",): ["bash"],
     ("image", "build"): [], ("image", "show"): [],
 }

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
     ("transport", ("labctl.transport",), False),
     ("labs", ("labctl.labs",), False),
     ("execution", ("labctl.execution",), False),
-    ("runner", ("labctl.runner",), False),
+    ("runner", ("labctl.runner", "labctl.sweeper"), False),
     ("cli", ("labctl.cli", "labctl.__main__"), False),
 ]
 SIDE_EFFECT_IMPORTS = {"fabric", "paramiko", "invoke", "libvirt", "subprocess", "socket"}
