@@ -108,7 +108,8 @@ def test_sweep_runs_every_cell_and_restores(lab: Lab, capsys: pytest.CaptureFixt
     assert masks == {"none", "1"}, "each cell ran with its own value"
     assert host_state(lab) == before
     report = (sweep_dir / "sweep.md").read_text()     # written after each repetition, by the engine
-    assert "rps.all=1" in report and "rps.all=none" in report and "<svg" in (sweep_dir / "sweep.html").read_text()
+    assert "| tuning.dut.rps.all |" in report and "4 of 4 repetitions ended (passed 4)" in report
+    assert "NET_RX share CPU1" in report and "<svg" in (sweep_dir / "sweep.html").read_text()
     assert f"report: {sweep_dir / 'sweep.md'}" in out
 
 
