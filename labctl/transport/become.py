@@ -41,7 +41,7 @@ def sftp_server_command(path: str) -> str:
 def sudo_problem(host: str, user: str, status: int, stdout: str, stderr: str) -> str | None:
     """Why ``SUDO_CHECK``'s outcome means no root shell on ``host`` (None: it gave one)."""
     said = " ".join(stderr.split())
-    if status == 0 and stdout.split() == ["0"]:
+    if status == 0 and stdout.split()[-1:] == ["0"]:      # after anything rc files printed
         return None
     fix = f"labctl needs NOPASSWD for {user} (a sudoers line: `{sudoers_line(user)}`)"
     lowered = said.lower()

@@ -16,6 +16,12 @@ decoded as UTF-8 (undecodable bytes become U+FFFD, as invoke does). Measured on 
 user) and ~150 ms (root, whose .bashrc runs `pyenv init`) for fabric's ``Connection.run``.
 A command that times out or is interrupted leaves the shell "dirty": it is replaced (and the
 old shell's process group sent SIGTERM) before the next command, or by ``reset()``.
+
+A target with ``become: sudo`` logs in as a plain user and gets root once per connection
+(``labctl.transport.become``): after ``sudo -n`` has proven to give a root shell, the
+persistent shell is ``sudo -n /bin/sh`` and SFTP is OpenSSH's sftp-server under ``sudo -n``.
+A target with a ``jump`` host is reached through a ``direct-tcpip`` channel of a connection
+to the jump host (as ProxyJump), whose key is pinned the same way, from its own known_hosts.
 """
 
 from __future__ import annotations
@@ -200,7 +206,7 @@ class PinnedHostKeyPolicy(paramiko.RejectPolicy):  # type: ignore[misc]
                          key: paramiko.PKey) -> None:
         which = "jump host " if self.jump_of is not None else ""
         raise TransportError(
-            f"{self.target.host}: {which}unknown host key for {hostname}: the server offers "
+            f"{self.target.host}: unknown host key for {which}{hostname}: the server offers "
             f"{_describe_key(key)}, which {self.target.known_hosts} does not pin; refusing to "
             f"connect.\n{repin_hint(self.target, key, changed=False, jump=self.jump_of is not None)}"
         )
@@ -252,12 +258,20 @@ def _existing_host_hint(target: SshTarget, offered: paramiko.PKey, changed: bool
     remove = f"\n      ssh-keygen -R {shlex.quote(name)} -f {known}" if changed else ""
     key_path = f"hosts.{target.host}.ssh.jump.known_hosts" if jump else \
         f"hosts.{target.host}.ssh.known_hosts"
+    scan = f"ssh-keyscan -p {target.port} -t {key_type} {shlex.quote(target.address)}"
+    if target.jump is not None:       # only the jump host reaches the host: scan from there
+        hop = target.jump
+        via = shlex.join(netns_argv(hop.netns, [])) + " " if hop.netns else ""
+        scan = (f"{via}ssh -p {hop.port} -i {shlex.quote(hop.key_file)} -o UserKnownHostsFile="
+                f"{shlex.quote(hop.known_hosts)} -o StrictHostKeyChecking=yes "
+                f"{shlex.quote(f'{hop.user}@{hop.address}')} {scan}")
+    else:
+        scan = netns + scan
     return (
         f"  - an existing host (provider ssh; the inventory's {key_path}): "
         f"verify {fingerprint(offered)} out of band (on the host's console: ssh-keygen -lf "
         f"/etc/ssh/ssh_host_{key_type}_key.pub), then{remove}\n"
-        f"      {netns}ssh-keyscan -p {target.port} -t {key_type} {shlex.quote(target.address)} "
-        f"> {new}\n"
+        f"      {scan} > {new}\n"
         f"      ssh-keygen -lf {new}      # must print {fingerprint(offered)}\n"
         f"      cat {new} >> {known} && rm {new}"
     )
@@ -604,7 +618,7 @@ class SshTransport:
     def _sudo_sftp(self, command: str) -> paramiko.SFTPClient:
         """Root's SFTP: OpenSSH's sftp-server started with ``sudo -n`` on a session channel,
         so uploads land root-owned and atomically, and root-only files can be fetched."""
-        if self._root_sftp is not None:
+        if self._root_sftp is not None and not self._root_sftp.sock.closed:
             return self._root_sftp
         found = self.run(FIND_SFTP_SERVER, check=False, timeout=30.0)
         if not found.ok:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -226,6 +227,31 @@ def test_dut_reached_only_through_a_jump_host(sudo_lab: SudoLab,
     err = capsys.readouterr().err
     assert f"dut: jump host {user}@127.0.0.1:2999" in err and "Traceback" not in err, err
     sudo_lab.labctl(unreachable_jump, "down")
+
+    empty = sudo_lab.known_hosts.with_name("known_hosts_empty")
+    empty.write_text("")
+    jump_unpinned = sudo_lab.inventory(user, dut={"address": DATA["dut"], "netns": None,
+                                                  "jump": {**jump, "known_hosts": str(empty)}})
+    assert sudo_lab.labctl(jump_unpinned, "up") == 1
+    err = capsys.readouterr().err
+    assert f"dut: unknown host key for jump host [127.0.0.1]:{PORT}" in err, err
+    assert "hosts.dut.ssh.jump.known_hosts" in err
+    sudo_lab.labctl(jump_unpinned, "down")
+
+    host_unpinned = sudo_lab.inventory(user, dut={"address": DATA["dut"], "netns": None,
+                                                  "known_hosts": str(empty),
+                                                  "jump": {**jump, "known_hosts":
+                                                           str(sudo_lab.known_hosts)}})
+    assert sudo_lab.labctl(host_unpinned, "up") == 1
+    err = capsys.readouterr().err
+    assert f"dut: unknown host key for [{DATA['dut']}]:{PORT}" in err, err
+    # the re-pin hint scans the key from the jump host, the one place that reaches the host
+    scan = next(line for line in err.splitlines() if "ssh-keyscan" in line).split(" > ")[0]
+    scanned = subprocess.run(["sh", "-c", scan.strip()], capture_output=True, text=True,
+                             timeout=30, stdin=subprocess.DEVNULL)
+    dut_key = (sudo_lab.key.parent / "dut" / "host_ed25519.pub").read_text().split()[1]
+    assert dut_key in scanned.stdout, (scan, scanned.stderr)
+    sudo_lab.labctl(host_unpinned, "down")
 
     target_down = sudo_lab.inventory(user, dut={"address": DATA["dut"], "port": 2998,
                                                 "netns": None, "jump": jump})
