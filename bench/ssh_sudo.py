@@ -7,7 +7,7 @@ Run as root from the repository root: ``python3 bench/ssh_sudo.py [-n 200] [-c 1
 One network namespace with a private sshd on 127.0.0.1:22 that lets in root and a new user
 whose sudoers drop-in grants NOPASSWD. For each login, through ``SshTransport``: the time to
 open a connection (with the user: the sudo check and a root shell under sudo), N ``true``
-commands, and one 4 MiB upload and download. Prints milliseconds and the ratios sudo/root;
+commands, and 4 MiB uploads and downloads, in alternating rounds. Prints milliseconds and the ratios sudo/root;
 the goal: commands cost the same (ratio < 1.2: the shell is root's either way), the connection
 and the transfers stay within 2x. Everything is removed at the end, also on failure.
 """
@@ -40,6 +40,7 @@ from tests.helpers.sudo_users import sudo_user  # noqa: E402
 
 GOALS = {"command": 1.2, "connect": 2.0, "upload 4 MiB": 2.0, "download 4 MiB": 2.0}
 PAYLOAD = 4 << 20
+ROUNDS = 10
 
 
 def timed(action: Callable[[], object], count: int, warmup: int = 2) -> list[float]:
@@ -53,22 +54,41 @@ def timed(action: Callable[[], object], count: int, warmup: int = 2) -> list[flo
     return durations
 
 
-def measure(target: SshTarget, commands: int, connects: int, work: Path) -> dict[str, list[float]]:
-    def connect() -> None:
-        with SshTransport(target):
-            pass
-    source, back = work / f"payload-{target.user}", work / f"back-{target.user}"
+def measure(root: SshTarget, sudo: SshTarget, commands: int, connects: int, work: Path
+            ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Both logins' timings, taken in alternating rounds (a busy machine's drift hits both)."""
+    times: dict[str, dict[str, list[float]]] = {"root": {}, "sudo": {}}
+    transports = {"root": SshTransport(root), "sudo": SshTransport(sudo)}
+    source = work / "payload"
     source.write_bytes(secrets.token_bytes(PAYLOAD))
-    remote = f"{work}/remote-{target.user}"
-    with SshTransport(target) as transport:
-        results = {
-            "command": timed(lambda: transport.run("true"), commands),
-            "upload 4 MiB": timed(lambda: transport.put_file(source, remote, 0o600), 5),
-            "download 4 MiB": timed(lambda: transport.get_file(remote, back), 5),
-        }
+    try:
+        for transport in transports.values():
+            transport.open()
+        for _ in range(ROUNDS):
+            for login, transport in transports.items():
+                one_round(transport, times[login], max(1, commands // ROUNDS), source,
+                          work / f"remote-{login}", work / f"back-{login}")
+    finally:
+        for transport in transports.values():
+            transport.close()
+    for _ in range(connects):
+        for login, target in (("root", root), ("sudo", sudo)):
+            started = time.perf_counter()
+            SshTransport(target).__enter__().close()
+            add(times[login], "connect", [time.perf_counter() - started])
+    return times["root"], times["sudo"]
+
+
+def one_round(transport: SshTransport, into: dict[str, list[float]], commands: int,
+              source: Path, remote: Path, back: Path) -> None:
+    add(into, "command", timed(lambda: transport.run("true"), commands))
+    add(into, "upload 4 MiB", timed(lambda: transport.put_file(source, str(remote), 0o600), 1, 0))
+    add(into, "download 4 MiB", timed(lambda: transport.get_file(str(remote), back), 1, 0))
     assert back.read_bytes() == source.read_bytes()
-    results["connect"] = timed(connect, connects)
-    return results
+
+
+def add(into: dict[str, list[float]], what: str, durations: list[float]) -> None:
+    into.setdefault(what, []).extend(durations)
 
 
 @contextlib.contextmanager
@@ -123,8 +143,7 @@ def main() -> int:
         print(f"ssh_sudo: cannot run: {reason}", file=sys.stderr)
         return 2
     with lab() as (root, sudo, private):
-        root_times = measure(root, args.commands, args.connects, private)
-        sudo_times = measure(sudo, args.commands, args.connects, private)
+        root_times, sudo_times = measure(root, sudo, args.commands, args.connects, private)
     return 0 if report(root_times, sudo_times) else 1
 
 
