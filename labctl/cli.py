@@ -254,6 +254,8 @@ def cmd_up(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     state = lab_up(args.inventory, progress)
     print(f"lab {state.lab} is up ({state.provider}): " + ", ".join(
         f"{h} ssh {t.user}@{t.address}:{t.port}" + (f" in netns {t.netns}" if t.netns else "")
+        + (f" (root with {t.become})" if t.become else "")
+        + (f" via jump host {t.jump.user}@{t.jump.address}:{t.jump.port}" if t.jump else "")
         for h, t in state.targets.items()))
     return 0
 

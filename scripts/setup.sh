@@ -14,6 +14,8 @@ packages=(
   # the core and the netns lab
   python3 python3-venv python3-pip openssh-server openssh-client iproute2 ethtool iperf3
   procps netcat-openbsd util-linux ca-certificates
+  # the ssh provider's tests: a plain user that becomes root with sudo
+  sudo
   # the libvirt lab: a private libvirtd (no systemd needed), QEMU, Debian's libvirt binding
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libxml2-utils qemu-system-x86
   qemu-utils dnsmasq-base iptables python3-libvirt

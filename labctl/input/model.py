@@ -149,6 +149,41 @@ class Strict(BaseModel):
 
 # --------------------------------------------------------------------------- inventory
 
+JUMP_SPEC = re.compile(r"^(?:(?P<user>[^@]*)@)?(?:\[(?P<v6>[^\]]*)\]|(?P<name>[^:@\[\]]*))"
+                       r"(?::(?P<port>[0-9]{1,5}))?$")
+
+
+def _jump_spec(value: Any) -> Any:
+    """`[user@]host[:port]` (IPv6 in brackets, as ProxyJump writes it) as the mapping form."""
+    if not isinstance(value, str):
+        return value
+    found = JUMP_SPEC.match(value)
+    if found is None:
+        raise ValueError(f"not [user@]host[:port]: {value!r} (e.g. admin@bastion.example:22)")
+    spec: dict[str, Any] = {"address": found["v6"] if found["v6"] is not None else found["name"]}
+    if found["user"] is not None:
+        spec["user"] = found["user"]
+    if found["port"] is not None:
+        spec["port"] = int(found["port"])
+    return spec
+
+
+class SshJump(Strict):
+    """A host the SSH connection goes through (as OpenSSH's ProxyJump); it opens the TCP
+    connection to the lab host, which needs no route from here."""
+
+    address: Annotated[str, AfterValidator(_host_address)] = Field(
+        description="IP address or DNS name of the jump host's SSH server")
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = Field(None, pattern=USER_PATTERN,
+                             description="login on the jump host; default: the host's `user`")
+    key: SafePath | None = Field(None, description="private key for the jump host; default: the host's")
+    known_hosts: SafePath | None = Field(None, description=(
+        "known_hosts file pinning the jump host's key; default: the host's"))
+    netns: str | None = Field(None, pattern=TOKEN_PATTERN,
+                              description="open the TCP connection to the jump host inside this netns")
+
+
 class SshAccess(Strict):
     """How to reach an existing host (provider `ssh`)."""
 
@@ -156,10 +191,28 @@ class SshAccess(Strict):
         description="IP address or DNS name of the host's SSH server")
     port: int = Field(22, ge=1, le=65535)
     user: str = Field("root", pattern=USER_PATTERN)
+    become: Literal["sudo"] | None = Field(None, description=(
+        "sudo: `user` is not root and becomes root with `sudo -n` (sudoers: "
+        "`USER ALL=(root) NOPASSWD: ALL`; labctl never answers a password prompt)"))
     key: SafePath = Field(description="path to the private key (relative to the inventory file)")
     known_hosts: SafePath = Field(description="known_hosts file that pins the host's key")
     netns: str | None = Field(None, pattern=TOKEN_PATTERN,
                               description="open the TCP connection inside this netns")
+    jump: Annotated[SshJump | None, BeforeValidator(
+        _jump_spec, json_schema_input_type=SshJump | Annotated[str, Field(
+            pattern=r"^([^@]*@)?(\[[^\]]*\]|[^:@\[\]]*)(:[0-9]{1,5})?$")] | None)] = Field(None, description=(
+        "connect through this host (as ProxyJump): `[user@]host[:port]` or a mapping; the "
+        "connection to it opens in its own `netns`, so not with the host's `netns`"))
+
+    @model_validator(mode="after")
+    def _root_somehow(self) -> SshAccess:
+        if self.user != "root" and self.become is None:
+            raise ValueError(f"user {self.user} is not root and labctl needs root on the host: "
+                             "add `become: sudo` (with NOPASSWD for that user), or log in as root")
+        if self.jump is not None and self.netns is not None:
+            raise ValueError("netns and jump together: the connection starts at the jump host; "
+                             "give the jump its own `netns` instead")
+        return self
 
 
 class VmSpec(Strict):

@@ -33,7 +33,6 @@ FIXED_SETTINGS = (
     "Subsystem sftp internal-sftp",
     "UseDNS no",
     "X11Forwarding no",
-    "AllowTcpForwarding no",
     "PrintMotd no",
     "PrintLastLog no",
     "MaxSessions 32",
@@ -70,11 +69,13 @@ def write_sshd_config(
     allow_users: Sequence[str] = ("root",),
     permit_root_login: bool = True,
     log_level: str = "VERBOSE",
+    allow_tcp_forwarding: bool = False,
 ) -> Path:
     """Write ``dir``/sshd_config for a private sshd and return its path.
 
     Key-only logins; every user's keys come from ``authorized_keys`` (the lab's file);
     ``StrictModes no`` because the lab directory's permissions are not sshd's business.
+    ``allow_tcp_forwarding``: the server may serve as a jump host (tests of ProxyJump).
     The log file is given to sshd with ``-E`` by ``start_sshd_in_netns``.
     """
     listen = f"[{listen_address}]:{port}" if ":" in listen_address else f"{listen_address}:{port}"
@@ -87,6 +88,7 @@ def write_sshd_config(
         "PermitRootLogin " + ("prohibit-password" if permit_root_login else "no"),
         "AllowUsers " + " ".join(allow_users),
         f"LogLevel {log_level}",
+        "AllowTcpForwarding " + ("yes" if allow_tcp_forwarding else "no"),
         *FIXED_SETTINGS,
     ]
     dir.mkdir(parents=True, exist_ok=True)

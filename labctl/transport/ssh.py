@@ -16,6 +16,12 @@ decoded as UTF-8 (undecodable bytes become U+FFFD, as invoke does). Measured on 
 user) and ~150 ms (root, whose .bashrc runs `pyenv init`) for fabric's ``Connection.run``.
 A command that times out or is interrupted leaves the shell "dirty": it is replaced (and the
 old shell's process group sent SIGTERM) before the next command, or by ``reset()``.
+
+A target with ``become: sudo`` logs in as a plain user and gets root once per connection
+(``labctl.transport.become``): after ``sudo -n`` has proven to give a root shell, the
+persistent shell is ``sudo -n /bin/sh`` and SFTP is OpenSSH's sftp-server under ``sudo -n``.
+A target with a ``jump`` host is reached through a ``direct-tcpip`` channel of a connection
+to the jump host (as ProxyJump), whose key is pinned the same way, from its own known_hosts.
 """
 
 from __future__ import annotations
@@ -45,6 +51,14 @@ from fabric import Config, Connection
 from labctl.errors import HostError, LabctlError, TransportError
 from labctl.local.nsexec import netns_argv
 from labctl.transport.base import CommandResult
+from labctl.transport.become import (
+    FIND_SFTP_SERVER,
+    SFTP_SERVERS,
+    SUDO_CHECK,
+    as_root,
+    sftp_server_command,
+    sudo_problem,
+)
 from labctl.transport.netns_socket import connect_in_netns
 from labctl.transport.target import SshTarget
 
@@ -81,26 +95,34 @@ class RemoteShell:
         self.channel = channel
         self.nonce = nonce.encode()
         self.pid: int | None = None
+        self.pgid: int | None = None          # its process group (sudo's when it runs under sudo)
         self.seq = 0
         self.out = bytearray()
         self.err = bytearray()
         self.wake_fd = channel.fileno()       # readable when stdout or stderr has data
 
     @classmethod
-    def start(cls, transport: paramiko.Transport, timeout: float) -> RemoteShell:
-        """Open a session running ``sh``; wait until it is ready (login rc files done)."""
+    def start(cls, transport: paramiko.Transport, timeout: float,
+              become: str | None = None) -> RemoteShell:
+        """Open a session running ``sh`` (root's through ``sudo -n`` with ``become``); wait
+        until it is ready (login rc files done). It reports its PID and process group."""
         channel = transport.open_session(timeout=timeout)
         shell = cls(channel, secrets.token_hex(16))
         nonce = shell.nonce.decode()
-        ready = f'echo "{nonce} ready $$"; echo "{nonce} ready" >&2; exec {SHELL}'
+        # /proc/PID/stat after the ")" closing the command name: state, ppid, pgrp, ...
+        ready = (f'read -r stat </proc/$$/stat; set -- ${{stat##*)}}; '
+                 f'echo "{nonce} ready $$ $3"; echo "{nonce} ready" >&2; exec {SHELL}')
+        start = as_root(ready) if become else f"exec {SHELL} -c {shlex.quote(ready)}"
         try:
-            channel.exec_command(f"exec {SHELL} -c {shlex.quote(ready)}")
+            channel.exec_command(start)
             out, _ = shell.collect(f"{nonce} ready ".encode(), f"{nonce} ready\n".encode(),
                                    time.monotonic() + timeout)
         except BaseException:
             channel.close()
             raise
-        shell.pid = int(out.split()[-1])
+        words = out.split()
+        shell.pid = int(words[words.index(b"ready") + 1])
+        shell.pgid = int(words[-1])       # the PID itself where /proc could not be read
         return shell
 
     def execute(self, command: str, timeout: float | None) -> tuple[bytes, bytes, int]:
@@ -176,15 +198,17 @@ def _find_line_end(buffer: bytearray, mark: bytes, start: int) -> int:
 class PinnedHostKeyPolicy(paramiko.RejectPolicy):  # type: ignore[misc]
     """RejectPolicy that says which host and key were refused, and what to do."""
 
-    def __init__(self, target: SshTarget):
+    def __init__(self, target: SshTarget, jump_of: SshTarget | None = None):
         self.target = target
+        self.jump_of = jump_of            # set when ``target`` is this host's jump host
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
+        which = "jump host " if self.jump_of is not None else ""
         raise TransportError(
-            f"{self.target.host}: unknown host key for {hostname}: the server offers "
+            f"{self.target.host}: unknown host key for {which}{hostname}: the server offers "
             f"{_describe_key(key)}, which {self.target.known_hosts} does not pin; refusing to "
-            f"connect.\n{repin_hint(self.target, key, changed=False)}"
+            f"connect.\n{repin_hint(self.target, key, changed=False, jump=self.jump_of is not None)}"
         )
 
 
@@ -203,7 +227,7 @@ def known_hosts_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
-def repin_hint(target: SshTarget, offered: paramiko.PKey, changed: bool) -> str:
+def repin_hint(target: SshTarget, offered: paramiko.PKey, changed: bool, jump: bool = False) -> str:
     """Exactly how to pin the key a host offers now: a lab labctl made gets new keys from
     `labctl down && labctl up`; an existing host's key is verified, then replaced by hand."""
     why = ("To pin the new key, once you know why it changed (a re-installed host, or someone "
@@ -214,7 +238,7 @@ def repin_hint(target: SshTarget, offered: paramiko.PKey, changed: bool) -> str:
                 "labctl up` makes the lab again, with new keys pinned the same way")
     if _made_by_labctl(Path(target.known_hosts)):
         return f"{why}\n{lab_made}."
-    return f"{why}\n{lab_made};\n{_existing_host_hint(target, offered, changed)}"
+    return f"{why}\n{lab_made};\n{_existing_host_hint(target, offered, changed, jump)}"
 
 
 def _made_by_labctl(known_hosts: Path) -> bool:
@@ -223,7 +247,8 @@ def _made_by_labctl(known_hosts: Path) -> bool:
     return len(parts) >= 4 and parts[-4] == ".labctl" and parts[-2] == "ssh"
 
 
-def _existing_host_hint(target: SshTarget, offered: paramiko.PKey, changed: bool) -> str:
+def _existing_host_hint(target: SshTarget, offered: paramiko.PKey, changed: bool,
+                        jump: bool = False) -> str:
     known = shlex.quote(target.known_hosts)
     new = shlex.quote(f"{target.known_hosts}.new")
     name = known_hosts_name(target.address, target.port)
@@ -231,12 +256,22 @@ def _existing_host_hint(target: SshTarget, offered: paramiko.PKey, changed: bool
     # nsenter, not `ip netns exec`: that one fails where "/" is not a mount point (chroots)
     netns = shlex.join(netns_argv(target.netns, [])) + " " if target.netns else ""
     remove = f"\n      ssh-keygen -R {shlex.quote(name)} -f {known}" if changed else ""
+    key_path = f"hosts.{target.host}.ssh.jump.known_hosts" if jump else \
+        f"hosts.{target.host}.ssh.known_hosts"
+    scan = f"ssh-keyscan -p {target.port} -t {key_type} {shlex.quote(target.address)}"
+    if target.jump is not None:       # only the jump host reaches the host: scan from there
+        hop = target.jump
+        via = shlex.join(netns_argv(hop.netns, [])) + " " if hop.netns else ""
+        scan = (f"{via}ssh -p {hop.port} -i {shlex.quote(hop.key_file)} -o UserKnownHostsFile="
+                f"{shlex.quote(hop.known_hosts)} -o StrictHostKeyChecking=yes "
+                f"{shlex.quote(f'{hop.user}@{hop.address}')} {scan}")
+    else:
+        scan = netns + scan
     return (
-        f"  - an existing host (provider ssh; the inventory's hosts.{target.host}.ssh.known_hosts): "
+        f"  - an existing host (provider ssh; the inventory's {key_path}): "
         f"verify {fingerprint(offered)} out of band (on the host's console: ssh-keygen -lf "
         f"/etc/ssh/ssh_host_{key_type}_key.pub), then{remove}\n"
-        f"      {netns}ssh-keyscan -p {target.port} -t {key_type} {shlex.quote(target.address)} "
-        f"> {new}\n"
+        f"      {scan} > {new}\n"
         f"      ssh-keygen -lf {new}      # must print {fingerprint(offered)}\n"
         f"      cat {new} >> {known} && rm {new}"
     )
@@ -256,6 +291,8 @@ class SshTransport:
         self.target = target
         self.connect_timeout = connect_timeout
         self._connection: Connection | None = None
+        self._jump: Connection | None = None          # the jump host's, while connected through it
+        self._root_sftp: paramiko.SFTPClient | None = None   # ``sudo -n sftp-server``'s
         self._shell: RemoteShell | None = None
         self._shell_dirty = False
         self._lock = threading.RLock()
@@ -289,31 +326,77 @@ class SshTransport:
 
     def _connect(self) -> Connection:
         target = self.target
-        known_hosts = Path(target.known_hosts)
-        if not known_hosts.is_file():
-            raise TransportError(f"{target.host}: known_hosts file {known_hosts} is missing; "
-                                 f"{UP_HINT.format(host=target.host)}.")
-        sock = connect_in_netns(target.netns, target.address, target.port,
-                                self.connect_timeout)
+        for pinned in (target, target.jump) if target.jump else (target,):
+            if not Path(pinned.known_hosts).is_file():
+                raise TransportError(f"{target.host}: known_hosts file {pinned.known_hosts} is "
+                                     f"missing; {UP_HINT.format(host=target.host)}.")
+        jump = self._connect_jump(target.jump) if target.jump else None
+        try:
+            sock = (self._channel_through(jump) if jump is not None else
+                    connect_in_netns(target.netns, target.address, target.port,
+                                     self.connect_timeout))
+            connection = self._open_connection(target, sock, None)
+            try:
+                if target.become:
+                    self._check_become(connection)
+            except BaseException:
+                connection.close()
+                raise
+        except BaseException:
+            if jump is not None:
+                jump.close()
+            raise
+        self._jump = jump
+        return connection
+
+    def _connect_jump(self, jump: SshTarget) -> Connection:
+        try:
+            sock = connect_in_netns(jump.netns, jump.address, jump.port, self.connect_timeout)
+        except TransportError as exc:
+            raise TransportError(f"{self.host}: jump host {_where(jump)}: {exc}") from None
+        return self._open_connection(jump, sock, self.target)
+
+    def _open_connection(self, target: SshTarget, sock: socket.socket | paramiko.Channel,
+                         jump_of: SshTarget | None) -> Connection:
+        """An open, pinned, key-authenticated connection to ``target`` over ``sock``."""
         connection = Connection(
             host=target.address, user=target.user, port=target.port,
             config=_hermetic_config(target.user), forward_agent=False, gateway=False,
-            connect_kwargs=self._connect_kwargs(sock),
+            connect_kwargs=self._connect_kwargs(sock, target.key_file),
         )
-        connection.client.set_missing_host_key_policy(PinnedHostKeyPolicy(target))
-        connection.client.get_host_keys().load(str(known_hosts))
+        connection.client.set_missing_host_key_policy(PinnedHostKeyPolicy(target, jump_of))
+        connection.client.get_host_keys().load(target.known_hosts)
         try:
             connection.open()
         except BaseException as exc:
             connection.close()
             sock.close()
-            raise self._connect_error(exc) from None
+            raise self._connect_error(exc, target, jump_of is not None) from None
         return connection
 
-    def _connect_kwargs(self, sock: socket.socket) -> dict[str, object]:
+    def _channel_through(self, jump: Connection) -> paramiko.Channel:
+        """A ``direct-tcpip`` channel from the jump host to the target's SSH port."""
+        target = self.target
+        assert target.jump is not None
+        transport = jump.client.get_transport()
+        try:
+            if transport is None:
+                raise paramiko.SSHException("jump connection closed")
+            return transport.open_channel("direct-tcpip", (target.address, target.port),
+                                          ("127.0.0.1", 0), timeout=self.connect_timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            said = exc.text if isinstance(exc, paramiko.ChannelException) else exc
+            raise TransportError(
+                f"{target.host}: the jump host {_where(target.jump)} could not connect to "
+                f"{target.address}:{target.port} ({said or type(exc).__name__}): the host is down "
+                f"or unreachable from the jump host, or the jump host's sshd forbids forwarding "
+                f"(AllowTcpForwarding)") from None
+
+    def _connect_kwargs(self, sock: socket.socket | paramiko.Channel,
+                        key_file: str | None = None) -> dict[str, object]:
         return {
             "sock": sock,
-            "key_filename": [self.target.key_file],
+            "key_filename": [key_file or self.target.key_file],
             "look_for_keys": False,
             "allow_agent": False,
             "timeout": self.connect_timeout,
@@ -321,23 +404,49 @@ class SshTransport:
             "auth_timeout": self.connect_timeout,
         }
 
-    def _connect_error(self, exc: BaseException) -> BaseException:
-        where = f"{self.target.host} ({self.target.user}@{self.target.address}:" \
-                f"{self.target.port})"
+    def _connect_error(self, exc: BaseException, target: SshTarget | None = None,
+                       is_jump: bool = False) -> BaseException:
+        target = target or self.target
+        if is_jump:
+            where = f"{self.target.host}: jump host {_where(target)}"
+        elif target.jump is not None:
+            where = f"{target.host} ({_where(target)} via jump host {_where(target.jump)})"
+        else:
+            where = f"{target.host} ({_where(target)})"
         if isinstance(exc, (LabctlError, KeyboardInterrupt)):
             return exc
         if isinstance(exc, paramiko.BadHostKeyException):
             return TransportError(
                 f"{where}: host key changed: the server offers {_describe_key(exc.key)}, but "
-                f"{self.target.known_hosts} pins {_describe_key(exc.expected_key)}; refusing "
-                f"to connect.\n{repin_hint(self.target, exc.key, changed=True)}"
+                f"{target.known_hosts} pins {_describe_key(exc.expected_key)}; refusing "
+                f"to connect.\n{repin_hint(target, exc.key, changed=True, jump=is_jump)}"
             )
         if isinstance(exc, paramiko.AuthenticationException):
-            return TransportError(f"{where}: authentication with key {self.target.key_file} "
+            return TransportError(f"{where}: authentication with key {target.key_file} "
                                   f"failed: {exc}")
         if isinstance(exc, (paramiko.SSHException, OSError, EOFError)):
             return TransportError(f"{where}: SSH connection failed: {exc or type(exc).__name__}")
         return exc
+
+    def _check_become(self, connection: Connection) -> None:
+        """Prove that ``sudo -n`` gives a root shell, before any command runs."""
+        transport = connection.client.get_transport()
+        assert transport is not None
+        try:
+            channel = transport.open_session(timeout=self.connect_timeout)
+            channel.settimeout(SHELL_START_TIMEOUT)
+            with channel:
+                channel.exec_command(SUDO_CHECK)
+                stdout = channel.makefile("rb").read()
+                stderr = channel.makefile_stderr("rb").read()
+                status = channel.recv_exit_status()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise TransportError(f"{self.host}: cannot check sudo: "
+                                 f"{exc or type(exc).__name__}") from None
+        problem = sudo_problem(self.host, self.target.user, status, _decode(stdout),
+                               _decode(stderr))
+        if problem:
+            raise TransportError(f"{problem}\n  (nothing was run on {self.host})")
 
     def _restart_shell(self) -> None:
         """Replace the remote shell by a new one; stop what the old one was still running."""
@@ -346,18 +455,19 @@ class SshTransport:
             old.close()
         transport = self._paramiko_transport()
         try:
-            self._shell = RemoteShell.start(transport, SHELL_START_TIMEOUT)
+            self._shell = RemoteShell.start(transport, SHELL_START_TIMEOUT, self.target.become)
         except (ShellGone, ShellTimeout, paramiko.SSHException, OSError, EOFError) as exc:
             raise TransportError(f"{self.host}: cannot start a remote shell: "
                                  f"{exc or type(exc).__name__}") from None
         self._shell_dirty = False
-        if old is not None and old.pid is not None:
-            self._stop_process_group(self._shell, old.pid)
+        if old is not None and old.pgid is not None:
+            self._stop_process_group(self._shell, old.pgid)
 
-    def _stop_process_group(self, shell: RemoteShell, pid: int) -> None:
-        """The old shell led its own session (sshd's setsid): TERM its whole group."""
+    def _stop_process_group(self, shell: RemoteShell, pgid: int) -> None:
+        """The old shell (or the sudo running it) led its own session (sshd's setsid): TERM
+        its whole group."""
         try:
-            shell.execute(f"kill -TERM -{int(pid)} 2>/dev/null; true", 10.0)
+            shell.execute(f"kill -TERM -{int(pgid)} 2>/dev/null; true", 10.0)
         except (ShellGone, ShellTimeout, paramiko.SSHException, OSError, EOFError):
             self._shell_dirty = True      # the next command starts yet another shell
 
@@ -385,9 +495,15 @@ class SshTransport:
         if self._shell is not None:
             self._shell.close()
             self._shell = None
+        if self._root_sftp is not None:
+            self._root_sftp.close()
+            self._root_sftp = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self._jump is not None:
+            self._jump.close()
+            self._jump = None
 
     def run(self, command: str, *, check: bool = True,
             timeout: float | None = 60.0) -> CommandResult:
@@ -490,12 +606,33 @@ class SshTransport:
     def _sftp(self, command: str) -> paramiko.SFTPClient:
         if self._connection is None or not self._connection.is_connected:
             raise TransportError(f"{self.host}: not connected (call open() first)")
+        if self.target.become:
+            return self._sudo_sftp(command)
         try:
             return self._connection.sftp()
         except (paramiko.SSHException, OSError, EOFError) as exc:
             raise HostError(self.host, command, None, str(exc),
                             why="cannot open an SFTP session (is the sftp subsystem set?)"
                             ) from None
+
+    def _sudo_sftp(self, command: str) -> paramiko.SFTPClient:
+        """Root's SFTP: OpenSSH's sftp-server started with ``sudo -n`` on a session channel,
+        so uploads land root-owned and atomically, and root-only files can be fetched."""
+        if self._root_sftp is not None and not self._root_sftp.sock.closed:
+            return self._root_sftp
+        found = self.run(FIND_SFTP_SERVER, check=False, timeout=30.0)
+        if not found.ok:
+            raise HostError(self.host, command, None, "", why=(
+                "no OpenSSH sftp-server program on the host (looked for "
+                f"{', '.join(SFTP_SERVERS)}): labctl runs it with sudo to copy files as root"))
+        try:
+            channel = self._paramiko_transport().open_session(timeout=self.connect_timeout)
+            channel.exec_command(sftp_server_command(found.stdout.strip()))
+            self._root_sftp = paramiko.SFTPClient(channel)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise HostError(self.host, command, None, str(exc),
+                            why=f"cannot start {found.stdout.strip()} with sudo -n") from None
+        return self._root_sftp
 
     def _sftp_error(self, command: str, exc: OSError) -> HostError:
         return HostError(self.host, command, None, "", why=f"{command}: {exc.strerror or exc}")
@@ -506,6 +643,10 @@ def _remove_quietly(sftp: paramiko.SFTPClient, path: str) -> None:
         sftp.remove(path)
     except OSError:
         pass
+
+
+def _where(target: SshTarget) -> str:
+    return f"{target.user}@{target.address}:{target.port}"
 
 
 def _decode(data: bytes) -> str:

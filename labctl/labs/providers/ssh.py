@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from labctl.errors import LabError
-from labctl.input.model import Inventory
+from labctl.input.model import Inventory, SshAccess
 from labctl.labs.providers import PREPARED_DIR, Progress
 from labctl.labs.state import LabState, StateFile
 from labctl.transport.target import SshTarget
@@ -27,9 +27,12 @@ class SshProvider:
         for name, host in self.inventory.hosts.items():
             assert host.ssh is not None
             key, known = self.base / host.ssh.key, self.base / host.ssh.known_hosts
-            missing += [str(p) for p in (key, known) if not p.exists()]
+            jump = _jump_target(name, host.ssh, self.base)
+            files = [key, known] + ([Path(jump.key_file), Path(jump.known_hosts)] if jump else [])
+            missing += [str(p) for p in dict.fromkeys(files) if not p.exists()]
             targets[name] = SshTarget(name, host.ssh.address, host.ssh.port, host.ssh.user,
-                                      str(key), str(known), host.ssh.netns)
+                                      str(key), str(known), host.ssh.netns,
+                                      become=host.ssh.become, jump=jump)
         if missing:
             raise LabError("provider ssh: missing " + ", ".join(missing)
                            + " (known_hosts pins each host's key; labctl never trusts on first use)")
@@ -56,3 +59,14 @@ class SshProvider:
         if not self.state_file.exists():
             return {}
         return {name: "existing host" for name in self.state_file.load().targets}
+
+
+def _jump_target(host: str, ssh: SshAccess, base: Path) -> SshTarget | None:
+    """The jump host's target: its key, known_hosts and login default to the host's own."""
+    jump = ssh.jump
+    if jump is None:
+        return None
+    key = base / (jump.key or ssh.key)
+    known = base / (jump.known_hosts or ssh.known_hosts)
+    return SshTarget(host, jump.address, jump.port, jump.user or ssh.user, str(key), str(known),
+                     jump.netns)
