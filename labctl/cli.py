@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("run", nargs="?", help="run directory or id (default: the newest)")
     collect.add_argument("--json", action="store_true",
                          help=JSON_HELP + ": the run directory and its rebuilt summary")
+    export = sub.add_parser("export", help=(
+        "the per-second series of runs as one long table (run, scenario, host, metric, cpu, "
+        "queue, time, value) that pandas reads as is"))
+    export.add_argument("runs", nargs="+", metavar="RUN", help="run directory or id")
+    export.add_argument("--format", choices=["csv", "parquet"], default="csv",
+                        help="csv (default) or parquet (needs pyarrow: labctl[parquet])")
+    export.add_argument("-o", "--output", type=Path, help="the file to write (CSV: default stdout)")
     comp = sub.add_parser("compare", help="two runs side by side: per-CPU deltas, load, "
                           "expectations, differential flamegraphs (terminal + compare.html)")
     comp.add_argument("run_a", help="run directory or id (A, the reference)")
@@ -404,6 +411,14 @@ def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     return 0
 
 
+def cmd_export(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import export_series
+    rows = export_series(args.runs, args.runs_dir, args.format, args.output)
+    if args.output is not None:
+        progress(f"wrote {rows} rows to {args.output}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import compare_runs
     result = compare_runs(args.run_a, args.run_b, args.runs_dir)
@@ -484,7 +499,7 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
             "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image,
-            "completion": cmd_completion}
+            "completion": cmd_completion, "export": cmd_export}
 
 
 if __name__ == "__main__":

@@ -103,13 +103,84 @@ class InterruptTable:
 
 
 def parse_interrupts(text: str) -> InterruptTable:
-    """Parse /proc/interrupts, mapping columns to the CPU numbers of the header."""
+    """Parse /proc/interrupts, mapping columns to the CPU numbers of the header.
+
+    Rows in the kernel's own layout (each count right-aligned in an 11-character column) take
+    a fast path that touches only the non-zero columns; any other row goes through the general
+    row parser, with the same result.
+    """
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ProbeOutputError("/proc/interrupts: empty output")
     cpus = _header_cpus(lines[0], "/proc/interrupts")
-    rows = tuple(_parse_irq_line(line, cpus, number) for number, line in enumerate(lines[1:], 2))
+    columns = _KernelColumns(cpus)
+    rows = tuple(columns.parse(line) or _parse_irq_line(line, cpus, number)
+                 for number, line in enumerate(lines[1:], 2))
     return InterruptTable(cpus=cpus, rows=rows)
+
+
+# Digits 1-9 -> "1", "0" -> "0", space -> " ", anything else -> "x": the shape of a row's counts.
+_COUNT_SHAPE = str.maketrans({chr(c): "1" if chr(c) in "123456789" else chr(c) if chr(c) in "0 "
+                              else "x" for c in range(128)})
+_LABEL = re.compile(r"\s*[^\s:]+")
+_KERNEL_COLUMN = 11        # " %10u" per CPU: 32-bit counts have at most 10 digits
+_SPARSE = 8                # at most 1/8 of the columns non-zero: read those columns only
+
+
+class _KernelColumns:
+    """The fast path of parse_interrupts: rows whose counts sit in the kernel's fixed columns.
+
+    `parse` returns None for any row it does not fully recognise (other spacing, a tab, fewer
+    counts, non-ASCII, the global ERR/MIS counters): parse_interrupts then uses the general
+    parser. A recognised row has exactly one right-aligned number per column, so a column is
+    non-zero exactly when its shape holds a "1".
+    """
+
+    def __init__(self, cpus: tuple[int, ...]):
+        self.cpus = cpus
+        self.width = _KERNEL_COLUMN * len(cpus)
+        self.starts = " " * len(cpus)
+        self.zeros = dict.fromkeys(cpus, 0)
+
+    def parse(self, line: str) -> IrqRow | None:
+        colon = line.find(":")
+        start, end = colon + 1, colon + 1 + self.width
+        region = line[start:end]
+        shape = region.translate(_COUNT_SHAPE)
+        if (colon < 1 or len(region) != self.width or not line.isascii()
+                or line[end:end + 1] not in ("", " ") or shape[::_KERNEL_COLUMN] != self.starts
+                or " " in shape[_KERNEL_COLUMN - 1::_KERNEL_COLUMN] or "x" in shape
+                or not _LABEL.fullmatch(line, 0, colon)):
+            return None
+        nonzero = shape.count(" 1")
+        if nonzero + shape.count(" 0") != len(self.cpus):
+            return None
+        irq = line[:colon].strip()
+        if irq in GLOBAL_IRQ_COUNTERS:
+            return None
+        per_cpu, total = (self._sparse(region, shape) if nonzero * _SPARSE <= len(self.cpus)
+                          else self._dense(region))
+        rest = line[end:].strip()
+        if not irq.isdigit():
+            return IrqRow(irq=irq, per_cpu=per_cpu, total=total, description=rest)
+        chip, hwirq, trigger, name = _split_irq_source(rest)
+        return IrqRow(irq, per_cpu, total, chip, hwirq, trigger, name, rest)
+
+    def _sparse(self, region: str, shape: str) -> tuple[dict[int, int], int]:
+        per_cpu, total, cpus = self.zeros.copy(), 0, self.cpus
+        found = shape.find("1")
+        while found >= 0:
+            column = found // _KERNEL_COLUMN
+            start = column * _KERNEL_COLUMN
+            value = int(region[start:start + _KERNEL_COLUMN])
+            per_cpu[cpus[column]] = value
+            total += value
+            found = shape.find("1", start + _KERNEL_COLUMN)
+        return per_cpu, total
+
+    def _dense(self, region: str) -> tuple[dict[int, int], int]:
+        counts = list(map(int, region.split()))
+        return dict(zip(self.cpus, counts)), sum(counts)
 
 
 def _header_cpus(header: str, source: str) -> tuple[int, ...]:
