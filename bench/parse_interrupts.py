@@ -123,7 +123,7 @@ def synthetic_interrupts(cpus: int, irqs: int, seed: int = 1, dense: bool = Fals
         for cpu in range(cpus) if dense else rnd.sample(range(cpus), min(spread, cpus)):
             counts[cpu] = rnd.randrange(1, 4_000_000_000)
         columns = "".join(f" {count:10d}" for count in counts)
-        lines.append(f"{irq:4d}:{columns}  IR-PCI-MSI {524288 + irq}-edge      eth{irq % 8}-TxRx-{irq // 8}")
+        lines.append(f"{irq:4d}:{columns}  IR-PCI-MSI {524288 + irq}-edge      eth{irq // 64}-TxRx-{irq % 64}")
     for label, description in PER_CPU_ROWS:
         columns = "".join(f" {rnd.randrange(0, 10_000_000):10d}" for _ in range(cpus))
         lines.append(f"{label}:{columns}   {description}")

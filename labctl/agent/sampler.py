@@ -19,7 +19,8 @@ and a reader keeps every whole record before it.
 
 The file is a stream of records, each one JSON line, some followed by raw bytes:
   {"kind": "start", "format": "labctl-series", "version": 1, "interval": S, "deadline": S,
-   "pid": N, "sources": [NAME, ...], "clock_ticks": HZ, "time": UNIX, "mono": MONOTONIC}
+   "pid": N, "sources": [NAME, ...], "clock_ticks": HZ, "time": UNIX, "mono": MONOTONIC,
+   "cpu_user": S, ...: the CPU time of starting Python, as in the end record}
   {"kind": "sample", "seq": N, "time": UNIX, "mono": MONOTONIC, "read_seconds": S,
    "parts": [[NAME, BYTES, STATUS], ...]}  then the parts' raw bytes, in order, then "\\n"
   {"kind": "end", "reason": "signal" | "deadline", "samples": N, "time": ..., "mono": ...,
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import signal
 import subprocess
@@ -94,27 +96,44 @@ def json_line(record: dict[str, object]) -> bytes:
     return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
 
-def sample_record(seq: int, sources: list[Source]) -> bytes:
+def sample_chunks(seq: int, sources: list[Source]) -> list[bytes]:
+    """One sample record as the buffers to write in turn (no copy of a big file's text)."""
     wall, mono = time.time(), time.monotonic()
     parts = [(source.name, *source.read()) for source in sources]
     header = {"kind": "sample", "seq": seq, "time": wall, "mono": mono,
               "read_seconds": round(time.monotonic() - mono, 6),
               "parts": [[name, len(data), status] for name, data, status in parts]}
-    return json_line(header) + b"".join(data for _, data, _ in parts) + b"\n"
+    return [json_line(header), *(data for _, data, _ in parts), b"\n"]
+
+
+def sample_record(seq: int, sources: list[Source]) -> bytes:
+    """One sample record as bytes."""
+    return b"".join(sample_chunks(seq, sources))
+
+
+def cpu_times() -> dict[str, float]:
+    """CPU seconds used so far by this process and by the commands it ran (getrusage: finer
+    than os.times' clock ticks)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"cpu_user": own.ru_utime, "cpu_system": own.ru_stime,
+            "children_user": children.ru_utime, "children_system": children.ru_stime}
 
 
 def end_record(reason: str, samples: int) -> bytes:
-    spent = os.times()
     return json_line({"kind": "end", "reason": reason, "samples": samples, "time": time.time(),
-                      "mono": time.monotonic(), "cpu_user": spent.user, "cpu_system": spent.system,
-                      "children_user": spent.children_user,
-                      "children_system": spent.children_system})
+                      "mono": time.monotonic(), **cpu_times()})
 
 
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
+def write_all(fd: int, data: bytes | list[bytes]) -> None:
+    """Write every buffer, in order (os.writev: one call for a whole record, as a rule)."""
+    views = [memoryview(data)] if isinstance(data, bytes) else [memoryview(b) for b in data if b]
+    while views:
+        written = os.writev(fd, views[:64])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if views and written:
+            views[0] = views[0][written:]
 
 
 def run(output: str, interval: float, deadline: float, sources: list[Source]) -> int:
@@ -128,10 +147,11 @@ def run(output: str, interval: float, deadline: float, sources: list[Source]) ->
     write_all(fd, json_line({
         "kind": "start", "format": FORMAT, "version": VERSION, "interval": interval,
         "deadline": deadline, "pid": os.getpid(), "sources": [s.name for s in sources],
-        "clock_ticks": os.sysconf("SC_CLK_TCK"), "time": time.time(), "mono": started}))
+        "clock_ticks": os.sysconf("SC_CLK_TCK"), "time": time.time(), "mono": started,
+        **cpu_times()}))
     seq, reason = 0, "deadline"
     while True:
-        write_all(fd, sample_record(seq, sources))
+        write_all(fd, sample_chunks(seq, sources))
         seq += 1
         now = time.monotonic()
         if now - started >= deadline:
@@ -139,7 +159,7 @@ def run(output: str, interval: float, deadline: float, sources: list[Source]) ->
         ticks = int((now - started) / interval) + 1        # skip ticks a slow sample missed
         wait = max(0.0, min(started + ticks * interval, started + deadline) - now)
         if signal.sigtimedwait(STOP_SIGNALS, wait) is not None:
-            write_all(fd, sample_record(seq, sources))     # the end of the window
+            write_all(fd, sample_chunks(seq, sources))     # the end of the window
             seq, reason = seq + 1, "signal"
             break
     write_all(fd, end_record(reason, seq))

@@ -4,7 +4,8 @@ Each sample's parts are parsed by the probes that parse the same files in a snap
 (labctl.host.snapshots.parse_raw), reduced at once to what the series keeps (the NIC's RX
 queue rows of /proc/interrupts, not all 2,000 rows of a big server), and consecutive samples
 go through the same delta functions as before/after snapshots (32-bit wraps, resets), divided
-by the time between them on the sampler's monotonic clock.
+by the time between them on the sampler's monotonic clock. A queue's IRQs on a CPU where it
+never fired in the window make no line (a 64-queue NIC on 256 CPUs would make 16,384).
 """
 
 from __future__ import annotations
@@ -124,10 +125,11 @@ def derive_series(stream: SampleStream, facts: Mapping[str, Any]) -> HostSeries:
             intervals.append(interval_values(previous, reading))
         previous = reading
     keys = sorted({key for values in intervals for key in values}, key=_order)
-    lines = [SeriesLine(metric=metric, cpu=cpu, queue=queue,
-                        values=[values.get((metric, cpu, queue)) for values in intervals])
+    lines = [SeriesLine.model_construct(metric=metric, cpu=cpu, queue=queue,
+                                        values=[values.get((metric, cpu, queue)) for values in intervals])
              for metric, cpu, queue in keys]
-    cpu_seconds = stream.cpu_seconds
+    lines = [line for line in lines if line.metric != "irqs_per_s" or any(line.values)]
+    cpu_seconds, sampling = stream.cpu_seconds, stream.sampling_cpu_seconds
     reads = [s.read_seconds for s in stream.samples]
     return HostSeries(
         interval=stream.interval, samples=len(stream.samples),
@@ -135,8 +137,8 @@ def derive_series(stream: SampleStream, facts: Mapping[str, Any]) -> HostSeries:
         complete=stream.complete, truncated=stream.truncated,
         end_reason=str(stream.end["reason"]) if stream.end and "reason" in stream.end else None,
         sampler_cpu_seconds=cpu_seconds,
-        sampler_cpu_per_sample=(cpu_seconds / len(stream.samples)
-                                if cpu_seconds is not None and stream.samples else None),
+        sampler_cpu_per_sample=(sampling / len(stream.samples)
+                                if sampling is not None and stream.samples else None),
         read_seconds_mean=sum(reads) / len(reads) if reads else None,
         sources=list(stream.sources), problems=problems[:20])
 

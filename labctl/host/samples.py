@@ -74,10 +74,17 @@ class SampleStream:
     @property
     def cpu_seconds(self) -> float | None:
         """The sampler's own CPU time and its commands' (ethtool), from its end record."""
-        if self.end is None:
-            return None
-        keys = ("cpu_user", "cpu_system", "children_user", "children_system")
-        return float(sum(float(self.end.get(key, 0.0)) for key in keys))
+        return None if self.end is None else _cpu(self.end)
+
+    @property
+    def sampling_cpu_seconds(self) -> float | None:
+        """cpu_seconds without what starting Python cost (the start record's CPU time)."""
+        return None if self.end is None else max(0.0, _cpu(self.end) - _cpu(self.start))
+
+
+def _cpu(record: dict[str, Any]) -> float:
+    keys = ("cpu_user", "cpu_system", "children_user", "children_system")
+    return float(sum(float(record.get(key, 0.0)) for key in keys))
 
 
 def _record(data: bytes, pos: int) -> tuple[dict[str, Any], int] | None:

@@ -53,8 +53,8 @@ def _host_lines(host: str, data: HostSeries) -> list[str]:
 def _cost(data: HostSeries) -> str:
     if data.sampler_cpu_seconds is None or data.sampler_cpu_per_sample is None:
         return "; the sampler's own CPU time is unknown (no end record)"
-    text = (f"; the sampler used {data.sampler_cpu_seconds:.2f} s of CPU "
-            f"({data.sampler_cpu_per_sample * 1000:.1f} ms per sample, its commands included)")
+    text = (f"; the sampler used {data.sampler_cpu_seconds:.2f} s of CPU, starting Python "
+            f"included ({data.sampler_cpu_per_sample * 1000:.1f} ms per sample, its commands included)")
     if data.read_seconds_mean is not None:
         text += f", {data.read_seconds_mean * 1000:.1f} ms to read a sample"
     return text

@@ -5,6 +5,7 @@
 per (metric, CPU, queue). Metric names carry their unit:
 
   irqs_per_s                 IRQs per second of one NIC RX queue (queue "rx-N") on one CPU
+                             (only where it fired at least once in the window)
   softirqs_per_s.NAME        softirqs per second per CPU (NET_RX, NET_TX, TIMER, ...)
   softnet_per_s.COLUMN       softnet_stat counters per second per CPU (processed, dropped,
                              time_squeeze, received_rps, flow_limit, cpu_collision)
@@ -48,7 +49,7 @@ class HostSeries(Record):
     truncated: bool = False               # a partial record at the end was dropped
     end_reason: str | None = None         # signal | deadline, from the end record
     sampler_cpu_seconds: float | None = None        # its own CPU time, its commands' included
-    sampler_cpu_per_sample: float | None = None
+    sampler_cpu_per_sample: float | None = None     # the same less starting Python, per sample
     read_seconds_mean: float | None = None          # wall time to read one sample's sources
     sources: list[str] = Field(default_factory=list)
     problems: list[str] = Field(default_factory=list)   # parts that failed or did not parse

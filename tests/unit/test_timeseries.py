@@ -408,7 +408,7 @@ def test_the_report_section() -> None:
     series = _series_file()
     text = render_series_markdown(series, shared_kernel=True)
     assert "## Series" in text and "3 samples every 1 s (2 intervals over 2.0 s)" in text
-    assert "0.03 s of CPU (10.0 ms per sample" in text and "CPU 1: mean 10, peak 10" in text
+    assert "0.03 s of CPU, starting Python included (10.0 ms per sample" in text and "CPU 1: mean 10, peak 10" in text
     assert "cut short" not in text and "host-wide" in text
     series.hosts["dut"].complete = False
     series.missing["lg"] = "no sample file was fetched"
