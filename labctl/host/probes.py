@@ -124,6 +124,7 @@ _COUNT_SHAPE = str.maketrans({chr(c): "1" if chr(c) in "123456789" else chr(c) i
                               else "x" for c in range(128)})
 _LABEL = re.compile(r"\s*[^\s:]+")
 _KERNEL_COLUMN = 11        # " %10u" per CPU: 32-bit counts have at most 10 digits
+_ZERO_COLUMN = " " * 10 + "0"
 _SPARSE = 8                # at most 1/8 of the columns non-zero: read those columns only
 
 
@@ -131,9 +132,9 @@ class _KernelColumns:
     """The fast path of parse_interrupts: rows whose counts sit in the kernel's fixed columns.
 
     `parse` returns None for any row it does not fully recognise (other spacing, a tab, fewer
-    counts, non-ASCII, the global ERR/MIS counters): parse_interrupts then uses the general
-    parser. A recognised row has exactly one right-aligned number per column, so a column is
-    non-zero exactly when its shape holds a "1".
+    counts, two numbers in a column, non-ASCII, the global ERR/MIS counters): parse_interrupts
+    then uses the general parser. In a recognised row every column is either exactly a zero
+    (ten spaces and "0") or holds a "1" in its shape and reads as one number.
     """
 
     def __init__(self, cpus: tuple[int, ...]):
@@ -152,34 +153,43 @@ class _KernelColumns:
                 or " " in shape[_KERNEL_COLUMN - 1::_KERNEL_COLUMN] or "x" in shape
                 or not _LABEL.fullmatch(line, 0, colon)):
             return None
-        nonzero = shape.count(" 1")
-        if nonzero + shape.count(" 0") != len(self.cpus):
-            return None
         irq = line[:colon].strip()
         if irq in GLOBAL_IRQ_COUNTERS:
             return None
-        per_cpu, total = (self._sparse(region, shape) if nonzero * _SPARSE <= len(self.cpus)
-                          else self._dense(region))
+        nonzero = len(self.cpus) - shape.count(_ZERO_COLUMN)
+        counts = (self._sparse(region, shape, nonzero) if nonzero * _SPARSE <= len(self.cpus)
+                  else self._dense(region))
+        if counts is None:
+            return None
+        per_cpu, total = counts
         rest = line[end:].strip()
         if not irq.isdigit():
             return IrqRow(irq=irq, per_cpu=per_cpu, total=total, description=rest)
         chip, hwirq, trigger, name = _split_irq_source(rest)
         return IrqRow(irq, per_cpu, total, chip, hwirq, trigger, name, rest)
 
-    def _sparse(self, region: str, shape: str) -> tuple[dict[int, int], int]:
-        per_cpu, total, cpus = self.zeros.copy(), 0, self.cpus
-        found = shape.find("1")
-        while found >= 0:
-            column = found // _KERNEL_COLUMN
+    def _sparse(self, region: str, shape: str, nonzero: int) -> tuple[dict[int, int], int] | None:
+        """Only the columns that are not exactly a zero; None if one is not one number."""
+        per_cpu, total, found, cpus = self.zeros.copy(), 0, 0, self.cpus
+        position = shape.find("1")
+        while position >= 0:
+            column = position // _KERNEL_COLUMN
             start = column * _KERNEL_COLUMN
-            value = int(region[start:start + _KERNEL_COLUMN])
+            try:
+                value = int(region[start:start + _KERNEL_COLUMN])
+            except ValueError:          # "  12   3": two numbers in one column
+                return None
             per_cpu[cpus[column]] = value
             total += value
-            found = shape.find("1", start + _KERNEL_COLUMN)
-        return per_cpu, total
+            found += 1
+            position = shape.find("1", start + _KERNEL_COLUMN)
+        return (per_cpu, total) if found == nonzero else None
 
-    def _dense(self, region: str) -> tuple[dict[int, int], int]:
-        counts = list(map(int, region.split()))
+    def _dense(self, region: str) -> tuple[dict[int, int], int] | None:
+        words = region.split()
+        if len(words) != len(self.cpus):
+            return None
+        counts = list(map(int, words))
         return dict(zip(self.cpus, counts)), sum(counts)
 
 

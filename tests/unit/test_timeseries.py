@@ -90,6 +90,15 @@ def test_fast_parser_on_the_1152_cpu_capture() -> None:
     assert parse_interrupts(text) == BENCH.old_parse_interrupts(text)
 
 
+@pytest.mark.parametrize("column", ["   12    34", "         00", "          5", "     0    0"])
+def test_fast_parser_on_odd_columns_of_a_wide_sparse_row(column: str) -> None:
+    """64 CPUs, all zero but one column: the fast path reads only that column."""
+    header = "       " + "".join(f"CPU{c:<8d}" for c in range(64))
+    row = " 40:" + " " * 10 + "0" + column + (" " * 10 + "0") * 62 + "  PCI-MSI 1-edge  eth0-TxRx-0"
+    text = f"{header}\n{row}\n"
+    assert _new_or_error(text) == _old_or_error(text)
+
+
 COUNT = st.integers(0, 2**32 - 1)
 SEPARATOR = st.sampled_from([" ", "  ", "\t", " \t"])
 
@@ -102,10 +111,15 @@ def interrupts_text(draw: st.DrawFn) -> str:
     lines = ["           " + "".join(f"CPU{c:<8d}" for c in range(cpus))]
     for number in range(draw(st.integers(0, 8))):
         label = draw(st.sampled_from([str(number), "NMI", "LOC", "ERR", "MIS", "IPI0", " 7"]))
-        width = draw(st.sampled_from(["kernel", "odd"]))
+        width = draw(st.sampled_from(["kernel", "kernel", "odd", "two-in-a-column", "padded-zero"]))
         counts = draw(st.lists(COUNT, min_size=max(0, cpus - 1), max_size=cpus + 1))
         if width == "kernel":
             columns = "".join(f" {c:10d}" for c in counts)
+        elif width == "two-in-a-column":        # 11 characters wide, but two numbers
+            columns = "".join(f" {c % 1000:4d} {c % 77:5d}" if i == 0 else f" {c:10d}"
+                              for i, c in enumerate(counts))
+        elif width == "padded-zero":            # a zero the kernel never prints ("00")
+            columns = "".join(f" {'00':>10}" if i == 0 else f" {c:10d}" for i, c in enumerate(counts))
         else:
             columns = "".join(draw(SEPARATOR) + str(c) for c in counts)
         tail = draw(st.sampled_from(["", "  IR-PCI-MSI 49153-edge      virtio1-input.0",
