@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "a sweep directory")
     collect.add_argument("--json", action="store_true",
                          help=JSON_HELP + ": the run directory and its rebuilt summary")
+    export = sub.add_parser("export", help=(
+        "the per-second series of runs as one long table (run, scenario, host, metric, cpu, "
+        "queue, time, value) that pandas reads as is"))
+    export.add_argument("runs", nargs="+", metavar="RUN", help="run directory or id")
+    export.add_argument("--format", choices=["csv", "parquet"], default="csv",
+                        help="csv (default) or parquet (needs pyarrow: labctl[parquet])")
+    export.add_argument("-o", "--output", type=Path, help="the file to write (CSV: default stdout)")
     comp = sub.add_parser("compare", help="runs side by side, like with like (rates, costs per "
                           "1,000 packets, shares): two with per-CPU deltas and differential "
                           "flamegraphs, or more, or a sweep's cells (terminal + compare.html)")
@@ -485,6 +492,14 @@ def cmd_collect(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     return 0
 
 
+def cmd_export(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    from labctl.runner import export_series
+    rows = export_series(args.runs, args.runs_dir, args.format, args.output)
+    if args.output is not None:
+        progress(f"wrote {rows} rows to {args.output}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.runner import compare_any
     result = compare_any(args.runs, args.runs_dir)
@@ -565,7 +580,7 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
             "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image,
-            "completion": cmd_completion, "sweep": cmd_sweep}
+            "completion": cmd_completion, "sweep": cmd_sweep, "export": cmd_export}
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ from labctl.errors import LabError
 AGENT_NAME = "loadgen.py"
 
 
-def agent_file() -> AbstractContextManager[Path]:
-    """The load generator's source as a local file, for uploading (``with agent_file() as p``)."""
-    return resources.as_file(resources.files("labctl.agent").joinpath(AGENT_NAME))
+def agent_file(name: str = AGENT_NAME) -> AbstractContextManager[Path]:
+    """An agent's source (the load generator, the sampler) as a local file, for uploading
+    (``with agent_file() as p``)."""
+    return resources.as_file(resources.files("labctl.agent").joinpath(name))
 
 
 def templates_dir() -> Path:

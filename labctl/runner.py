@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from labctl import __version__
 from labctl.analysis.expectations import evaluate, verdict
 from labctl.analysis.fold import parse_folded
 from labctl.analysis.perhost import analyse_host, loadgen_summary
+from labctl.analysis.series import derive_series
 from labctl.errors import (
     ExpectationsFailed,
     LabctlError,
@@ -37,6 +39,8 @@ from labctl.execution.executor import Executor, Outcome, require_ok, step_record
 from labctl.execution.preparer import Preparer
 from labctl.execution.restorer import Restorer, StepResult
 from labctl.host.facts import HostFacts, facts_script, parse_facts
+from labctl.host.probes import ProbeOutputError
+from labctl.host.samples import parse_sample_stream
 from labctl.input.config import (
     Loaded,
     load_inventory,
@@ -66,6 +70,7 @@ from labctl.plan.generator import (
     recorded_ceiling,
 )
 from labctl.plan.planner import build_plan, profile_cpus, rate_text
+from labctl.plan.series import SAMPLES_LOCAL, series_interval
 from labctl.reports.compare import Comparison as RunsCompared
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
 from labctl.reports.comparemany import (
@@ -74,10 +79,12 @@ from labctl.reports.comparemany import (
     render_many_html,
     render_many_text,
 )
+from labctl.reports.export import export_rows, parquet_table, write_csv
 from labctl.reports.flamegraph import render_differential
 from labctl.reports.html import render_html
 from labctl.reports.markdown import render_markdown
 from labctl.reports.profiles import analyse_profile
+from labctl.reports.series import render_series_markdown
 from labctl.reports.sweep import SweepReports, cell_summaries, is_sweep_dir, write_sweep_reports
 from labctl.runfiles.models import (
     ExpectationRecord,
@@ -100,6 +107,7 @@ from labctl.runfiles.models import (
     VerdictRecord,
 )
 from labctl.runfiles.rundir import RunDir, find_run, new_run_id, utc_now
+from labctl.runfiles.series import SeriesFile
 from labctl.transport.base import Transport
 from labctl.transport.netns_socket import ssh_banner
 
@@ -532,7 +540,11 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     profile, flamegraphs = _profile(run_dir, manifest.profile)
     summary = build_summary(run_dir, manifest, steps, profile)
     run_dir.write_model(summary)
-    report = render_markdown(summary)
+    series = build_series(run_dir, manifest)
+    if series is not None:
+        run_dir.write_model(series)
+    report = render_markdown(summary) + render_series_markdown(
+        series, any(f.shared_kernel for f in (manifest.facts or {}).values()))
     run_dir.write_text("report.md", report)
     run_dir.write_text("report.html", render_html(summary, flamegraphs))
     return RunOutcome(run_dir.path, summary, report)
@@ -552,6 +564,55 @@ def collect_sweep(sweep_dir: Path) -> SweepReports:
     """`labctl collect SWEEP_DIR`: rebuild sweep.md and sweep.html from sweep.json and the
     runs' summary.json (a sweep in progress too)."""
     return write_sweep_reports(sweep_dir)
+
+
+def build_series(run_dir: RunDir, manifest: Manifest) -> SeriesFile | None:
+    """series.json of a run: each snapshot host's sample file -> rates (None: no series)."""
+    scenario = Scenario.model_validate(manifest.scenario.model)
+    if series_interval(scenario) is None or manifest.facts is None:
+        return None
+    series = SeriesFile(run_id=manifest.run_id, scenario=scenario.name or "?")
+    for host in scenario.snapshot.hosts:
+        path = run_dir.path / host / SAMPLES_LOCAL
+        facts = manifest.facts.get(host)
+        if facts is None or not path.exists():
+            series.missing[host] = "no sample file was fetched" if facts else "no facts"
+            continue
+        try:
+            stream = parse_sample_stream(path.read_bytes())
+        except ProbeOutputError as exc:
+            series.missing[host] = str(exc)
+            continue
+        series.hosts[host] = derive_series(stream, facts.model_dump(mode="json"))
+    return series
+
+
+def export_series(runs: list[str], runs_root: Path, fmt: str, output: Path | None) -> int:
+    """`labctl export`: the series of the runs as one long table (CSV to `output` or stdout,
+    parquet to `output`); returns the number of rows."""
+    tables = []
+    for name in runs:
+        run_dir = find_run(runs_root, name)
+        if run_dir.has(SeriesFile.FILE):
+            tables.append(run_dir.read_model(SeriesFile))
+            continue
+        series = build_series(run_dir, run_dir.read_model(Manifest))
+        if series is None or not series.hosts:
+            raise RunError(f"run {run_dir.run_id} has no series (no sample file: a run of a labctl "
+                           "before the series, a scenario without load, or `snapshot.interval: null`)")
+        tables.append(series)
+    rows = export_rows(tables)
+    if fmt == "parquet":
+        if output is None:
+            raise RunError("--format parquet writes a file: give -o FILE")
+        table = parquet_table(rows)
+        import pyarrow.parquet
+        pyarrow.parquet.write_table(table, str(output))
+        return int(table.num_rows)
+    if output is None:
+        return write_csv(rows, sys.stdout)
+    with output.open("w", newline="") as stream:
+        return write_csv(rows, stream)
 
 
 @dataclass

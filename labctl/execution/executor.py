@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import PurePosixPath
 from typing import Any, assert_never
 
 from labctl.cpulist import format_cpulist
@@ -254,7 +255,7 @@ class Executor:
                                 f"{describe_value(action.readback.expected)}, host has {result.observed}")
 
     def _do_upload(self, action: Upload, result: StepResult) -> None:
-        with agent_file() as local:
+        with agent_file(PurePosixPath(action.local).name) as local:
             self.transports[action.host].put_file(local, action.remote, 0o755)
 
     def _do_start(self, action: Start, result: StepResult) -> None:
@@ -312,6 +313,10 @@ class Executor:
         transport = self.transports[host]
         if transport.run(running_command(pid), check=False).exited != 0:
             self.restorer.forget_process(action.process)
+            if action.ended_ok:
+                result.warnings.append(f"{action.process} (PID {pid}) had ended before it was "
+                                       "stopped; its output is kept as far as it goes")
+                return
             result.status = "failed"
             result.output = f"{action.process} (PID {pid}) had ended before it was stopped"
             self.lost.append(f"{host}: the {action.process} (PID {pid}) ended before labctl stopped it "

@@ -103,13 +103,94 @@ class InterruptTable:
 
 
 def parse_interrupts(text: str) -> InterruptTable:
-    """Parse /proc/interrupts, mapping columns to the CPU numbers of the header."""
+    """Parse /proc/interrupts, mapping columns to the CPU numbers of the header.
+
+    Rows in the kernel's own layout (each count right-aligned in an 11-character column) take
+    a fast path that touches only the non-zero columns; any other row goes through the general
+    row parser, with the same result.
+    """
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise ProbeOutputError("/proc/interrupts: empty output")
     cpus = _header_cpus(lines[0], "/proc/interrupts")
-    rows = tuple(_parse_irq_line(line, cpus, number) for number, line in enumerate(lines[1:], 2))
+    columns = _KernelColumns(cpus)
+    rows = tuple(columns.parse(line) or _parse_irq_line(line, cpus, number)
+                 for number, line in enumerate(lines[1:], 2))
     return InterruptTable(cpus=cpus, rows=rows)
+
+
+# Digits 1-9 -> "1", "0" -> "0", space -> " ", anything else -> "x": the shape of a row's counts.
+_COUNT_SHAPE = str.maketrans({chr(c): "1" if chr(c) in "123456789" else chr(c) if chr(c) in "0 "
+                              else "x" for c in range(128)})
+_LABEL = re.compile(r"\s*[^\s:]+")
+_KERNEL_COLUMN = 11        # " %10u" per CPU: 32-bit counts have at most 10 digits
+_ZERO_COLUMN = " " * 10 + "0"
+_SPARSE = 8                # at most 1/8 of the columns non-zero: read those columns only
+
+
+class _KernelColumns:
+    """The fast path of parse_interrupts: rows whose counts sit in the kernel's fixed columns.
+
+    `parse` returns None for any row it does not fully recognise (other spacing, a tab, fewer
+    counts, two numbers in a column, non-ASCII, the global ERR/MIS counters): parse_interrupts
+    then uses the general parser. In a recognised row every column is either exactly a zero
+    (ten spaces and "0") or holds a "1" in its shape and reads as one number.
+    """
+
+    def __init__(self, cpus: tuple[int, ...]):
+        self.cpus = cpus
+        self.width = _KERNEL_COLUMN * len(cpus)
+        self.starts = " " * len(cpus)
+        self.zeros = dict.fromkeys(cpus, 0)
+
+    def parse(self, line: str) -> IrqRow | None:
+        colon = line.find(":")
+        start, end = colon + 1, colon + 1 + self.width
+        region = line[start:end]
+        shape = region.translate(_COUNT_SHAPE)
+        if (colon < 1 or len(region) != self.width or not line.isascii()
+                or line[end:end + 1] not in ("", " ") or shape[::_KERNEL_COLUMN] != self.starts
+                or " " in shape[_KERNEL_COLUMN - 1::_KERNEL_COLUMN] or "x" in shape
+                or not _LABEL.fullmatch(line, 0, colon)):
+            return None
+        irq = line[:colon].strip()
+        if irq in GLOBAL_IRQ_COUNTERS:
+            return None
+        nonzero = len(self.cpus) - shape.count(_ZERO_COLUMN)
+        counts = (self._sparse(region, shape, nonzero) if nonzero * _SPARSE <= len(self.cpus)
+                  else self._dense(region))
+        if counts is None:
+            return None
+        per_cpu, total = counts
+        rest = line[end:].strip()
+        if not irq.isdigit():
+            return IrqRow(irq=irq, per_cpu=per_cpu, total=total, description=rest)
+        chip, hwirq, trigger, name = _split_irq_source(rest)
+        return IrqRow(irq, per_cpu, total, chip, hwirq, trigger, name, rest)
+
+    def _sparse(self, region: str, shape: str, nonzero: int) -> tuple[dict[int, int], int] | None:
+        """Only the columns that are not exactly a zero; None if one is not one number."""
+        per_cpu, total, found, cpus = self.zeros.copy(), 0, 0, self.cpus
+        position = shape.find("1")
+        while position >= 0:
+            column = position // _KERNEL_COLUMN
+            start = column * _KERNEL_COLUMN
+            try:
+                value = int(region[start:start + _KERNEL_COLUMN])
+            except ValueError:          # "  12   3": two numbers in one column
+                return None
+            per_cpu[cpus[column]] = value
+            total += value
+            found += 1
+            position = shape.find("1", start + _KERNEL_COLUMN)
+        return (per_cpu, total) if found == nonzero else None
+
+    def _dense(self, region: str) -> tuple[dict[int, int], int] | None:
+        words = region.split()
+        if len(words) != len(self.cpus):
+            return None
+        counts = list(map(int, words))
+        return dict(zip(self.cpus, counts)), sum(counts)
 
 
 def _header_cpus(header: str, source: str) -> tuple[int, ...]:

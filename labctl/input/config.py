@@ -361,6 +361,12 @@ def cross_check(scenario: Scenario, inventory: Inventory, located: Located) -> l
                                             "client and server must run on different hosts"))
     for i, name in enumerate(scenario.snapshot.hosts):
         need_host(name, ("snapshot", "hosts", i))
+    interval = scenario.snapshot.interval      # the default (1 s) is dropped for short windows
+    if (scenario.load and interval is not None and "interval" in scenario.snapshot.model_fields_set
+            and interval >= scenario.load.client.duration):
+        problems.append(located.problem(("snapshot", "interval"), (
+            f"the series samples every {interval:g} s: that must be shorter than the load window "
+            f"(load.client.duration: {scenario.load.client.duration:g} s)")))
     if scenario.profile is not None:
         need_host(scenario.profile.host, ("profile", "host"))
         if scenario.load is None:

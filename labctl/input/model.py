@@ -409,6 +409,10 @@ ProbeName = Literal["interrupts", "softirqs", "softnet_stat", "stat", "ethtool_s
 class Snapshot(Strict):
     hosts: list[HostName] = Field(default_factory=lambda: ["dut"])
     probes: list[ProbeName] = Field(default_factory=lambda: list(typing.get_args(ProbeName)))
+    interval: float | None = Field(1.0, ge=0.1, le=3600, description=(
+        "seconds between the samples each of these hosts takes of the same probes during the "
+        "load window (the per-second series; shorter than the window); null: no series. "
+        "Unset, it is 1 s, and no series is taken of a window of 1 s or less"))
 
 
 class _Bounded(Strict):

@@ -112,6 +112,7 @@ class Stop(ActionBase):
     process: str
     timeout: float = 60.0
     signal: str = "TERM"               # the signal that ends the process cleanly
+    ended_ok: bool = False             # ended before (a sampler that crashed): a warning only
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,12 @@ from labctl.plan.actions import (
     WaitFile,
     WaitProcess,
 )
+from labctl.plan.series import (
+    fetch_sampler_actions,
+    start_sampler_actions,
+    stop_sampler_actions,
+    upload_sampler_actions,
+)
 from labctl.shell import all_of, detached_command, q, write_command
 
 LOADGEN_REMOTE_NAME = "labctl-loadgen.py"
@@ -227,6 +233,7 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
     actions: list[Action] = [Upload(h, "load", "copy labctl-loadgen", local="labctl/agent/loadgen.py",
                                     remote=f"{workdir[h]}/{LOADGEN_REMOTE_NAME}")
                              for h in (server, client)]
+    actions += upload_sampler_actions(scenario, workdir)
     actions.append(start_server_action(inventory, load, workdir[server]))
     actions.append(WaitFile(server, "load", "wait until the server's sockets are bound",
                             path=f"{workdir[server]}/server.ready", process="server", timeout=15))
@@ -234,10 +241,12 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
     actions += snapshot_actions(scenario, facts, "before")
     if scenario.profile is not None:
         actions += start_profile_actions(scenario, facts, workdir[scenario.profile.host])
+    actions += start_sampler_actions(scenario, facts, workdir)
     actions.append(start_client_action(inventory, load, workdir[client]))
     actions.append(WaitProcess(client, "load", f"wait for the client ({load.client.duration:g} s)",
                                process="client", result_file=f"{workdir[client]}/client.json",
                                timeout=load.client.duration + 30))
+    actions += stop_sampler_actions(scenario)
     actions += snapshot_actions(scenario, facts, "after")
     if scenario.profile is not None:
         actions += finish_profile_actions(scenario.profile, workdir[scenario.profile.host])
@@ -248,6 +257,7 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
             name = f"{role}.{suffix}"
             actions.append(Fetch(host, "finish", f"fetch {name}",
                                  remote=f"{workdir[host]}/{name}", local=f"loadgen/{name}"))
+    actions += fetch_sampler_actions(scenario, workdir)
     return actions
 
 

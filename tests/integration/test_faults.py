@@ -253,6 +253,29 @@ def _check_run_dir(done: Finished, fault: str, checkpoint: str) -> None:
         assert (done.run / "loadgen" / "loadgen" / "client.json").exists()
 
 
+def test_a_sampler_killed_in_the_window_keeps_its_samples(lab: FaultLab) -> None:
+    """The series sampler SIGKILLed half-way through the load window: the run goes on and
+    passes, the sample file is read up to its last whole sample, and the report says it was
+    cut short."""
+    runs = lab.dir / "runs-kill-sampler"
+    marker = lab.dir / "paused-kill-sampler"
+    proc = lab.start_run(lab.dir / "faults.yaml", runs, "load-window:pause", marker)
+    wait_for_file(marker, proc, 60, "the checkpoint")
+    sampler = next(pid for pid, line in processes_in(lab.namespaces).items() if "labctl-sampler.py" in line)
+    time.sleep(1.2)                      # the client runs meanwhile: a sample or two more
+    os.kill(sampler, signal.SIGKILL)
+    marker.unlink()
+    done = lab.finish(proc, runs)
+    assert done.code == 0, done.stderr
+    assert lab.hosts_state() == lab.original and not lab.stray_processes()
+    series = json.loads((done.run / "series.json").read_text())["hosts"]["dut"]
+    assert not series["complete"] and series["samples"] >= 2 and series["end_reason"] is None
+    assert "**the sample file was cut short**" in (done.run / "report.md").read_text()
+    stop = next(s for s in json.loads((done.run / "steps.json").read_text())["steps"]
+                if s["description"].startswith("stop the sampler"))
+    assert stop["status"] == "ok" and "had ended before it was stopped" in stop["warnings"][0]
+
+
 def test_unreachable_host_is_restored_later(lab: FaultLab) -> None:
     """The DUT's loopback (its sshd's address) goes down in the load window: the run cannot
     restore it, says so, and keeps the journal; `labctl restore RUN` does it later."""

@@ -7,6 +7,7 @@ at the end, also on failure.
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import signal
@@ -104,6 +105,25 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "## dut: per CPU (A, B, B-A)" in out and "softnet received_rps" in out
     assert (rps_run.parent / f"compare-{baseline_run.name}--{rps_run.name}.html").exists()
+    # the series of the same window: sampled on the host every second, NET_RX on the RPS CPU
+    series = json.loads((rps_run / "series.json").read_text())["hosts"]["dut"]
+    window, interval = 5.0, 1.0                 # netns_rps_cpu1.yaml: duration 5, default interval
+    assert series["complete"] and series["samples"] >= window / interval - 1
+    assert len(series["times"]) == series["samples"] - 1
+    net_rx_cpu1 = next(line["values"] for line in series["lines"]
+                       if line["metric"] == "softirqs_per_s.NET_RX" and line["cpu"] == 1)
+    assert max(v for v in net_rx_cpu1 if v is not None) > 0
+    assert series["sampler_cpu_seconds"] is not None
+    assert "## Series" in (rps_run / "report.md").read_text()
+    assert (rps_run / "dut" / "series" / "samples.raw").stat().st_size > 1000
+    csv_path = lab.dir / "series.csv"
+    assert lab.labctl("export", str(baseline_run), str(rps_run), "-o", str(csv_path)) == 0
+    with csv_path.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == ["run", "scenario", "host", "metric", "cpu", "queue", "time", "value"]
+    assert {r["run"] for r in rows} == {baseline_run.name, rps_run.name}
+    assert any(r["metric"] == "softirqs_per_s.NET_RX" and r["cpu"] == "1" and float(r["value"]) > 0
+               and r["run"] == rps_run.name for r in rows)
     # the host is as it was: RPS off on every queue, 4 queues
     for q in range(4):
         assert int(in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0

@@ -30,6 +30,7 @@ from labctl.plan.actions import (
     Skip,
     Snapshot,
     Start,
+    Stop,
     WaitFile,
 )
 from labctl.plan.planner import build_plan
@@ -456,3 +457,21 @@ def test_parallel_snapshots_of_two_hosts(tmp_path: Path) -> None:
     assert outcome.error is None and [s.status for s in outcome.steps] == ["ok", "ok"]
     assert directory.read_raw("a", "interrupts", "before") == "a interrupts\n"
     assert directory.read_raw("b", "interrupts", "before") == "b interrupts\n"
+
+
+@pytest.mark.parametrize("ended_ok", [True, False])
+def test_a_process_that_ended_before_its_stop(tmp_path: Path, ended_ok: bool) -> None:
+    """The sampler (ended_ok) that crashed is a warning, its output kept; any other process
+    that ended before labctl stopped it fails the run."""
+    start = "setsid sampler </dev/null >log 2>&1 & echo $!"
+    host = FakeTransport("h", {start: Res("4242\n"), running_command(4242): Res(exited=1)})
+    plan = Plan(RUN, {"h": "/tmp/w"}, (
+        Start("h", "load", "start the sampler", command=start, process="sampler-h"),
+        Stop("h", "load", "stop the sampler", process="sampler-h", ended_ok=ended_ok)))
+    outcome, directory, _ = execute(plan, {"h": host}, tmp_path)
+    stop = steps_json(directory)["steps"][1]
+    if ended_ok:
+        assert outcome.error is None and stop["status"] == "ok"
+        assert "had ended before it was stopped" in stop["warnings"][0]
+    else:
+        assert "ended before labctl stopped it" in (outcome.error or "") and stop["status"] == "failed"

@@ -246,7 +246,7 @@ def test_irqbalance_leave_plans_nothing() -> None:
 # --------------------------------------------------------------------------- load, snapshots
 
 def test_load_actions() -> None:
-    plan = plan_for(guest_facts(), {}, load=LOAD)
+    plan = plan_for(guest_facts(), {}, load=LOAD, snapshot={"interval": None})   # no series
     kinds = [(a.phase, a.kind, a.host) for a in plan.actions]
     assert kinds == [
         ("prepare", "change", "dut"), ("prepare", "change", "loadgen"),
@@ -397,7 +397,8 @@ def test_no_pid_placeholder_in_real_commands() -> None:
     for command in all_commands(plan):
         assert "<pid of" not in command and "<run-id>" not in command
     stop = [a for a in plan.actions if isinstance(a, Stop)]
-    assert stop and all(a.process == "server" and not hasattr(a, "command") for a in stop)
+    assert stop and all(a.process in ("server", "sampler-dut") and not hasattr(a, "command")
+                        for a in stop)
 
 
 @pytest.mark.parametrize("loadgen_tuning,warned", [

@@ -1,0 +1,161 @@
+"""Sample streams (pure): what the on-host sampler reads, and the parser of the file it writes.
+
+`labctl/agent/sampler.py` appends, every interval, one record holding the raw text of a host's
+counters (the format is in its docstring). SERIES_SOURCES says where each snapshot probe's
+text comes from on the host, so a sample's part named "interrupts" is parsed by the very probe
+that parses interrupts.before (labctl.host.snapshots.parse_raw). parse_sample_stream reads a
+file cut short by a crash up to its last whole record and says that it was cut.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from labctl.host.probes import ProbeOutputError
+from labctl.host.snapshots import SNAPSHOT_PROBES, SnapshotHost
+
+FORMAT = "labctl-series"
+VERSION = 1
+MIN_INTERVAL = 0.1          # seconds; the sampler refuses less too
+
+# Snapshot probe -> the procfs file the sampler reads whole each sample.
+SERIES_FILES = {
+    "interrupts": "/proc/interrupts",
+    "softirqs": "/proc/softirqs",
+    "softnet_stat": "/proc/net/softnet_stat",
+    "stat": "/proc/stat",
+}
+SERIES_COMMANDS = ("ethtool_stats",)     # probes the sampler runs as a command each sample
+
+
+def sampler_sources(probe_names: Iterable[str], host: SnapshotHost) -> list[tuple[str, str, str]]:
+    """(kind "file" | "command", name, path or command) for each probe a scenario snapshots
+    (a command is the probe's own, quoted there)."""
+    sources: list[tuple[str, str, str]] = []
+    for name in dict.fromkeys(probe_names):
+        if name in SERIES_FILES:
+            sources.append(("file", name, SERIES_FILES[name]))
+        elif name in SERIES_COMMANDS and host.interface:
+            sources.append(("command", name, SNAPSHOT_PROBES[name](host).command))
+    return sources
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One record: when its reads began (Unix and monotonic time), each part's text and status."""
+
+    seq: int
+    time: float
+    mono: float
+    read_seconds: float
+    texts: dict[str, str]
+    status: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleStream:
+    """A parsed sample file. `end` is the sampler's end record (its CPU time), None when the
+    file stops before it; `truncated` says a partial record at the end was dropped."""
+
+    interval: float
+    sources: tuple[str, ...]
+    samples: tuple[Sample, ...]
+    start: dict[str, Any]
+    end: dict[str, Any] | None
+    truncated: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.end is not None and not self.truncated
+
+    @property
+    def cpu_seconds(self) -> float | None:
+        """The sampler's own CPU time and its commands' (ethtool), from its end record."""
+        return None if self.end is None else _cpu(self.end)
+
+    @property
+    def sampling_cpu_seconds(self) -> float | None:
+        """cpu_seconds without what starting Python cost (the start record's CPU time)."""
+        return None if self.end is None else max(0.0, _cpu(self.end) - _cpu(self.start))
+
+
+def _cpu(record: dict[str, Any]) -> float:
+    keys = ("cpu_user", "cpu_system", "children_user", "children_system")
+    return float(sum(float(record.get(key, 0.0)) for key in keys))
+
+
+def _record(data: bytes, pos: int) -> tuple[dict[str, Any], int] | None:
+    """The JSON line at `pos` and the position after it; None if the line is not whole."""
+    newline = data.find(b"\n", pos)
+    if newline < 0:
+        return None
+    try:
+        record = json.loads(data[pos:newline])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (record, newline + 1) if isinstance(record, dict) else None
+
+
+Parts = tuple[dict[str, str], dict[str, int], int]     # texts, statuses, the position after them
+
+
+def _parts(record: dict[str, Any], data: bytes, pos: int) -> Parts | None:
+    """A record's parts, read from the bytes after its line; None if cut short or corrupt."""
+    texts: dict[str, str] = {}
+    status: dict[str, int] = {}
+    try:
+        for name, size, code in record["parts"]:
+            if int(size) < 0 or pos + int(size) > len(data):
+                return None
+            texts[str(name)] = data[pos:pos + int(size)].decode("utf-8", "replace")
+            status[str(name)] = int(code)
+            pos += int(size)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if data[pos:pos + 1] != b"\n":
+        return None
+    return texts, status, pos + 1
+
+
+def _sample(record: dict[str, Any], texts: dict[str, str], status: dict[str, int]) -> Sample | None:
+    try:
+        return Sample(int(record["seq"]), float(record["time"]), float(record["mono"]),
+                      float(record.get("read_seconds", 0.0)), texts, status)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def parse_sample_stream(data: bytes) -> SampleStream:
+    """Every whole record of a sampler's file, in order; a cut or corrupt tail is dropped."""
+    first = _record(data, 0)
+    if first is None or first[0].get("kind") != "start" or first[0].get("format") != FORMAT:
+        raise ProbeOutputError("series: not a labctl sample file (no start record)")
+    start, pos = first
+    if int(start.get("version", 0)) > VERSION:
+        raise ProbeOutputError(f"series: sample file version {start.get('version')} is newer "
+                               f"than this labctl reads ({VERSION})")
+    samples: list[Sample] = []
+    end: dict[str, Any] | None = None
+    while pos < len(data) and end is None:
+        found = _record(data, pos)
+        if found is None:
+            break
+        record, after = found
+        if record.get("kind") == "end":
+            end, pos = record, after
+        elif record.get("kind") == "sample" or "parts" in record:
+            parts = _parts(record, data, after)
+            sample = None if parts is None else _sample(record, parts[0], parts[1])
+            if parts is None or (sample is None and record.get("kind") == "sample"):
+                break
+            if sample is not None and record.get("kind") == "sample":
+                samples.append(sample)
+            pos = parts[2]
+        else:               # a kind of record this version does not know, without parts
+            pos = after
+    return SampleStream(interval=float(start.get("interval", 0.0)),
+                        sources=tuple(str(s) for s in start.get("sources", ())),
+                        samples=tuple(samples), start=start, end=end, truncated=pos < len(data))
