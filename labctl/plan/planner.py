@@ -167,14 +167,37 @@ def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> lis
             continue
         path = f"/proc/irq/{irq}/smp_affinity_list"
         original = facts.irq_affinity.get(irq)
+        vector = facts.nic.vectors.get(irq, "")
+        guard = irq_guard(facts, irq, vector, queues_after_channels(tuning.channels, facts))
         actions.append(Change(
             host, "tune",
-            f"pin IRQ {irq} ({facts.nic.device}-input.{queue}, {name}) to CPUs {format_cpulist(cpus)}"
+            f"pin IRQ {irq} ({vector or f'{facts.nic.device}-input.{queue}'}, {name}) to CPUs "
+            f"{format_cpulist(cpus)}"
             f" (was {format_cpulist(original) if original is not None else 'unknown'})",
-            command=write_command(path, format_cpulist(cpus)),
+            command=f"{guard} && {write_command(path, format_cpulist(cpus))}",
             undo=write_command(path, format_cpulist(original)) if original else None,
             readback=Readback(probes.smp_affinity_list(irq, check=False).command, "cpulist", cpus)))
     return actions
+
+
+def irq_guard(facts: HostFacts, irq: str, vector: str, queues: int) -> str:
+    """Fail, changing nothing, when the NIC's RX queue count or the IRQ's owner is not what
+    the facts (and the plan's channels step) said: the IRQ may now serve another queue or
+    device (drivers re-request their vectors on `ethtool -L`). Shell builtins only; the
+    owner check needs the vector's name (procfs has /proc/irq/N/<action name>/). The executor
+    names the host of a failed step; no host name enters a command."""
+    iface = facts.nic.interface
+    rx_glob = f"{shlex.quote(f'/sys/class/net/{iface}/queues')}/rx-*"
+    count_msg = (f"{iface} does not have the {queues} RX queue(s) the plan was made for "
+                 f"(facts read before the run); its queue count changed: IRQ {irq} not pinned")
+    checks = [f"n=0; for q in {rx_glob}; do [ -e \"$q\" ] && n=$((n+1)); done; "
+              f"[ \"$n\" -eq {queues} ] || {{ echo {shlex.quote(count_msg)}\": now $n\" >&2; exit 1; }}"]
+    if vector and "/" not in vector:
+        owner_msg = (f"IRQ {irq} is no longer {vector} of {iface} (its vectors changed "
+                     "since the facts were read): not pinned")
+        checks.append(f"{{ test -d {shlex.quote(f'/proc/irq/{irq}/{vector}')} || "
+                      f"{{ echo {shlex.quote(owner_msg)} >&2; exit 1; }}; }}")
+    return " && ".join(f"{{ {check}; }}" for check in checks)
 
 
 def rps_queues(tuning: HostTuning, facts: HostFacts) -> list[tuple[int, frozenset[int]]]:

@@ -93,6 +93,7 @@ class FakeGuest(FakeTransport):
             (r"ethtool -L eth1 combined (\d+)", self.set_channels),
             (r"ethtool -l eth1", self.channels),
             (r"echo (\S+) > (\S+)", self.write),
+            (r"\{ n=0; for q in .* -eq (\d+) \].* && echo (\S+) > (\S+)", self.guarded_write),
             (r"cat (\S+)", self.read),
             (r"setsid (.*) & echo \$!", self.start),
         ]
@@ -111,6 +112,12 @@ class FakeGuest(FakeTransport):
             else:
                 self.files.pop(_rps(q), None)
         return Res()
+
+    def guarded_write(self, queues: str, value: str, path: str) -> Res:
+        """planner.irq_guard: the RX queue count must be the plan's, else nothing is written."""
+        if int(queues) != self.combined:
+            return Res("", f"queue count changed: now {self.combined}", 1)
+        return self.write(value, path)
 
     def channels(self) -> Res:
         text = (FIXTURES / "ethtool_channels/debian12-guest-virtio.start.txt").read_text()
