@@ -19,7 +19,7 @@ from labctl.host.probes import parse_interrupts
 from labctl.input.config import load_inventory, load_scenario
 from labctl.plan.feasibility import check_against_facts
 from labctl.plan.nicirq_checks import nic_irq_warnings
-from labctl.plan.planner import irq_guard
+from labctl.plan.planner import guarded_undo, irq_checks, irq_guard
 from tests.helpers import NETNS_INVENTORY, fixture
 from tests.helpers.plans import guest_facts, veth_facts
 
@@ -128,8 +128,8 @@ def run(command: str) -> subprocess.CompletedProcess[str]:
 def test_guard_refuses_a_changed_queue_count_on_this_machine() -> None:
     """Read-only: `lo` has one RX queue here; a plan made for 2 must not pin anything."""
     facts = dataclasses.replace(veth_facts(), nic=dataclasses.replace(veth_facts().nic, interface="lo"))
-    assert run(irq_guard(facts, "0", "", 1)).returncode == 0
-    changed = run(irq_guard(facts, "0", "", 2))
+    assert run(irq_guard(irq_checks(facts, "0", "", 1))).returncode == 0
+    changed = run(irq_guard(irq_checks(facts, "0", "", 2)))
     assert changed.returncode == 1
     assert "lo does not have the 2 RX queue(s) the plan was made for" in changed.stderr
     assert "its queue count changed: IRQ 0 not pinned: now 1" in changed.stderr
@@ -139,9 +139,18 @@ def test_guard_checks_the_irq_still_is_the_queues_vector() -> None:
     table = parse_interrupts(Path("/proc/interrupts").read_text())
     row = next(r for r in table.rows if r.irq.isdigit() and r.name and "/" not in r.name and " " not in r.name)
     facts = dataclasses.replace(veth_facts(), nic=dataclasses.replace(veth_facts().nic, interface="lo"))
-    assert run(irq_guard(facts, row.irq, row.name, 1)).returncode == 0
-    moved = run(irq_guard(facts, row.irq, row.name + "-gone", 1))
+    assert run(irq_guard(irq_checks(facts, row.irq, row.name, 1))).returncode == 0
+    moved = run(irq_guard(irq_checks(facts, row.irq, row.name + "-gone", 1)))
     assert moved.returncode == 1 and f"IRQ {row.irq} is no longer {row.name}-gone of lo" in moved.stderr
+
+
+def test_undo_puts_back_only_while_the_queues_and_vector_hold() -> None:
+    """The undo is recorded before the pin runs: when the pin refused, its undo writes nothing."""
+    facts = dataclasses.replace(veth_facts(), nic=dataclasses.replace(veth_facts().nic, interface="lo"))
+    holds = run(guarded_undo(irq_checks(facts, "0", "", 1), "0", "echo put-back"))
+    assert (holds.returncode, holds.stdout) == (0, "put-back\n")
+    changed = run(guarded_undo(irq_checks(facts, "0", "", 2), "0", "echo put-back"))
+    assert changed.returncode == 0 and "IRQ 0 left as it is" in changed.stdout and "put-back" not in changed.stdout
 
 
 # --------------------------------------------------------------------------- analysis
@@ -181,3 +190,21 @@ def test_netdevnl_agent_answers_on_this_kernel() -> None:
     assert parsed.unsupported or (0 in parsed.rx and parsed.rx[0] is None)
     missing = subprocess.run(["python3", agent, "nosuch0"], capture_output=True, text=True, timeout=10)
     assert missing.returncode == 0 and parse_netdev_queues(missing.stdout).unsupported
+
+
+def test_report_lists_unmapped_vectors_per_irq_name() -> None:
+    from labctl.reports.markdown import render_markdown
+    from labctl.runfiles.models import Summary
+    host = {"cpus": [0, 1], "isolated": [], "nic_unmapped_irqs": [
+        {"irq": "130", "name": "eth0-TxRx-0", "why": "driver 'txgbe' is not in labctl's driver table",
+         "per_cpu": {0: 7, 1: 0}}]}
+    summary = Summary.model_validate({
+        "run_id": "20251126T031500Z-x", "scenario": "x", "lab": "l", "provider": "ssh",
+        "labctl_version": "0.1.0", "started": "2025-11-26T03:15:00+00:00", "window_seconds": 5.0,
+        "facts": {"dut": {"kernel": "6.1", "cpus_online": "0-1", "isolated": "",
+                          "nic": {"interface": "eth0", "driver": "txgbe"}}},
+        "hosts": {"dut": host}, "warnings": ["dut: eth0 on dut (driver txgbe) has 1 IRQ vector(s)"]})
+    report = render_markdown(summary)
+    assert "### NIC vectors not mapped to an RX queue, per IRQ name (delta)" in report
+    assert "| IRQ 130 eth0-TxRx-0 | driver 'txgbe' is not in labctl's driver table |" in report
+    assert "## Warnings" in report and "driver txgbe) has 1 IRQ vector(s)" in report

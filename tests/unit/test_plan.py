@@ -15,7 +15,7 @@ from labctl.host.facts import HostFacts
 from labctl.host.probes import ProbeArgumentError
 from labctl.plan.actions import Action, Change, Plan, Skip, Snapshot, Start, Stop
 from labctl.plan.dryrun import render_plan
-from labctl.plan.planner import irq_guard, remote_workdir, rps_path
+from labctl.plan.planner import guarded_undo, irq_checks, irq_guard, remote_workdir, rps_path
 from labctl.shell import all_of, detached_command, q, wait_file_command, write_command
 from tests.helpers.plans import (
     GUEST_TUNING,
@@ -129,13 +129,13 @@ def test_irq_affinity_pins_by_device_irq_with_undo_and_readback() -> None:
     pin0, pin1 = actions
     assert pin0.description == "pin IRQ 37 (virtio1-input.0, rx-0) to CPUs 2 (was 0-1)"
     guard, _, write = pin0.command.rpartition(" && ")
-    assert (write, pin0.undo) == ("echo 2 > /proc/irq/37/smp_affinity_list",
-                                  "echo 0-1 > /proc/irq/37/smp_affinity_list")
-    assert guard == irq_guard(guest_facts(), "37", "", 4)
+    checks = irq_checks(guest_facts(), "37", "", 4)
+    assert write == "echo 2 > /proc/irq/37/smp_affinity_list" and guard == irq_guard(checks)
+    assert pin0.undo == guarded_undo(checks, "37", "echo 0-1 > /proc/irq/37/smp_affinity_list")
     assert pin0.readback is not None
     assert (pin0.readback.command, pin0.readback.kind, pin0.readback.expected) == (
         "cat /proc/irq/37/smp_affinity_list", "cpulist", frozenset({2}))
-    assert pin1.undo == "echo 2-3 > /proc/irq/39/smp_affinity_list"
+    assert pin1.undo is not None and "; then echo 2-3 > /proc/irq/39/smp_affinity_list; else " in pin1.undo
 
 
 def test_irq_affinity_not_applicable_on_shared_kernel() -> None:
