@@ -350,7 +350,13 @@ def map_queue_irqs(nic: NicIdentity, table: InterruptTable | None,
     rows = _device_rows(table, msi_irqs, rules)
     named = [_classify(names, irq, rules) for irq, names in rows]
     note = _gve_check(named) if naming.driver == "gve" else ""
-    rx, tx = ({}, {}) if note else _assign(named, nic)
+    rx: dict[int, str] = {}
+    tx: dict[int, str] = {}
+    if not note:
+        try:
+            rx, tx = _assign(named, nic)
+        except ProbeOutputError as err:          # two vectors name one queue: say so, map none
+            note = str(err)
     if not rx and naming.single_vector and len(named) == 1 and named[0].name == nic.interface:
         rx, tx = {0: named[0].irq}, {0: named[0].irq}      # MSI or INTx: one vector, one queue
     vectors = {v.irq: v.name for v in named}

@@ -307,3 +307,9 @@ def test_netlink_without_irqs_falls_back_to_the_table() -> None:
     assert unsupported.unsupported and not unsupported.usable and "not available" in unsupported.describe()
     with pytest.raises(ProbeOutputError):
         parse_netdev_queues("rx zero 37\n")
+
+
+def test_two_vectors_naming_one_queue_map_nothing_and_say_why() -> None:
+    text = fixture(f"{NICS}/igb/format-string.interrupts.txt").replace("eth0-TxRx-3", "eth0-TxRx-2")
+    got = map_queue_irqs(NicIdentity("eth0", "igb", "0000:02:00.0", "0000:02:00.0"), parse_interrupts(text))
+    assert got.rx == {} and got.unusable and "queue 2 appears on IRQ 43 and IRQ 44" in got.note
