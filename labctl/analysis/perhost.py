@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl.analysis import deltas
 from labctl.cpulist import format_cpulist, parse_cpulist
-from labctl.host import probes
+from labctl.host import nicirqs, probes
 from labctl.host.snapshots import SnapshotHost, parse_raw
 
 NET_SOFTIRQS = ("NET_RX", "NET_TX")
@@ -27,7 +27,11 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
     host = SnapshotHost.from_json(facts)
     pair = _pair(read, "interrupts", host)
     if pair:
-        result["nic_irqs"] = nic_irq_deltas(*pair, device=facts.get("nic", {}).get("device", ""))
+        nic = facts.get("nic", {})
+        result["nic_irqs"] = nic_irq_deltas(*pair, device=nic.get("device", ""), nic=nic)
+        unmapped = unmapped_irq_deltas(*pair, nic=nic)
+        if unmapped:
+            result["nic_unmapped_irqs"] = unmapped
     pair = _pair(read, "softirqs", host)
     if pair:
         result["softirqs"] = deltas.softirq_deltas(*pair)
@@ -66,16 +70,38 @@ def _row_dict(row: Any) -> dict[str, int]:
     return {k: v for k, v in dataclasses.asdict(row).items() if v is not None}
 
 
-def nic_irq_deltas(before: Any, after: Any, device: str) -> list[dict[str, Any]]:
-    """Per RX queue of the NIC (found through its device name): IRQ deltas per CPU."""
+def nic_irq_deltas(before: Any, after: Any, device: str, nic: dict[str, Any] | None = None
+                   ) -> list[dict[str, Any]]:
+    """Per RX queue of the NIC: IRQ deltas per CPU. The queues are named from the after
+    snapshot by the driver table (labctl.host.nicirqs) where the facts name a driver, so a
+    driver that re-requested its vectors on `ethtool -L` is still read right; facts of an
+    older labctl (no driver) fall back to the virtio-style name match."""
     if not device:
         return []
     all_deltas = deltas.irq_deltas(before, after)
+    nic = nic or {}
+    driver = str(nic.get("driver") or "")
+    if driver:
+        identity = nicirqs.NicIdentity(str(nic.get("interface") or ""), driver, device,
+                                       str(nic.get("bus_info") or ""))
+        queues = nicirqs.queue_rows(nicirqs.map_queue_irqs(identity, after), after)
+    else:
+        queues = probes.nic_queue_irqs(after, device)
     rows = []
-    for queue, row in sorted(probes.nic_queue_irqs(after, device).items()):
+    for queue, row in sorted(queues.items()):
         rows.append({"queue": queue, "irq": row.irq, "name": row.name,
                      "per_cpu": all_deltas.get(row.irq, {})})
     return rows
+
+
+def unmapped_irq_deltas(before: Any, after: Any, nic: dict[str, Any]) -> list[dict[str, Any]]:
+    """The NIC's vectors that name no queue (as the facts found them): deltas per IRQ name,
+    so a driver labctl does not know is still measured."""
+    unmapped: dict[str, str] = nic.get("unmapped_vectors") or {}
+    vectors: dict[str, str] = nic.get("vectors") or {}
+    all_deltas = deltas.irq_deltas(before, after)
+    return [{"irq": irq, "name": vectors.get(irq, ""), "why": why, "per_cpu": all_deltas.get(irq, {})}
+            for irq, why in sorted(unmapped.items(), key=lambda kv: int(kv[0]))]
 
 
 def nic_irqs_per_cpu(rows: list[dict[str, Any]], queues: set[int] | None = None) -> dict[int, int]:

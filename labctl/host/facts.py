@@ -7,12 +7,14 @@ device), the original RPS masks and IRQ affinities (what restore puts back), irq
 
 from __future__ import annotations
 
+import functools
+import importlib.resources as resources
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.cpulist import format_cpulist
-from labctl.host import probes
+from labctl.host import nicirqs, probes
 from labctl.host.probes import Probe
 from labctl.host.sections import build_script, split_sections
 
@@ -30,6 +32,17 @@ class NicFacts:
     rps_cpus: dict[int, frozenset[int]] = field(default_factory=dict)   # queue -> original mask
     rx_irqs: dict[int, str] = field(default_factory=dict)               # queue -> IRQ number
     tx_irqs: dict[int, str] = field(default_factory=dict)
+    irq_method: str = "none"              # how rx_irqs were found: driver-table | none
+    vectors: dict[str, str] = field(default_factory=dict)               # device's IRQs -> names
+    unmapped_vectors: dict[str, str] = field(default_factory=dict)      # IRQ -> why no queue
+    irq_note: str = ""                    # why none were mapped, or an unknown driver's warning
+    msi_listed: bool = False              # vectors came from the device's msi_irqs
+    netlink: str = ""                     # what the netdev netlink family said (or why not)
+
+    @property
+    def irqs_unmapped(self) -> bool:
+        """The device has vectors but none was recognised as an RX queue's."""
+        return bool(self.vectors) and not self.rx_irqs
 
     @property
     def supports_combined(self) -> bool:
@@ -128,6 +141,38 @@ def nic_exists(interface: str) -> Probe[str]:
                  probes.parse_text)
 
 
+def parse_driver_link(text: str) -> str:
+    """`readlink -e /sys/class/net/IF/device/driver` -> the driver's name ("ixgbe")."""
+    return text.rsplit("/", 1)[-1]
+
+
+def nic_driver_link(interface: str) -> Probe[str]:
+    """The driver bound to the interface's device (where `ethtool -i` is missing or fails)."""
+    path = shlex.quote(f"/sys/class/net/{interface}/device/driver")
+    return Probe(f"nic_driver@{interface}", f"readlink -e {path}", parse_driver_link)
+
+
+def nic_msi_irqs(interface: str) -> Probe[list[str]]:
+    """The device's own MSI/MSI-X IRQ numbers (msi_irqs/; a virtio device's are on its PCI
+    parent). Prints nothing where the device has none (veth, INTx) or there is no device."""
+    device = shlex.quote(f"/sys/class/net/{interface}/device")
+    command = (f"d=$(readlink -e {device}) || exit 0; case \"${{d##*/}}\" in virtio*) d=\"$d/..\";; esac; "
+               "if [ -d \"$d/msi_irqs\" ]; then ls -1 \"$d/msi_irqs\"; fi")
+    return Probe(f"nic_msi_irqs@{interface}", command, nicirqs.parse_msi_irqs)
+
+
+@functools.lru_cache(maxsize=1)
+def _netdevnl_source() -> str:
+    return resources.files("labctl.agent").joinpath("netdevnl.py").read_text()
+
+
+def nic_netdev_queues(interface: str) -> Probe[nicirqs.NetdevQueues]:
+    """Queue -> NAPI -> IRQ from the netdev netlink family (labctl/agent/netdevnl.py, sent
+    inline; read-only). Kernels before 6.8 answer `unsupported: ...`."""
+    command = f"python3 -c {shlex.quote(_netdevnl_source())} {shlex.quote(interface)}"
+    return Probe(f"netdev_queues@{interface}", command, nicirqs.parse_netdev_queues)
+
+
 def nic_device(interface: str) -> Probe[str]:
     """The device behind the interface ("virtio6"): its IRQs are named after it."""
     sysdir = shlex.quote(f"/sys/class/net/{interface}")
@@ -190,6 +235,9 @@ def fact_probes(interface: str) -> dict[str, Probe[Any]]:
         "ethtool_i": probes.ethtool_info(interface, check=False),
         "ethtool_l": probes.ethtool_channels(interface, check=False),
         "device": nic_device(interface),
+        "driver_link": nic_driver_link(interface),
+        "msi_irqs": nic_msi_irqs(interface),
+        "netdev_nl": nic_netdev_queues(interface),
         "rps": probes.rps_masks(interface),
         "interrupts": probes.INTERRUPTS,
     }
@@ -274,12 +322,20 @@ def _nic(interface: str, s: _Sections) -> NicFacts:
     device: str = s.value("device", "")
     rps: dict[int, frozenset[int]] = s.value("rps", {})
     table: probes.InterruptTable | None = s.value("interrupts", None)
-    rx_irqs = {q: row.irq for q, row in probes.nic_queue_irqs(table, device).items()} if table and device else {}
-    tx_irqs = {q: row.irq for q, row in probes.nic_tx_irqs(table, device).items()} if table and device else {}
+    driver = info.get("driver", "") or s.value("driver_link", "")
+    identity = nicirqs.NicIdentity(interface, driver, device, info.get("bus-info", ""))
+    msi: list[str] = s.value("msi_irqs", [])
+    netlink: nicirqs.NetdevQueues | None = s.value("netdev_nl", None)
+    mapping = (nicirqs.map_queue_irqs(identity, table, msi, netlink) if table and device
+               else nicirqs.QueueIrqMap(nicirqs.METHOD_NONE))
     return NicFacts(
-        interface=interface, exists=True, driver=info.get("driver", ""),
+        interface=interface, exists=True, driver=driver,
         bus_info=info.get("bus-info", ""), device=device,
         channels_max=dict(channels.maximum) if channels else {},
         channels_current=dict(channels.current) if channels else {},
-        rx_queues=len(rps), rps_cpus=rps, rx_irqs=rx_irqs, tx_irqs=tx_irqs,
+        rx_queues=len(rps), rps_cpus=rps, rx_irqs=mapping.rx, tx_irqs=mapping.tx,
+        irq_method=mapping.method, vectors=mapping.vectors,
+        unmapped_vectors={v.irq: v.why for v in mapping.unmapped}, irq_note=mapping.note,
+        msi_listed=bool(msi),
+        netlink=netlink.describe() if netlink else "not read (no python3 on the host, or older facts)",
     )

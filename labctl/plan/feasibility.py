@@ -21,6 +21,7 @@ from labctl.input.yamlpos import (
     KeyPath,
     format_path,
 )
+from labctl.plan.nicirq_checks import nic_irq_problems, nic_irq_warnings
 from labctl.plan.planner import queues_after_channels
 
 
@@ -51,6 +52,8 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
                 problems += _queue_problems(loaded, path, key, queues, hf)
             p, w = _isolation(loaded, path, cpus, hf, tuning.allow_isolated_rps)
             problems, warnings = problems + p, warnings + w
+    problems += nic_irq_problems(loaded, facts)
+    warnings += nic_irq_warnings(facts)
     problems += _load_cpu_problems(loaded, facts)
     problems += _profile_problems(loaded, facts)
     if any(hf.shared_kernel for hf in facts.values()):

@@ -173,14 +173,53 @@ def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> lis
             continue
         path = f"/proc/irq/{irq}/smp_affinity_list"
         original = facts.irq_affinity.get(irq)
+        vector = facts.nic.vectors.get(irq, "")
+        checks = irq_checks(facts, irq, vector, queues_after_channels(tuning.channels, facts))
         actions.append(Change(
             host, "tune",
-            f"pin IRQ {irq} ({facts.nic.device}-input.{queue}, {name}) to CPUs {format_cpulist(cpus)}"
+            f"pin IRQ {irq} ({vector or f'{facts.nic.device}-input.{queue}'}, {name}) to CPUs "
+            f"{format_cpulist(cpus)}"
             f" (was {format_cpulist(original) if original is not None else 'unknown'})",
-            command=write_command(path, format_cpulist(cpus)),
-            undo=write_command(path, format_cpulist(original)) if original else None,
+            command=f"{irq_guard(checks)} && {write_command(path, format_cpulist(cpus))}",
+            undo=guarded_undo(checks, irq, write_command(path, format_cpulist(original))) if original else None,
             readback=Readback(probes.smp_affinity_list(irq, check=False).command, "cpulist", cpus)))
     return actions
+
+
+def irq_checks(facts: HostFacts, irq: str, vector: str, queues: int) -> list[tuple[str, str]]:
+    """(sh condition, message if false): the NIC has the RX queue count the plan was made for
+    (facts plus its channels step), and IRQ `irq` still is `vector` (procfs lists an IRQ's
+    action names as /proc/irq/N/<name>/; skipped where the name is unknown). Drivers
+    re-request their vectors on `ethtool -L`: a stale IRQ number may serve another queue or
+    device. Shell builtins only; no host name enters a command (the executor names it)."""
+    iface = facts.nic.interface
+    rx_glob = f"{shlex.quote(f'/sys/class/net/{iface}/queues')}/rx-*"
+    checks = [(f"n=0; for q in {rx_glob}; do [ -e \"$q\" ] && n=$((n+1)); done; [ \"$n\" -eq {queues} ]",
+               f"{iface} does not have the {queues} RX queue(s) the plan was made for (facts read "
+               f"before the run); its queue count changed: IRQ {irq} not pinned")]
+    if vector and "/" not in vector:
+        checks.append((f"test -d {shlex.quote(f'/proc/irq/{irq}/{vector}')}",
+                       f"IRQ {irq} is no longer {vector} of {iface} (its vectors changed since "
+                       "the facts were read): not pinned"))
+    return checks
+
+
+def irq_guard(checks: list[tuple[str, str]]) -> str:
+    """The pin's prefix: stop (exit 1, nothing written) with the first failed check's message."""
+    return " && ".join(f"{{ {condition} || {{ echo {shlex.quote(message)}\": now $n\" >&2; exit 1; }}; }}"
+                       if index == 0 else
+                       f"{{ {condition} || {{ echo {shlex.quote(message)} >&2; exit 1; }}; }}"
+                       for index, (condition, message) in enumerate(checks))
+
+
+def guarded_undo(checks: list[tuple[str, str]], irq: str, write: str) -> str:
+    """Put the IRQ's affinity back only while the checks still hold: when the NIC's queues or
+    vectors changed, the number may be another queue's or device's now, and this run's pin
+    step refused to write (its undo is recorded before it runs), so it is left as it is."""
+    conditions = " && ".join(f"{{ {condition}; }}" for condition, _ in checks)
+    note = (f"IRQ {irq} left as it is: the NIC's queues or vectors are not those the plan was "
+            "made for")
+    return f"if {conditions}; then {write}; else echo {shlex.quote(note)}; fi"
 
 
 def rps_queues(tuning: HostTuning, facts: HostFacts) -> list[tuple[int, frozenset[int]]]:

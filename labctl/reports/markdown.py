@@ -232,6 +232,10 @@ def _host_section(host: str, d: HostAnalysis) -> list[str]:
         out += ["### NIC RX IRQs per CPU (delta)", "", table(["queue", "affinity (effective)"] + labels, rows), ""]
     elif d.shared_kernel:
         out += ["NIC RX IRQs: none (veth in a netns lab has no IRQs).", ""]
+    if d.nic_unmapped_irqs:
+        rows = [[f"IRQ {r.irq} {r.name}", r.why] + [r.per_cpu.get(c, 0) for c in cpus] for r in d.nic_unmapped_irqs]
+        out += ["### NIC vectors not mapped to an RX queue, per IRQ name (delta)", "",
+                table(["vector", "why"] + labels, rows), ""]
     if d.softirqs:
         rows = [[name, *(d.softirqs[name].get(c, 0) for c in cpus), _share_text(d.softirqs[name], cpus)]
                 for name in ("NET_RX", "NET_TX") if name in d.softirqs]

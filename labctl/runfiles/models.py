@@ -287,6 +287,16 @@ class NicIrqRow(Record):
     per_cpu: dict[int, int] = Field(default_factory=dict)
 
 
+class UnmappedIrqRow(Record):
+    """One of the NIC's vectors that names no queue (or a driver labctl does not know): its
+    IRQ's delta per CPU, by IRQ name."""
+
+    irq: str
+    name: str = ""
+    why: str = ""
+    per_cpu: dict[int, int] = Field(default_factory=dict)
+
+
 class AffinityRecord(Record):
     smp: str = "?"
     effective: str | None = None
@@ -299,6 +309,7 @@ class HostAnalysis(Record):
     isolated: list[int] = Field(default_factory=list)
     shared_kernel: bool = False
     nic_irqs: list[NicIrqRow] = Field(default_factory=list)
+    nic_unmapped_irqs: list[UnmappedIrqRow] = Field(default_factory=list)
     softirqs: dict[str, dict[int, int]] = Field(default_factory=dict)
     softirq_counters: dict[str, dict[str, dict[int, int]]] = Field(default_factory=dict)
     softnet: dict[int, dict[str, int]] = Field(default_factory=dict)

@@ -94,6 +94,10 @@ class FakeGuest(FakeTransport):
             (r"ethtool -L eth1 combined (\d+)", self.set_channels),
             (r"ethtool -l eth1", self.channels),
             (r"echo (\S+) > (\S+)", self.write),
+            (r"\{ n=0; for q in .* -eq (\d+) \] \|\| \{ echo '([^']*)'.* && echo (\S+) > (\S+)",
+             self.guarded_write),
+            (r"if \{ n=0; for q in .* -eq (\d+) \]; \}; then echo (\S+) > (\S+); else echo '([^']*)'; fi",
+             self.guarded_undo),
             (r"cat (\S+)", self.read),
             (r"setsid (.*) & echo \$!", self.start),
         ]
@@ -112,6 +116,17 @@ class FakeGuest(FakeTransport):
             else:
                 self.files.pop(_rps(q), None)
         return Res()
+
+    def guarded_write(self, queues: str, message: str, value: str, path: str) -> Res:
+        """planner.irq_guard: the RX queue count must be the plan's, else its message is
+        printed and nothing is written."""
+        if int(queues) != self.combined:
+            return Res("", f"{message}: now {self.combined}\n", 1)
+        return self.write(value, path)
+
+    def guarded_undo(self, queues: str, value: str, path: str, note: str) -> Res:
+        """planner.guarded_undo: put back only while the queue count is the plan's."""
+        return self.write(value, path) if int(queues) == self.combined else Res(note + "\n")
 
     def channels(self) -> Res:
         text = (FIXTURES / "ethtool_channels/debian12-guest-virtio.start.txt").read_text()
@@ -218,6 +233,24 @@ def test_require_ok() -> None:
 
 
 # --------------------------------------------------------------------------- a whole run
+
+def test_a_queue_count_changed_since_the_facts_stops_the_pin_and_restores(tmp_path: Path) -> None:
+    """Facts read 4 combined channels; someone set 2 before the run's pin step: the step's
+    guard fails with the reason and nothing is pinned; what ran before is undone."""
+    guest = FakeGuest()
+    original = guest.state()
+    guest.set_channels("2")
+    changed = guest.state()
+    plan = guest_plan({"irqbalance": "stop", "irq_affinity": {"rx-0": 2}})
+    outcome, _, _ = execute(plan, {"dut": guest, "loadgen": FakeGuest("loadgen")}, tmp_path)
+    failed = next(step for step in outcome.steps if step.status == "failed")
+    assert failed.description == "pin IRQ 37 (virtio1-input.0, rx-0) to CPUs 2 (was 0-1)"
+    assert outcome.error is not None and "eth1 does not have the 4 RX queue(s) the plan was made for" \
+        in outcome.error and "its queue count changed: IRQ 37 not pinned: now 2" in outcome.error
+    assert guest.state() == changed != original          # irqbalance back on, IRQ 37 untouched
+    assert all(r.status == "ok" for r in outcome.restore)
+
+
 
 def test_whole_plan_then_everything_restored(tmp_path: Path) -> None:
     guest, loadgen = FakeGuest(), FakeGuest("loadgen")

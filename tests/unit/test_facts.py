@@ -155,7 +155,7 @@ def test_failed_section_output_is_ignored() -> None:
 # --------------------------------------------------------------------------- the script itself
 
 def test_script_sections_match_the_fixture() -> None:
-    names = list(split_sections(facts_capture("host-lo.txt")))
+    names = list(split_sections(facts_capture("host-lo-msi.txt")))
     script = facts_script("lo")
     assert names == [line.split()[-1].rstrip("'") for line in script.splitlines()
                      if line.startswith("echo '@@labctl-section begin")]

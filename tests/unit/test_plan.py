@@ -15,7 +15,7 @@ from labctl.host.facts import HostFacts
 from labctl.host.probes import ProbeArgumentError
 from labctl.plan.actions import Action, Change, Plan, Skip, Snapshot, Start, Stop
 from labctl.plan.dryrun import render_plan
-from labctl.plan.planner import remote_workdir, rps_path
+from labctl.plan.planner import guarded_undo, irq_checks, irq_guard, remote_workdir, rps_path
 from labctl.shell import all_of, detached_command, q, wait_file_command, write_command
 from tests.helpers.plans import (
     GUEST_TUNING,
@@ -38,7 +38,7 @@ def tune(plan: Plan) -> list[Action]:
 
 def test_order_irqbalance_channels_irq_affinity_rps() -> None:
     actions = tune(plan_for(guest_facts(), GUEST_TUNING))
-    assert [a.command for a in actions] == [
+    assert [a.command.rpartition(" && ")[2] for a in actions] == [
         "systemctl stop irqbalance",
         "ethtool -L eth1 combined 2",
         "echo 2 > /proc/irq/37/smp_affinity_list",
@@ -128,12 +128,14 @@ def test_irq_affinity_pins_by_device_irq_with_undo_and_readback() -> None:
     actions = tune(plan_for(guest_facts(), {"irq_affinity": {"rx-0": 2, "rx-1": "3"}}))
     pin0, pin1 = actions
     assert pin0.description == "pin IRQ 37 (virtio1-input.0, rx-0) to CPUs 2 (was 0-1)"
-    assert (pin0.command, pin0.undo) == ("echo 2 > /proc/irq/37/smp_affinity_list",
-                                         "echo 0-1 > /proc/irq/37/smp_affinity_list")
+    guard, _, write = pin0.command.rpartition(" && ")
+    checks = irq_checks(guest_facts(), "37", "", 4)
+    assert write == "echo 2 > /proc/irq/37/smp_affinity_list" and guard == irq_guard(checks)
+    assert pin0.undo == guarded_undo(checks, "37", "echo 0-1 > /proc/irq/37/smp_affinity_list")
     assert pin0.readback is not None
     assert (pin0.readback.command, pin0.readback.kind, pin0.readback.expected) == (
         "cat /proc/irq/37/smp_affinity_list", "cpulist", frozenset({2}))
-    assert pin1.undo == "echo 2-3 > /proc/irq/39/smp_affinity_list"
+    assert pin1.undo is not None and "; then echo 2-3 > /proc/irq/39/smp_affinity_list; else " in pin1.undo
 
 
 def test_irq_affinity_not_applicable_on_shared_kernel() -> None:

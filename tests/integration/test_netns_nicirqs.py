@@ -1,0 +1,52 @@
+"""Integration: queue <-> IRQ discovery on the netns lab's veth, over real sshd.
+
+veth has no device and no IRQs: the facts record no vectors and the method "none", the
+netdev netlink family is asked from inside the namespace, and an `irq_affinity` step stays
+"not applicable" (planned, never written to the host-wide /proc/irq) as before.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers.labs import ROOT, Lab, lab_name, write_netns_inventory
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    name = lab_name("nq")
+    write_netns_inventory(tmp_path, name)
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
+    the_lab = Lab(tmp_path, name)
+    yield the_lab
+    the_lab.labctl("down")
+    assert the_lab.namespaces_gone()
+
+
+def test_veth_has_no_vectors_and_irq_pinning_stays_not_applicable(
+        lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lab.labctl("up") == 0
+    scenario = lab.dir / "pin.yaml"
+    scenario.write_text(yaml.safe_dump({"tuning": {"dut": {"irq_affinity": {"rx-0": 1, "rx-1": 1}}},
+                                        "settle": 0.5}))
+    capsys.readouterr()
+    assert lab.labctl("run", "--dry-run", str(scenario)) == 0
+    out = capsys.readouterr().out
+    assert "IRQ affinity of rx-0 -> CPUs 1: not applicable" in out and "veth has no IRQs" in out
+    assert "refused" not in out
+
+    assert lab.labctl("run", str(scenario)) == 0, capsys.readouterr()
+    manifest = json.loads((lab.newest_run() / "manifest.json").read_text())
+    nic = manifest["facts"]["dut"]["nic"]
+    assert (nic["driver"], nic["irq_method"], nic["vectors"], nic["rx_irqs"]) == ("veth", "none", {}, {})
+    assert nic["msi_listed"] is False and nic["unmapped_vectors"] == {}
+    # the namespace's own netlink answered (kernel 6.8+) or said why not (older kernels)
+    assert nic["netlink"].startswith(("netdev netlink", "netdev netlink not available"))
+    assert not [w for w in manifest.get("warnings", []) if "IRQ vector" in w]
