@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help=JSON_HELP + ": the comparison's data and the path of compare.html")
     schema = sub.add_parser("schema", help="print the JSON Schema of the input files, or of a "
                             "run's files (run: manifest, steps and journal; summary)")
-    schema.add_argument("which", nargs="?", choices=["inventory", "scenario", "run", "summary"])
+    schema.add_argument("which", nargs="?", choices=["inventory", "scenario", "sweep", "run", "summary"])
     image = sub.add_parser("image", help="the libvirt lab's guest image")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
     build = image_sub.add_parser("build", help="build the Debian 12 guest image (cached)")
@@ -515,7 +515,9 @@ def cmd_schema(args: argparse.Namespace, progress: Callable[[str], None]) -> int
     from labctl.input.model import Inventory, Scenario
     if args.which in ("run", "summary"):
         return print_run_file_schema(args.which)
-    schemas = {"inventory": Inventory.model_json_schema(), "scenario": Scenario.model_json_schema()}
+    from labctl.input.matrix import sweep_json_schema
+    schemas = {"inventory": Inventory.model_json_schema(), "scenario": Scenario.model_json_schema(),
+               "sweep": sweep_json_schema()}
     print(json.dumps(schemas[args.which] if args.which else schemas, indent=2))
     return 0
 

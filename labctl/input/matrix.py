@@ -509,3 +509,24 @@ def is_sweep(path: Path) -> bool:
     except ValidationError:
         return False
     return isinstance(data, dict) and any(key in data for key in SWEEP_KEYS)
+
+
+# --------------------------------------------------------------------------- JSON Schema
+
+def sweep_json_schema() -> dict[str, Any]:
+    """`labctl schema sweep`: a scenario's JSON Schema plus the sweep's own keys (what
+    load_sweep checks; the values a path takes are the field's own, checked per cell)."""
+    schema = Scenario.model_json_schema()
+    schema["title"] = "Sweep"
+    schema["properties"] = {**schema["properties"], **{
+        "matrix": {"type": "object", "minProperties": 1,
+                   "description": "dotted path of a scenario field (e.g. tuning.dut.rps.rx-0, "
+                                  "expect[0].min) -> its values; null removes the key",
+                   "additionalProperties": {"type": "array", "minItems": 1}},
+        "repeat": {"type": "integer", "minimum": 1, "maximum": MAX_REPEAT, "default": 1,
+                   "description": "runs per cell"},
+        "order": {"enum": ["sequential", "shuffled"], "default": "sequential"},
+        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1,
+                 "description": "the shuffle's seed (order: shuffled); recorded when labctl picks it"},
+    }}
+    return schema

@@ -7,11 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from labctl import cli
 from labctl.errors import ValidationError
 from labctl.input.config import load_inventory, load_scenario
-from tests.helpers import NETNS_INVENTORY
+from tests.helpers import NETNS_INVENTORY, ROOT
 
 GOOD_INVENTORY = NETNS_INVENTORY
 
@@ -170,3 +171,16 @@ def test_schema_is_generated_from_the_model(capsys: pytest.CaptureFixture[str]) 
     assert schemas["scenario"]["additionalProperties"] is False
     assert "rps" in schemas["scenario"]["$defs"]["HostTuning"]["properties"]
     assert set(schemas["inventory"]["properties"]["provider"]["enum"]) == {"netns", "libvirt", "ssh"}
+
+
+def test_sweep_schema_is_the_scenarios_plus_the_sweep_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    assert cli.main(["schema", "sweep"]) == 0
+    sweep = json.loads(capsys.readouterr().out)
+    assert cli.main(["schema", "scenario"]) == 0
+    scenario = json.loads(capsys.readouterr().out)
+    assert sweep["additionalProperties"] is False and sweep["$defs"] == scenario["$defs"]
+    assert set(sweep["properties"]) == set(scenario["properties"]) | {"matrix", "repeat", "order", "seed"}
+    example = yaml.safe_load((ROOT / "scenarios" / "netns_sweep_rps.yaml").read_text())
+    assert set(example) <= set(sweep["properties"]) and "matrix" in example
+    assert sweep["properties"]["order"]["enum"] == ["sequential", "shuffled"]
