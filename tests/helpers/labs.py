@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,18 @@ def write_netns_inventory(directory: Path, name: str) -> Path:
     path = directory / "inventory.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
+
+
+def netns_lab(directory: Path, prefix: str) -> Iterator[Lab]:
+    """A fixture's body: a netns lab of this test (the repository's scenarios copied beside its
+    inventory), taken down after the test, its namespaces checked gone."""
+    name = lab_name(prefix)
+    write_netns_inventory(directory, name)
+    shutil.copytree(ROOT / "scenarios", directory / "scenarios")
+    the_lab = Lab(directory, name)
+    yield the_lab
+    the_lab.labctl("down")
+    assert the_lab.namespaces_gone()
 
 
 class Lab:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import yaml
 
 from labctl import cli
 from labctl.local.procs import pid_alive
-from tests.helpers.labs import ROOT, Lab, lab_name, write_netns_inventory
+from tests.helpers.labs import ROOT, Lab, netns_lab
 from tests.helpers.namespaces import in_ns, namespaces
 from tests.helpers.processes import kill_if_running, processes_mentioning
 
@@ -30,14 +30,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    name = lab_name("lt")
-    write_netns_inventory(tmp_path, name)
-    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
-    the_lab = Lab(tmp_path, name)
-    yield the_lab
-    the_lab.labctl("down")
-    assert the_lab.namespaces_gone()
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from netns_lab(tmp_path, "lt")
 
 
 def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,26 +8,20 @@ netdev netlink family is asked from inside the namespace, and an `irq_affinity` 
 from __future__ import annotations
 
 import json
-import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.helpers.labs import ROOT, Lab, lab_name, write_netns_inventory
+from tests.helpers.labs import Lab, netns_lab
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Lab:
-    name = lab_name("nq")
-    write_netns_inventory(tmp_path, name)
-    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
-    the_lab = Lab(tmp_path, name)
-    yield the_lab
-    the_lab.labctl("down")
-    assert the_lab.namespaces_gone()
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from netns_lab(tmp_path, "nq")
 
 
 def test_veth_has_no_vectors_and_irq_pinning_stays_not_applicable(

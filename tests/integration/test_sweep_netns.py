@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers.labs import ROOT, Lab, lab_name, write_netns_inventory
+from tests.helpers.labs import Lab, netns_lab
 from tests.helpers.namespaces import in_ns
 from tests.helpers.processes import kill_if_running, processes_mentioning
 
@@ -44,14 +44,8 @@ repeat: 2
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Any:
-    name = lab_name("sw")
-    write_netns_inventory(tmp_path, name)
-    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")
-    the_lab = Lab(tmp_path, name)
-    yield the_lab
-    the_lab.labctl("down")
-    assert the_lab.namespaces_gone()
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    yield from netns_lab(tmp_path, "sw")
 
 
 def host_state(lab: Lab) -> dict[str, dict[str, str]]:
