@@ -35,7 +35,7 @@ def sampler_process(host: str) -> str:
     return f"sampler-{host}"
 
 
-def _paths(workdir: str, host: str) -> tuple[str, str]:
+def sampler_paths(workdir: str, host: str) -> tuple[str, str]:
     """The sample file and the log of `host`'s sampler (netns hosts share one /tmp)."""
     return f"{workdir}/series-{host}.raw", f"{workdir}/{sampler_process(host)}.log"
 
@@ -51,7 +51,7 @@ def upload_sampler_actions(scenario: Scenario, workdir: dict[str, str]) -> list[
 def sampler_argv(scenario: Scenario, facts: HostFacts, workdir: str, host: str) -> list[object]:
     interval, load = series_interval(scenario), scenario.load
     assert interval is not None and load is not None
-    output, _ = _paths(workdir, host)
+    output, _ = sampler_paths(workdir, host)
     argv: list[object] = ["python3", f"{workdir}/{SAMPLER_REMOTE_NAME}", "--output", output,
                           "--interval", f"{interval:g}",
                           "--deadline", f"{load.client.duration + DEADLINE_MARGIN:g}"]
@@ -67,7 +67,7 @@ def start_sampler_actions(scenario: Scenario, facts: dict[str, HostFacts],
         return []
     actions: list[Action] = []
     for host in scenario.snapshot.hosts:
-        output, log = _paths(workdir[host], host)
+        output, log = sampler_paths(workdir[host], host)
         argv = sampler_argv(scenario, facts[host], workdir[host], host)
         actions.append(Start(host, "load", f"start the sampler (every {interval:g} s)",
                              command=detached_command(argv, log), process=sampler_process(host)))
@@ -89,7 +89,7 @@ def fetch_sampler_actions(scenario: Scenario, workdir: dict[str, str]) -> list[A
         return []
     actions: list[Action] = []
     for host in scenario.snapshot.hosts:
-        output, log = _paths(workdir[host], host)
+        output, log = sampler_paths(workdir[host], host)
         actions.append(Fetch(host, "finish", "fetch the series samples", remote=output,
                              local=SAMPLES_LOCAL))
         actions.append(Fetch(host, "finish", "fetch the sampler's log", remote=log,

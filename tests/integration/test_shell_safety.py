@@ -54,6 +54,7 @@ from labctl.plan.dryrun import (
 )
 from labctl.plan.hostprep import PrepFacts
 from labctl.plan.planner import build_plan, tuning_actions
+from labctl.plan.series import sampler_paths
 from labctl.runfiles.rundir import new_run_id
 from labctl.shell import running_command, stop_command, wait_file_command
 from tests.helpers import fixture, shell_sandbox
@@ -405,7 +406,7 @@ FIELDS = [
     Field("tuning.dut.irq_affinity key", tuning_key_field("irq_affinity"), may_refuse=REFUSED_TYPE),
     Field("tuning.dut.rps key", tuning_key_field("rps"), may_refuse=REFUSED_TYPE),
     Field("snapshot.probes[]", probe_name_field, may_refuse=REFUSED_TYPE),
-    Field("host name (hosts key, tuning/load/snapshot/profile host)", host_name_field, reaches=False),
+    Field("host name (hosts key, tuning/load/snapshot/profile host)", host_name_field, reaches=True),   # its sampler's file name, quoted
     Field("facts: NIC RX IRQ number", dut_facts_field(rx_irq), may_refuse=(ValueError,)),
     Field("facts: NIC TX IRQ number", dut_facts_field(tx_irq), may_refuse=(ValueError,)),
     Field("facts: NIC RX IRQ number (tuning actions)", tuning_only_field(rx_irq)),
@@ -445,6 +446,8 @@ def layout(built: Built, payload: str) -> dict[str, str]:
     for workdir in built.workdirs:
         for name in ("server.ready", "perf.data"):
             files[f"{workdir}/{name}"] = UNTOUCHED
+        for facts in built.facts:              # the sampler's file, which its start waits for
+            files[sampler_paths(workdir, facts.host)[0]] = UNTOUCHED
     bait = glob_bait(payload)
     files.update({path.replace(payload, bait): text for path, text in list(files.items())})
     return files
