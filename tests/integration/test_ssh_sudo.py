@@ -277,8 +277,10 @@ def test_sudo_shell_is_root_for_commands_processes_and_files(sudo_lab: SudoLab,
             assert transport.run("id -un; id -u").stdout.split() == ["root", "0"]
             assert transport.run("echo $SUDO_USER").stdout.strip() == user
             pid = int(transport.run(detached_command(["sleep", "300"], "/dev/null")).stdout)
-            deadline = time.monotonic() + 5.0     # setsid execs sleep in the same process
-            while (cmdline(pid) or "").startswith("setsid") and time.monotonic() < deadline:
+            # setsid execs sleep in the same process; mid-exec the new image's command line is
+            # still empty (CI read "" once), so wait for sleep's own, not only for setsid's to go
+            deadline = time.monotonic() + 5.0
+            while not (cmdline(pid) or "").startswith("sleep") and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert (cmdline(pid) or "").startswith("sleep 300") and _uid(pid) == 0
             transport.run(stop_command(pid, 5.0))
