@@ -182,21 +182,22 @@ def source_arg(kind: str) -> Callable[[str], Source]:
     return parse
 
 
-def interval_arg(text: str) -> float:
+def _number_arg(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def interval_arg(text: str) -> float:
+    value = _number_arg(text)
     if not value >= MIN_INTERVAL:
         raise argparse.ArgumentTypeError(f"at least {MIN_INTERVAL} s, got {text}")
     return value
 
 
 def positive_arg(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    value = _number_arg(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
