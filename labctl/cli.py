@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from labctl.runfiles.models import Summary
     from labctl.runfiles.sweep import SweepRecord
     from labctl.runner import Comparison, RunOutcome
+    from labctl.terminal import TerminalLive
 
 DEFAULT_INVENTORY = Path("inventory.yaml")
 MAX_CELLS = 1000            # labctl.input.matrix.MAX_CELLS (not imported: `labctl --help` stays fast)
@@ -137,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if cached")
     show = image_sub.add_parser("show", help="show the cached image and its manifest")
     show.add_argument("--json", action="store_true", help=JSON_HELP)
+    watch = sub.add_parser("watch", help=(
+        "the live per-CPU view of a lab host (default: the DUT) from /proc, without running a "
+        "scenario and without changing anything; Ctrl-C ends it"))
+    watch.add_argument("host", nargs="?", help="the lab host to watch (default: the DUT)")
+    watch.add_argument("--interval", type=float, default=1.0,
+                       help="seconds between views (default 1, at least 0.1)")
+    watch.add_argument("--count", type=int, help="stop after COUNT views")
     validate = sub.add_parser("validate", help="validate the inventory and scenarios, touch nothing")
     validate.add_argument("scenarios", nargs="*", type=Path)
     completion = sub.add_parser("completion", help=(
@@ -328,12 +336,37 @@ def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
         return 0
     if len(args.scenarios) > 1:
         return _run_series(args, progress)
-    outcome = runner.run(args.inventory, args.scenarios[0], args.runs_dir, progress)
+    live, progress = _live_display(args, progress)
+    outcome = runner.run(args.inventory, args.scenarios[0], args.runs_dir, progress, None, **live)
     if args.json:
         print_json(run_json(outcome))
         return 0
     print(outcome.report)
     print(f"run directory: {outcome.run_dir}")
+    return 0
+
+
+def _live_display(args: argparse.Namespace, progress: Callable[[str], None]
+                  ) -> tuple[dict[str, TerminalLive], Callable[[str], None]]:
+    """runner.run's `live` argument when stdout is a terminal (not with --json), and the
+    progress function that then prints above the live table."""
+    from labctl.terminal import TerminalLive, is_terminal
+    if args.json or not is_terminal(sys.stdout):
+        return {}, progress
+    live = TerminalLive()
+    return {"live": live}, live.wrap(progress)
+
+
+def cmd_watch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
+    """`labctl watch`: exit 0 after --count views or on Ctrl-C."""
+    from labctl import runner
+    from labctl.terminal import PipeLive, TerminalLive, is_terminal
+    display = TerminalLive() if is_terminal(sys.stdout) else PipeLive()
+    try:
+        runner.lab_watch(args.inventory, args.host, args.interval, display.show, args.count)
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            raise
     return 0
 
 
@@ -346,13 +379,15 @@ def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> in
     table at the end; the exit code is the worst outcome's."""
     from labctl import runner
     runner.validate_series(args.inventory, args.scenarios)
+    live, progress = _live_display(args, progress)
     rows, records = [], []
     for number, scenario in enumerate(args.scenarios, 1):
         progress(f"scenario {number}/{len(args.scenarios)}: {scenario}")
         created: list[Path] = []
         summary: Summary | None = None
         try:
-            summary = runner.run(args.inventory, scenario, args.runs_dir, progress, created).summary
+            summary = runner.run(args.inventory, scenario, args.runs_dir, progress, created,
+                                 **live).summary
             status, reason = "passed", ""
         except (ExpectationsFailed, RunInconclusive) as exc:
             summary = getattr(exc.outcome, "summary", None)
@@ -582,7 +617,8 @@ COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run
             "prepare": cmd_prepare, "unprepare": cmd_unprepare, "compare": cmd_compare,
             "collect": cmd_collect, "restore": cmd_restore, "calibrate": cmd_calibrate,
             "schema": cmd_schema, "validate": cmd_validate, "image": cmd_image,
-            "completion": cmd_completion, "sweep": cmd_sweep, "export": cmd_export}
+            "completion": cmd_completion, "sweep": cmd_sweep, "export": cmd_export,
+            "watch": cmd_watch}
 
 
 if __name__ == "__main__":

@@ -23,11 +23,13 @@ from typing import Any
 from labctl import __version__
 from labctl.analysis.expectations import evaluate, verdict
 from labctl.analysis.fold import parse_folded
+from labctl.analysis.live import HostView
 from labctl.analysis.perhost import analyse_host, loadgen_summary
 from labctl.analysis.series import derive_series
 from labctl.errors import (
     ExpectationsFailed,
     LabctlError,
+    Problem,
     RunError,
     RunInconclusive,
     Terminated,
@@ -36,11 +38,12 @@ from labctl.errors import (
 from labctl.execution import failpoints
 from labctl.execution.calibrate import measure_ceiling, record_ceiling
 from labctl.execution.executor import Executor, Outcome, require_ok, step_record
+from labctl.execution.liveview import Followed, LiveDisplay, LiveWindow, live_host, proc_reader, watch
 from labctl.execution.preparer import Preparer
 from labctl.execution.restorer import Restorer, StepResult
 from labctl.host.facts import HostFacts, facts_script, parse_facts
 from labctl.host.probes import ProbeOutputError
-from labctl.host.samples import parse_sample_stream
+from labctl.host.samples import MIN_INTERVAL, parse_sample_stream
 from labctl.input.config import (
     Loaded,
     load_inventory,
@@ -70,7 +73,7 @@ from labctl.plan.generator import (
     recorded_ceiling,
 )
 from labctl.plan.planner import build_plan, profile_cpus, rate_text
-from labctl.plan.series import SAMPLES_LOCAL, series_interval
+from labctl.plan.series import SAMPLES_LOCAL, sampler_paths, series_interval
 from labctl.reports.compare import Comparison as RunsCompared
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
 from labctl.reports.comparemany import (
@@ -112,6 +115,7 @@ from labctl.transport.base import Transport
 from labctl.transport.netns_socket import ssh_banner
 
 Progress = Callable[[str], None]
+LIVE_REFRESH = 1.0          # seconds between live views of a run
 
 
 @dataclass
@@ -221,6 +225,29 @@ def gather_facts(transports: Mapping[str, Transport], inventory: Inventory,
         return dict(zip(transports, pool.map(one, transports)))
 
 
+def lab_watch(inventory_path: Path, host: str | None, interval: float,
+              show: Callable[[list[HostView]], None], count: int | None = None) -> int:
+    """`labctl watch`: the live view of one lab host (default: the DUT) from /proc, read once
+    per interval; nothing is written on the host and no lock is taken (a run may go on)."""
+    if not interval >= MIN_INTERVAL:
+        raise ValidationError([Problem("<command line>", 0, 0, "watch --interval",
+                                       f"at least {MIN_INTERVAL:g} s, got {interval:g}")])
+    if count is not None and count < 1:
+        raise ValidationError([Problem("<command line>", 0, 0, "watch --count",
+                                       f"at least 1, got {count}")])
+    inventory = load_inventory(inventory_path).model
+    name = host or inventory.host_with_role("dut")
+    if name not in inventory.hosts:
+        raise ValidationError([Problem("<command line>", 0, 0, "watch HOST",
+                                       f"no host {name!r} in lab {inventory.lab}; its hosts: "
+                                       f"{', '.join(inventory.hosts)}")])
+    state = load_state(inventory_path, inventory)
+    with connected(state, [name]) as transports:
+        facts = gather_facts(transports, inventory)
+        followed = [Followed(live_host(name, facts[name]), proc_reader(transports[name]))]
+        return watch(followed, interval, show, count)
+
+
 def prepare_run(inventory_path: Path, scenario_path: Path, progress: Progress
                 ) -> tuple[Loaded[Inventory], Loaded[Scenario], LabState]:
     inventory = load_inventory(inventory_path)
@@ -292,20 +319,20 @@ def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> st
 
 
 def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress,
-        created: list[Path] | None = None) -> RunOutcome:
+        created: list[Path] | None = None, live: LiveDisplay | None = None) -> RunOutcome:
     """One run; `created` gets its run directory as soon as it exists (a series reports it
-    also for a run that then fails)."""
+    also for a run that then fails); `live` shows the live view during the load window."""
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
     with locked(inventory_path, inventory.model, f"run {scenario_path}", progress):
         run_dir, outcome = run_locked(inventory_path, inventory, scenario, state, runs_root, progress,
-                                      None if created is None else created.append)
+                                      None if created is None else created.append, live=live)
     return judge_run(run_dir, runs_root, outcome)
 
 
 def run_locked(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
                state: LabState, runs_root: Path, progress: Progress,
-               on_created: Callable[[Path], None] | None = None, run_name: str | None = None
-               ) -> tuple[RunDir, Outcome]:
+               on_created: Callable[[Path], None] | None = None, run_name: str | None = None,
+               live: LiveDisplay | None = None) -> tuple[RunDir, Outcome]:
     """One run of a loaded scenario (a file's, or a sweep cell's), the lab's lock held by the
     caller; its run directory is named after `run_name` (default: the scenario's name)."""
     assert scenario.model.name
@@ -315,7 +342,7 @@ def run_locked(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loa
     record = _start_manifest(run_dir, inventory, scenario, state)
     progress(f"run {run_dir.path}")
     try:
-        outcome = _run_steps(inventory_path, inventory, scenario, state, record, progress)
+        outcome = _run_steps(inventory_path, inventory, scenario, state, record, progress, live)
     except ValidationError:
         shutil.rmtree(run_dir.path, ignore_errors=True)      # refused before any change
         raise
@@ -357,7 +384,8 @@ def validate_series(inventory_path: Path, scenario_paths: list[Path], sweeps: bo
 
 
 def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loaded[Scenario],
-               state: LabState, record: RunRecord, progress: Progress) -> Outcome:
+               state: LabState, record: RunRecord, progress: Progress,
+               live: LiveDisplay | None = None) -> Outcome:
     started = time.monotonic()
     run_dir = record.run_dir
     with connected(state, list(inventory.model.hosts)) as transports:
@@ -375,7 +403,23 @@ def _run_steps(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loa
         plan, facts, warnings = plan_run(inventory, scenario, transports, progress, run_dir, ceiling)
         _plan_manifest(record, scenario, facts, plan, warnings, preparation)
         record.phase = "execute"
-        return Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning).execute()
+        window = _live_window(inventory.model, scenario.model, plan, facts, state, live, progress)
+        return Executor(plan, transports, run_dir, progress, scenario.model.keep_tuning,
+                        window).execute()
+
+
+def _live_window(inventory: Inventory, scenario: Scenario, plan: Plan, facts: dict[str, HostFacts],
+                 state: LabState, live: LiveDisplay | None, progress: Progress) -> LiveWindow | None:
+    """The live view of a run: each snapshot host's sampler followed (the DUT first), refreshed
+    every second (or every sample, when they are further apart)."""
+    interval = series_interval(scenario)
+    if live is None or interval is None:
+        return None
+    dut = inventory.host_with_role("dut")
+    hosts = sorted(scenario.snapshot.hosts, key=lambda h: h != dut)
+    paths = {h: sampler_paths(plan.workdir[h], h)[0] for h in hosts if h in plan.workdir}
+    return LiveWindow(paths, facts, max(LIVE_REFRESH, interval),
+                      lambda names: open_transports(state, names), live, progress)
 
 
 def generator_ceiling(inventory_path: Path, inventory: Inventory, load: Load, state: LabState,

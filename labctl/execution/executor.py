@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import PurePosixPath
-from typing import Any, assert_never
+from typing import Any, Protocol, assert_never
 
 from labctl.cpulist import format_cpulist
 from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated
@@ -77,10 +77,20 @@ def describe_value(value: Any) -> str:
     return str(value)
 
 
+class WindowHook(Protocol):
+    """Told when the load window (the wait for the load client) begins and ends: the live
+    view. Its failures are its own; the executor ignores them."""
+
+    def opened(self) -> None: ...
+
+    def closed(self) -> None: ...
+
+
 class Executor:
     def __init__(self, plan: Plan, transports: Mapping[str, Transport], run_dir: RunDir,
-                 progress: Progress, keep_tuning: bool = False):
+                 progress: Progress, keep_tuning: bool = False, window: WindowHook | None = None):
         self.plan, self.transports, self.run_dir = plan, transports, run_dir
+        self.window = window
         self.progress, self.keep_tuning = progress, keep_tuning
         self.restorer = Restorer(transports, run_dir, progress)
         self.steps: list[StepResult] = []
@@ -280,6 +290,16 @@ class Executor:
                             why=f"{action.process} not ready after {action.timeout:g} s")
 
     def _do_wait_process(self, action: WaitProcess, result: StepResult) -> None:
+        if self.window is None or checkpoint_of(action) != "load-window":
+            self._wait_process(action)
+            return
+        _quietly(self.window.opened, self.progress)
+        try:
+            self._wait_process(action)
+        finally:
+            _quietly(self.window.closed, self.progress)
+
+    def _wait_process(self, action: WaitProcess) -> None:
         host, pid = self.restorer.processes[action.process]
         transport = self.transports[host]
         started = time.monotonic()
@@ -365,6 +385,14 @@ class Executor:
             restore=[step_record(s) for s in outcome.restore],
             interrupted=outcome.interrupted, error=outcome.error, signal=outcome.signal,
             stopped_at=outcome.stopped_at, pending_restore=outcome.pending))
+
+
+def _quietly(call: Callable[[], None], progress: Progress) -> None:
+    """Call a window hook; its failure is said and forgotten (it must not fail the run)."""
+    try:
+        call()
+    except Exception as exc:            # the hook's failure, whatever it is, is not the run's
+        progress(f"warning: the live view failed: {exc}")
 
 
 def step_record(step: StepResult) -> StepRecord:

@@ -5,16 +5,20 @@ counters (the format is in its docstring). SERIES_SOURCES says where each snapsh
 text comes from on the host, so a sample's part named "interrupts" is parsed by the very probe
 that parses interrupts.before (labctl.host.snapshots.parse_raw). parse_sample_stream reads a
 file cut short by a crash up to its last whole record and says that it was cut.
+SampleTail reads the same file as it grows, a piece at a time (the live view), and
+watch_script / watch_sample take the same raw texts straight from /proc (`labctl watch`).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from labctl.host.probes import ProbeOutputError
+from labctl.host.sections import build_script, split_sections
 from labctl.host.snapshots import SNAPSHOT_PROBES, SnapshotHost
 
 FORMAT = "labctl-series"
@@ -159,3 +163,69 @@ def parse_sample_stream(data: bytes) -> SampleStream:
     return SampleStream(interval=float(start.get("interval", 0.0)),
                         sources=tuple(str(s) for s in start.get("sources", ())),
                         samples=tuple(samples), start=start, end=end, truncated=pos < len(data))
+
+
+class SampleTail:
+    """A sampler's file read as it grows: `feed` takes the bytes that came after the last read
+    and returns the samples they complete; a record not yet whole waits for the next bytes.
+    `offset` is how many bytes of the file were fed so far (where the next read starts)."""
+
+    def __init__(self) -> None:
+        self.offset = 0
+        self.interval: float | None = None      # from the start record, once read
+        self.ended = False
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[Sample]:
+        self.offset += len(data)
+        buffer, pos = self._pending + data, 0
+        if self.interval is None:
+            first = _record(buffer, 0)
+            if first is None:
+                self._pending = buffer
+                return []
+            if first[0].get("kind") != "start" or first[0].get("format") != FORMAT:
+                raise ProbeOutputError("series: not a labctl sample file (no start record)")
+            self.interval, pos = float(first[0].get("interval", 0.0)), first[1]
+        samples, pos = self._records(buffer, pos)
+        self._pending = buffer[pos:]
+        return samples
+
+    def _records(self, buffer: bytes, pos: int) -> tuple[list[Sample], int]:
+        samples: list[Sample] = []
+        while pos < len(buffer) and not self.ended:
+            found = _record(buffer, pos)
+            if found is None:
+                break
+            record, after = found
+            if record.get("kind") == "end":
+                self.ended, pos = True, after
+            elif "parts" in record:
+                parts = _parts(record, buffer, after)
+                if parts is None:
+                    break
+                sample = _sample(record, parts[0], parts[1])
+                if sample is not None and record.get("kind") == "sample":
+                    samples.append(sample)
+                pos = parts[2]
+            else:
+                pos = after
+        return samples, pos
+
+
+def tail_command(path: str, offset: int) -> str:
+    """The bytes of `path` from `offset` on, base64-encoded (the transport decodes output as
+    text; record sizes count bytes)."""
+    return f"tail -c +{int(offset) + 1} {shlex.quote(path)} | base64"
+
+
+def watch_script() -> str:
+    """One read-only round trip: the raw text of every /proc file the sampler reads."""
+    return build_script({name: f"cat {shlex.quote(path)}" for name, path in SERIES_FILES.items()})
+
+
+def watch_sample(seq: int, wall: float, mono: float, output: str) -> Sample:
+    """watch_script's output as one sample taken at (wall, mono)."""
+    sections = split_sections(output)
+    return Sample(seq, wall, mono, 0.0, {n: s.output for n, s in sections.items()},
+                  {n: s.status for n, s in sections.items()})

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
     ("labs", ("labctl.labs",), False),
     ("execution", ("labctl.execution",), False),
     ("runner", ("labctl.runner", "labctl.sweeper"), False),
-    ("cli", ("labctl.cli", "labctl.__main__"), False),
+    ("cli", ("labctl.cli", "labctl.__main__", "labctl.terminal"), False),
 ]
 SIDE_EFFECT_IMPORTS = {"fabric", "paramiko", "invoke", "libvirt", "subprocess", "socket"}
 """Libraries a pure layer must not import (the side effects the design keeps at the edges)."""
