@@ -363,7 +363,7 @@ def cmd_watch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl.terminal import PipeLive, TerminalLive, is_terminal
     display = TerminalLive() if is_terminal(sys.stdout) else PipeLive()
     try:
-        runner.lab_watch(args.inventory, args.host, args.interval, display.show, args.count)
+        runner.lab_watch(args.inventory, args.host, args.interval, display.show, args.count, progress)
     except KeyboardInterrupt as exc:
         if isinstance(exc, Terminated):
             raise

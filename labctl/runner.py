@@ -226,7 +226,8 @@ def gather_facts(transports: Mapping[str, Transport], inventory: Inventory,
 
 
 def lab_watch(inventory_path: Path, host: str | None, interval: float,
-              show: Callable[[list[HostView]], None], count: int | None = None) -> int:
+              show: Callable[[list[HostView]], None], count: int | None = None,
+              progress: Progress | None = None) -> int:
     """`labctl watch`: the live view of one lab host (default: the DUT) from /proc, read once
     per interval; nothing is written on the host and no lock is taken (a run may go on)."""
     if not interval >= MIN_INTERVAL:
@@ -245,6 +246,8 @@ def lab_watch(inventory_path: Path, host: str | None, interval: float,
     with connected(state, [name]) as transports:
         facts = gather_facts(transports, inventory)
         followed = [Followed(live_host(name, facts[name]), proc_reader(transports[name]))]
+        if progress is not None:
+            progress(f"watching {name} every {interval:g} s" + ("" if count else "; Ctrl-C ends"))
         return watch(followed, interval, show, count)
 
 

@@ -29,6 +29,8 @@ from labctl.transport.base import Transport
 
 Reader = Callable[[], list[Sample]]
 READ_TIMEOUT = 10.0
+WINDOW_RECORDS = 3          # read at most this many of the largest records per refresh...
+MIN_WINDOW = 256 * 1024     # ...or this many bytes
 
 
 class LiveDisplay(Protocol):
@@ -47,20 +49,24 @@ def live_host(host: str, facts: HostFacts) -> LiveHost:
 
 
 def sampler_reader(transport: Transport, path: str, tail: SampleTail | None = None) -> Reader:
-    """The samples a sampler appended to `path` since the last call (whole records only)."""
+    """The newest samples a sampler appended to `path` since the last call (whole records
+    only). When more came than a few records (a short sampler interval, big /proc files), the
+    older ones are skipped on the host: the view needs only the newest."""
     state = tail or SampleTail()
 
     def read() -> list[Sample]:
-        command = tail_command(path, state.offset)
+        window = max(MIN_WINDOW, WINDOW_RECORDS * state.largest) if state.interval else None
+        command = tail_command(path, state.offset, window)
         result = transport.run(command, check=False, timeout=READ_TIMEOUT)
-        if not result.ok:
+        first, _, encoded = result.stdout.partition("\n")
+        if not result.ok or not first.strip().isdigit():
             raise HostError(transport.target.host, command, result.exited, result.output)
         try:
-            data = base64.b64decode(result.stdout)
+            data = base64.b64decode(encoded)
         except (binascii.Error, ValueError) as exc:
             raise HostError(transport.target.host, command, 0, result.stdout[-200:],
                             why=f"not base64: {exc}") from None
-        return state.feed(data)
+        return state.feed_from(int(first), data)
     return read
 
 

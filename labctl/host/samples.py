@@ -168,12 +168,15 @@ def parse_sample_stream(data: bytes) -> SampleStream:
 class SampleTail:
     """A sampler's file read as it grows: `feed` takes the bytes that came after the last read
     and returns the samples they complete; a record not yet whole waits for the next bytes.
-    `offset` is how many bytes of the file were fed so far (where the next read starts)."""
+    `offset` is how many bytes of the file were read so far (where the next read starts).
+    `feed_from` takes bytes that start further on (older samples skipped): reading resumes at
+    the first record that begins in them."""
 
     def __init__(self) -> None:
         self.offset = 0
         self.interval: float | None = None      # from the start record, once read
         self.ended = False
+        self.largest = 0                        # the largest record so far, in bytes
         self._pending = b""
 
     def feed(self, data: bytes) -> list[Sample]:
@@ -189,6 +192,18 @@ class SampleTail:
             self.interval, pos = float(first[0].get("interval", 0.0)), first[1]
         samples, pos = self._records(buffer, pos)
         self._pending = buffer[pos:]
+        return samples
+
+    def feed_from(self, offset: int, data: bytes) -> list[Sample]:
+        """Bytes of the file from `offset` on; `offset` past what was read skips what is between."""
+        if offset <= self.offset or self.interval is None:
+            return self.feed(data[self.offset - offset:] if offset <= self.offset else data)
+        self.offset, self._pending = offset + len(data), b""
+        boundary = data.find(RECORD_START)
+        if boundary < 0:
+            return []
+        samples, pos = self._records(data, boundary + 1)
+        self._pending = data[pos:]
         return samples
 
     def _records(self, buffer: bytes, pos: int) -> tuple[list[Sample], int]:
@@ -207,16 +222,24 @@ class SampleTail:
                 sample = _sample(record, parts[0], parts[1])
                 if sample is not None and record.get("kind") == "sample":
                     samples.append(sample)
+                self.largest = max(self.largest, parts[2] - pos)
                 pos = parts[2]
             else:
                 pos = after
         return samples, pos
 
 
-def tail_command(path: str, offset: int) -> str:
-    """The bytes of `path` from `offset` on, base64-encoded (the transport decodes output as
-    text; record sizes count bytes)."""
-    return f"tail -c +{int(offset) + 1} {shlex.quote(path)} | base64"
+RECORD_START = b'\n{"kind":"'     # a record's first bytes, after the newline that ends the one before
+
+
+def tail_command(path: str, offset: int, window: int | None = None) -> str:
+    """The size-limited rest of `path`: its first line the offset it starts at (`offset`, or
+    the file's size minus `window` when more than `window` bytes came since), then the bytes
+    from there, base64-encoded (the transport decodes output as text; sizes count bytes)."""
+    start = f"o={int(offset)}"
+    if window is not None:
+        start += f"; s=$(wc -c < \"$f\") || exit 1; [ $((s - o)) -gt {int(window)} ] && o=$((s - {int(window)}))"
+    return f"f={shlex.quote(path)}; {start}; echo \"$o\"; tail -c +$((o + 1)) \"$f\" | base64"
 
 
 def watch_script() -> str:

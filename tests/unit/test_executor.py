@@ -508,3 +508,42 @@ def test_a_process_that_ended_before_its_stop(tmp_path: Path, ended_ok: bool) ->
         assert "had ended before it was stopped" in stop["warnings"][0]
     else:
         assert "ended before labctl stopped it" in (outcome.error or "") and stop["status"] == "failed"
+
+
+class Window:
+    """The live view's hook: records how many commands the generator host had run when it was
+    told the load window opened and closed."""
+
+    def __init__(self, generator: FakeGuest, fail: bool = False):
+        self.generator, self.fail, self.events = generator, fail, []
+
+    def opened(self) -> None:
+        self.events.append(("opened", len(self.generator.commands())))
+        if self.fail:
+            raise RuntimeError("no terminal after all")
+
+    def closed(self) -> None:
+        self.events.append(("closed", len(self.generator.commands())))
+        if self.fail:
+            raise OSError("closed twice")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_the_window_hook_spans_the_load_window_and_its_failures_are_not_the_runs(
+        tmp_path: Path, fail: bool) -> None:
+    guest, loadgen = FakeGuest(running_polls=2), FakeGuest("loadgen", running_polls=2)
+    window = Window(loadgen, fail)
+    messages: list[str] = []
+    plan = guest_plan(load=LOAD)
+    outcome = Executor(plan, {"dut": guest, "loadgen": loadgen}, run_dir(tmp_path), messages.append,
+                       window=window).execute()
+    assert outcome.error is None and outcome.interrupted is None
+    assert [e for e, _ in window.events] == ["opened", "closed"]
+    commands = loadgen.commands()
+    opened, closed = window.events[0][1], window.events[1][1]
+    assert "labctl-loadgen.py" in commands[opened - 1] and " client " in commands[opened - 1]
+    assert commands[opened:closed - 1] == [running_command(4242)] * 3     # the client's wait
+    assert commands[closed - 1] == f"test -s /tmp/labctl-{RUN}/client.json"
+    failures = [m for m in messages if "the live view failed" in m]
+    assert failures == (["warning: the live view failed: no terminal after all",
+                         "warning: the live view failed: closed twice"] if fail else [])

@@ -6,18 +6,18 @@ thing runs on the netns lab (tests/integration/test_live_view.py)."""
 
 from __future__ import annotations
 
-import base64
 import re
 import shlex
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from labctl import cli
+from labctl import cli, runner
 from labctl.agent import sampler
 from labctl.analysis.live import CpuRow, HostView, LiveHost, cpu_rows
-from labctl.errors import TransportError
+from labctl.errors import Terminated, TransportError
 from labctl.execution.liveview import (
     Followed,
     LiveWindow,
@@ -218,34 +218,67 @@ def test_a_tail_of_something_else_is_refused() -> None:
 
 
 class GrowingFile(FakeTransport):
-    """A host whose sampler file grows: `tail -c +N PATH | base64` answers from `data`."""
+    """A host whose sampler file grows (in tmp_path): each command runs in a local `sh`, so the
+    reader's real command (tail, wc, base64) reads the real file."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: Path):
         super().__init__("dut")
-        self.path, self.data = path, b""
+        self.path = path
+        path.write_bytes(b"")
+
+    def grow(self, data: bytes) -> None:
+        with self.path.open("ab") as out:
+            out.write(data)
 
     def respond(self, command: str) -> CommandResult:
-        match = re.fullmatch(r"tail -c \+(\d+) (.+) \| base64", command)
-        assert match and shlex.split(match.group(2)) == [self.path], command
-        return Res(base64.encodebytes(self.data[int(match.group(1)) - 1:]).decode())
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False)
+        return Res(done.stdout, done.stderr, done.returncode)
 
 
 def test_the_reader_reads_only_new_bytes_and_keeps_partial_records(tmp_path: Path) -> None:
     data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(3)])
-    host = GrowingFile("/tmp/labctl work/series-dut.raw")
-    read = sampler_reader(host, host.path)
+    host = GrowingFile(tmp_path / "the samples.raw")
+    read = sampler_reader(host, str(host.path))
     assert read() == []                                    # an empty file so far
-    host.data = data[:data.rindex(b'{"kind":"sample","seq":1') + 5]
+    cut = data.rindex(b'{"kind":"sample","seq":1') + 5
+    host.grow(data[:cut])
     assert [s.seq for s in read()] == [0]
-    host.data = data
+    host.grow(data[cut:])
     assert [s.seq for s in read()] == [1, 2] and read() == []
-    offsets = [int(re.search(r"\+(\d+)", c).group(1)) for c in host.commands()]  # type: ignore[union-attr]
-    assert offsets[0] == 1 and offsets[-1] == len(data) + 1 and offsets == sorted(offsets)
-    assert tail_command("/a b", 5) == "tail -c +6 '/a b' | base64"
+    starts = [int(re.search(r"o=(\d+)", c).group(1)) for c in host.commands()]  # type: ignore[union-attr]
+    assert starts == [0, 0, cut, len(data)]
+    assert shlex.quote(str(host.path)) in host.commands()[0]
+
+
+def test_the_reader_skips_to_the_newest_records_when_many_came(tmp_path: Path) -> None:
+    big = "x" * 100_000
+    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n{big}"} for i in range(12)])
+    host = GrowingFile(tmp_path / "samples.raw")
+    tail = SampleTail()
+    read = sampler_reader(host, str(host.path), tail)
+    first = data.index(b'{"kind":"sample","seq":1')
+    host.grow(data[:first])
+    assert [s.seq for s in read()] == [0]
+    host.grow(data[first:])                    # 11 records of 100 kB at once: only the last ~3 read
+    got = [s.seq for s in read()]
+    assert got[-1] == 11 and 2 <= len(got) <= 3 and got == list(range(12 - len(got), 12))
+    assert tail.offset == len(data) and read() == []
+
+
+def test_a_tail_fed_from_further_on_resumes_at_the_next_record(tmp_path: Path) -> None:
+    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(5)], end=True)
+    second = data.index(b'{"kind":"sample","seq":1')
+    tail = SampleTail()
+    assert [s.seq for s in tail.feed(data[:second])] == [0]
+    skip = data.index(b'{"kind":"sample","seq":3') - 7           # inside record 2
+    assert [s.seq for s in tail.feed_from(skip, data[skip:])] == [3, 4] and tail.ended
+    again = SampleTail()
+    assert [s.seq for s in again.feed(data[:second + 3])] == [0]
+    assert [s.seq for s in again.feed_from(second, data[second:])] == [1, 2, 3, 4]   # overlap: no skip
 
 
 def test_a_read_that_fails_is_a_host_error() -> None:
-    host = FakeTransport("dut", {tail_command("/f", 0): Res("", "tail: cannot open", 1)})
+    host = FakeTransport("dut", {tail_command("/f", 0): Res("0\n", "tail: cannot open", 1)})
     with pytest.raises(Exception, match="cannot open"):
         sampler_reader(host, "/f")()
 
@@ -309,9 +342,9 @@ def test_a_window_that_cannot_connect_says_so_once_and_ends() -> None:
 
 def test_a_window_follows_the_sampler_and_closes_its_own_transports(tmp_path: Path) -> None:
     data = stream_bytes(tmp_path, [capture("before"), capture("after")])
-    host, screen, said = GrowingFile("/f"), Screen(), []
-    host.data = data
-    window = LiveWindow({"dut": "/f"}, {"dut": guest_facts()}, 0.01, lambda hosts: {"dut": host},
+    host, screen, said = GrowingFile(tmp_path / "samples.raw"), Screen(), []
+    host.grow(data)
+    window = LiveWindow({"dut": str(host.path)}, {"dut": guest_facts()}, 0.01, lambda hosts: {"dut": host},
                         screen, said.append)
     window.opened()
     for _ in range(500):
@@ -347,3 +380,14 @@ def test_watch_refuses_bad_numbers(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "inventory.yaml").write_text(NETNS_INVENTORY)
     assert cli.main(["-i", str(tmp_path / "inventory.yaml"), "watch", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("stop", "code"), [(KeyboardInterrupt(), 0), (Terminated(), 143)])
+def test_ctrl_c_ends_watch_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str], stop: BaseException, code: int) -> None:
+    def interrupted(*args: object) -> int:
+        raise stop
+    monkeypatch.setattr(runner, "lab_watch", interrupted)
+    (tmp_path / "inventory.yaml").write_text(NETNS_INVENTORY)
+    assert cli.main(["-i", str(tmp_path / "inventory.yaml"), "watch"]) == code
+    assert "Traceback" not in capsys.readouterr().err
