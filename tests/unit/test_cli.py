@@ -28,7 +28,7 @@ VERB_ARGS: dict[tuple[str, ...], list[str]] = {
     ("run",): ["s.yaml"], ("sweep",): ["s.yaml"], ("calibrate",): [], ("restore",): ["R"], ("collect",): [],
     ("compare",): ["A", "B"], ("schema",): [], ("validate",): [], ("completion",): ["bash"],
     ("image", "build"): [], ("image", "show"): [],
-    ("export",): ["R"],
+    ("export",): ["R"], ("watch",): [],
 }
 GLOBALS = ["-i", "lab.yaml", "--runs-dir", "elsewhere", "-q"]
 
