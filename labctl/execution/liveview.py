@@ -31,6 +31,7 @@ Reader = Callable[[], list[Sample]]
 READ_TIMEOUT = 10.0
 WINDOW_RECORDS = 3          # read at most this many of the largest records per refresh...
 MIN_WINDOW = 256 * 1024     # ...or this many bytes
+CLOSE_WAIT = 2.0            # seconds the end of the window waits for the view's thread
 
 
 class LiveDisplay(Protocol):
@@ -125,6 +126,7 @@ class LiveWindow:
         self.paths, self.facts, self.interval = dict(paths), facts, interval
         self.connect, self.display, self.warn = connect, display, warn
         self._stop = threading.Event()
+        self._showing = threading.Lock()       # no view is drawn once closed() has begun
         self._thread: threading.Thread | None = None
         self.failed: str | None = None
         self.views = 0                      # how many were shown
@@ -135,11 +137,13 @@ class LiveWindow:
         self._thread.start()
 
     def closed(self) -> None:
+        """Stop showing at once; a read under way (a slow host) ends in the background."""
         self._stop.set()
+        with self._showing:
+            self.display.stop()
         if self._thread is not None:
-            self._thread.join(timeout=READ_TIMEOUT + 5)
+            self._thread.join(timeout=CLOSE_WAIT)
             self._thread = None
-        self.display.stop()
 
     def _run(self) -> None:
         transports: Mapping[str, Transport] = {}
@@ -149,12 +153,15 @@ class LiveWindow:
                      for h, p in self.paths.items()]
             while not self._stop.wait(self.interval):
                 views = refresh(hosts)
-                if not self._stop.is_set():
+                with self._showing:
+                    if self._stop.is_set():
+                        break
                     self.display.show(views)
                     self.views += 1
         except Exception as exc:            # whatever it was, the run must not see it
             self.failed = str(exc) or type(exc).__name__
-            self.warn(f"warning: the live view stopped ({self.failed}); the run goes on")
+            if not self._stop.is_set():
+                self.warn(f"warning: the live view stopped ({self.failed}); the run goes on")
         finally:
             for transport in transports.values():
                 try:

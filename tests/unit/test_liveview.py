@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -335,6 +336,10 @@ def test_a_window_that_cannot_connect_says_so_once_and_ends() -> None:
         raise TransportError("dut: connection refused")
     window = LiveWindow({"dut": "/f"}, {"dut": guest_facts()}, 0.01, connect, screen, said.append)
     window.opened()
+    for _ in range(500):
+        if window.failed:
+            break
+        time.sleep(0.01)
     window.closed()
     assert said == ["warning: the live view stopped (dut: connection refused); the run goes on"]
     assert screen.views == [] and screen.stops == 1 and window.failed
@@ -391,3 +396,26 @@ def test_ctrl_c_ends_watch_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (tmp_path / "inventory.yaml").write_text(NETNS_INVENTORY)
     assert cli.main(["-i", str(tmp_path / "inventory.yaml"), "watch"]) == code
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_window_closed_during_a_slow_read_returns_at_once_and_draws_no_more(tmp_path: Path) -> None:
+    data = stream_bytes(tmp_path, [capture("before"), capture("after")])
+    screen, said = Screen(), []
+    slow = threading.Event()
+
+    class SlowHost(GrowingFile):
+        def respond(self, command: str) -> CommandResult:
+            slow.set()
+            time.sleep(3)                     # a host that hangs while the window ends
+            return super().respond(command)
+    hung = SlowHost(tmp_path / "samples.raw")
+    hung.grow(data)
+    window = LiveWindow({"dut": str(hung.path)}, {"dut": guest_facts()}, 0.01, lambda hosts: {"dut": hung},
+                        screen, said.append)
+    window.opened()
+    assert slow.wait(10)
+    started = time.monotonic()
+    window.closed()
+    assert time.monotonic() - started < 2.5 and screen.stops == 1
+    time.sleep(3.5)                           # the read ends: nothing drawn, nothing said
+    assert screen.views == [] and said == [] and hung.closes == 1
