@@ -6,6 +6,7 @@ thing runs on the netns lab (tests/integration/test_live_view.py)."""
 
 from __future__ import annotations
 
+import io
 import re
 import shlex
 import subprocess
@@ -32,6 +33,7 @@ from labctl.host.probes import ProbeOutputError
 from labctl.host.samples import SampleTail, parse_sample_stream, tail_command, watch_script
 from labctl.host.sections import MARKER
 from labctl.reports.live import number, render_host, render_live
+from labctl.terminal import PipeLive, TerminalLive, is_terminal
 from labctl.transport.base import CommandResult
 from tests.helpers import NETNS_INVENTORY, fixture
 from tests.helpers.fakes import FakeTransport, Res
@@ -419,3 +421,52 @@ def test_a_window_closed_during_a_slow_read_returns_at_once_and_draws_no_more(tm
     assert time.monotonic() - started < 2.5 and screen.stops == 1
     time.sleep(3.5)                           # the read ends: nothing drawn, nothing said
     assert screen.views == [] and said == [] and hung.closes == 1
+
+
+# ------------------------------------------------------------------------- the terminal
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_terminal_redraws_in_place_and_prints_progress_above(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "61")
+    monkeypatch.setenv("LINES", "12")
+    out, messages = Tty(), []
+    live = TerminalLive(out)
+    progress = live.wrap(lambda m: (messages.append(m), out.write(f"<{m}>\n")))
+    view = [HostView("dut", rows(4, {3}), 1.0)]
+    live.show(view)
+    first = out.getvalue()
+    assert first == render_live(view, 60, 10) + "\n" and "\x1b" not in first
+    live.show(view)
+    assert out.getvalue() == first + "\x1b[6F\x1b[J" + first               # 6 lines up, cleared
+    progress("wait for the client: 2 s")
+    assert out.getvalue().endswith("\x1b[6F\x1b[J<wait for the client: 2 s>\n" + first)
+    live.stop()                                                           # the last table stays
+    progress("stop the sampler")
+    assert out.getvalue().endswith(first + "<stop the sampler>\n") and messages == [
+        "wait for the client: 2 s", "stop the sampler"]
+
+
+def test_a_tiny_terminal_gets_a_table_that_fits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "12")
+    monkeypatch.setenv("LINES", "4")
+    out = Tty()
+    TerminalLive(out).show([HostView("dut", rows(256), 1.0)])
+    lines = out.getvalue().rstrip("\n").split("\n")
+    assert len(lines) <= 2 and all(len(line) <= 11 for line in lines)
+
+
+def test_pipes_and_dumb_terminals_get_no_redraw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "xterm")
+    assert is_terminal(Tty()) and not is_terminal(io.StringIO())
+    monkeypatch.setenv("TERM", "dumb")
+    assert not is_terminal(Tty())
+    out = io.StringIO()
+    pipe = PipeLive(out)
+    pipe.show([HostView("dut", rows(2), 1.0)])
+    pipe.show([HostView("dut", rows(2), 1.0)])
+    assert out.getvalue().count("dut | last 1.00 s") == 2 and "\x1b" not in out.getvalue()
+    assert out.getvalue().count("\n\n") == 2
