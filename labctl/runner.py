@@ -467,10 +467,13 @@ def _plan_manifest(record: RunRecord, scenario: Loaded[Scenario], facts: dict[st
 
 
 def _watches(plan: Plan) -> dict[str, list[WatchRecord]]:
-    """Per host, the values the plan set that its sampler reads back (drift watchdog)."""
-    sampled = {a.host for a in plan.actions if isinstance(a, Start) and a.process.startswith("sampler-")}
+    """Per host, the values the plan set, that its sampler reads back during the load window
+    (drift watchdog; a tuned host without a sampler is reported as not watched); none
+    without a series (no load window, or `snapshot.interval: null`)."""
+    if not any(isinstance(a, Start) and a.process.startswith("sampler-") for a in plan.actions):
+        return {}
     return {host: [watch_record(rb.name, rb.kind, rb.label, rb.expected) for rb in readbacks]
-            for host, readbacks in planned_readbacks(list(plan.actions)).items() if host in sampled}
+            for host, readbacks in planned_readbacks(list(plan.actions)).items()}
 
 
 def _stopped(record: RunRecord, exc: BaseException) -> None:

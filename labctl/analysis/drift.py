@@ -111,7 +111,7 @@ def drift_record(watches: Mapping[str, Sequence[WatchRecord]],
             continue
         stream = streams.get(host)
         if stream is None:
-            record.unwatched[host] = missing.get(host, "not sampled during the load window")
+            record.unwatched[host] = missing.get(host, "no sampler ran there: not in snapshot.hosts")
             continue
         watched = [Watch.of(r) for r in records]
         record.watched[host] = len(watched)

@@ -147,3 +147,15 @@ def test_invalid_has_its_own_exit_code_and_is_no_dut_result_in_a_sweep() -> None
     assert len(set(cli.SERIES_EXIT.values())) == len(cli.SERIES_EXIT)
     assert cli.SERIES_ORDER.index("invalid") < cli.SERIES_ORDER.index("failed")
     assert "invalid" in ENDED and "invalid" not in JUDGED_STATUSES
+
+
+def test_the_manifest_lists_the_watches_of_a_run_with_a_series_only() -> None:
+    from labctl.runner import _watches
+    plan = plan_for(guest_facts(), {"rps": {"rx-0": 1}}, load=LOAD)
+    assert _watches(plan) == {"dut": [watch_record("readback:mask@rx-0", "mask", "eth1 rx-0 RPS mask",
+                                                   frozenset({1}))]}
+    assert _watches(plan_for(guest_facts(), {"rps": {"rx-0": 1}})) == {}                # no load window
+    assert _watches(plan_for(guest_facts(), {"rps": {"rx-0": 1}}, load=LOAD, snapshot={"interval": None})) == {}
+    unsampled = plan_for(guest_facts(), {"rps": {"rx-0": 1}}, load=LOAD, snapshot={"hosts": ["loadgen"]})
+    record = drift_record(_watches(unsampled), {}, {})
+    assert record is not None and record.unwatched == {"dut": "no sampler ran there: not in snapshot.hosts"}
