@@ -2,7 +2,9 @@
 
 The only place that turns LabctlError into a message and an exit code: 2 for invalid input,
 3 for a run whose DUT checks failed, 5 for an inconclusive run (the DUT checks passed, the
-load generator fell short of what was asked), 4 when another labctl holds the lab's lock, 1
+load generator fell short of what was asked), 6 for an invalid run (the drift watchdog saw the
+tuning change during the load window: irqbalance, a link flap, another tool; whatever its
+checks said), 4 when another labctl holds the lab's lock, 1
 for anything else that went wrong on purpose, 130 for Ctrl-C and 143 for SIGTERM (after the
 hosts were restored).
 
@@ -31,6 +33,7 @@ from labctl.errors import (
     LabctlError,
     Problem,
     RunInconclusive,
+    RunInvalid,
     Terminated,
     ValidationError,
 )
@@ -196,7 +199,7 @@ def _sigterm_raises() -> Iterator[None]:
 def _dispatch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     try:
         return COMMANDS[args.command](args, progress)
-    except (ExpectationsFailed, RunInconclusive) as exc:
+    except (ExpectationsFailed, RunInconclusive, RunInvalid) as exc:
         _print_failed_outcome(args, exc.outcome)
         print(f"labctl: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -370,8 +373,9 @@ def cmd_watch(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     return 0
 
 
-SERIES_ORDER = ("error", "failed", "inconclusive", "passed")     # the worst decides the exit code
-SERIES_EXIT = {"error": 1, "failed": 3, "inconclusive": 5, "passed": 0}
+SERIES_ORDER = ("error", "invalid", "failed", "inconclusive", "passed")   # the worst decides the exit code
+SERIES_EXIT = {"error": 1, "invalid": 6, "failed": 3, "inconclusive": 5, "passed": 0}
+JUDGED_ERRORS = {ExpectationsFailed: "failed", RunInconclusive: "inconclusive", RunInvalid: "invalid"}
 
 
 def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
@@ -389,9 +393,9 @@ def _run_series(args: argparse.Namespace, progress: Callable[[str], None]) -> in
             summary = runner.run(args.inventory, scenario, args.runs_dir, progress, created,
                                  **live).summary
             status, reason = "passed", ""
-        except (ExpectationsFailed, RunInconclusive) as exc:
+        except (ExpectationsFailed, RunInconclusive, RunInvalid) as exc:
             summary = getattr(exc.outcome, "summary", None)
-            status, reason = ("failed" if isinstance(exc, ExpectationsFailed) else "inconclusive"), str(exc)
+            status, reason = JUDGED_ERRORS[type(exc)], str(exc)
         except LabctlError as exc:
             status, reason = "error", str(exc).splitlines()[0]
         print(f"labctl: {scenario}: {status}" + (f": {reason}" if reason else ""), file=sys.stderr)
@@ -462,7 +466,7 @@ def sweep_json(sweep_dir: Path, worst: str, record: dict[str, Any]) -> dict[str,
 
 
 def _sweep_table(record: SweepRecord) -> str:
-    statuses = ("passed", "failed", "inconclusive", "error")
+    statuses = ("passed", "failed", "inconclusive", "invalid", "error")
     header = ["cell", "values", *statuses]
     rows = [[str(c.index), c.label, *(str(sum(r.status == s for r in c.repetitions)) for s in statuses)]
             for c in record.cells]

@@ -82,6 +82,17 @@ class RunInconclusive(LabctlError):
         self.outcome = outcome
 
 
+class RunInvalid(LabctlError):
+    """The run completed, but the tuning it measured drifted during the load window (the drift
+    watchdog saw a read-back change): its measurements are not the scenario's."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, outcome: object = None):
+        super().__init__(message)
+        self.outcome = outcome
+
+
 class CalibrationError(LabctlError):
     """The load generator's ceiling could not be measured (host unreachable, no python3...)."""
 

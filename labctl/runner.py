@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from labctl import __version__
+from labctl.analysis.drift import drift_record, judged, watch_record
 from labctl.analysis.expectations import evaluate, verdict
 from labctl.analysis.fold import parse_folded
 from labctl.analysis.live import HostView
@@ -32,6 +33,7 @@ from labctl.errors import (
     Problem,
     RunError,
     RunInconclusive,
+    RunInvalid,
     Terminated,
     ValidationError,
 )
@@ -43,7 +45,7 @@ from labctl.execution.preparer import Preparer
 from labctl.execution.restorer import Restorer, StepResult
 from labctl.host.facts import HostFacts, facts_script, parse_facts
 from labctl.host.probes import ProbeOutputError
-from labctl.host.samples import MIN_INTERVAL, parse_sample_stream
+from labctl.host.samples import MIN_INTERVAL, SampleStream, parse_sample_stream
 from labctl.input.config import (
     Loaded,
     load_inventory,
@@ -60,7 +62,7 @@ from labctl.labs.providers import (
 )
 from labctl.labs.state import LabState
 from labctl.local.lock import lab_lock
-from labctl.plan.actions import Plan
+from labctl.plan.actions import Plan, Start
 from labctl.plan.dryrun import render_plan
 from labctl.plan.feasibility import check_against_facts
 from labctl.plan.generator import (
@@ -73,7 +75,7 @@ from labctl.plan.generator import (
     recorded_ceiling,
 )
 from labctl.plan.planner import build_plan, profile_cpus, rate_text
-from labctl.plan.series import SAMPLES_LOCAL, sampler_paths, series_interval
+from labctl.plan.series import SAMPLES_LOCAL, planned_readbacks, sampler_paths, series_interval
 from labctl.reports.compare import Comparison as RunsCompared
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
 from labctl.reports.comparemany import (
@@ -90,6 +92,7 @@ from labctl.reports.profiles import analyse_profile
 from labctl.reports.series import render_series_markdown
 from labctl.reports.sweep import SweepReports, cell_summaries, is_sweep_dir, write_sweep_reports
 from labctl.runfiles.models import (
+    DriftRecord,
     ExpectationRecord,
     GeneratorRecord,
     HostAnalysis,
@@ -108,6 +111,7 @@ from labctl.runfiles.models import (
     StepsRecord,
     Summary,
     VerdictRecord,
+    WatchRecord,
 )
 from labctl.runfiles.rundir import RunDir, find_run, new_run_id, utc_now
 from labctl.runfiles.series import SeriesFile
@@ -357,15 +361,18 @@ def run_locked(inventory_path: Path, inventory: Loaded[Inventory], scenario: Loa
 
 
 def judge_run(run_dir: RunDir, runs_root: Path, outcome: Outcome) -> RunOutcome:
-    """A run's reports built, then its end as an error: stopped, failed or inconclusive."""
+    """A run's reports built, then its end as an error: stopped, invalid (its tuning drifted),
+    failed or inconclusive."""
     result = collect(run_dir.path, runs_root)
     require_ok(outcome)
-    judged = result.summary.verdict
-    if judged is not None and judged.status == "failed":
-        raise ExpectationsFailed(f"failed: {judged.reason}; report: {run_dir.path / 'report.md'}", result)
-    if judged is not None and judged.status == "inconclusive":
-        raise RunInconclusive(f"inconclusive: {judged.reason}; report: {run_dir.path / 'report.md'}",
-                              result)
+    ended = result.summary.verdict
+    report = run_dir.path / "report.md"
+    if ended is not None and ended.status == "invalid":
+        raise RunInvalid(f"invalid: {ended.reason}; report: {report}", result)
+    if ended is not None and ended.status == "failed":
+        raise ExpectationsFailed(f"failed: {ended.reason}; report: {report}", result)
+    if ended is not None and ended.status == "inconclusive":
+        raise RunInconclusive(f"inconclusive: {ended.reason}; report: {report}", result)
     return result
 
 
@@ -502,7 +509,18 @@ def _plan_manifest(record: RunRecord, scenario: Loaded[Scenario], facts: dict[st
     manifest.profile = _profile_plan(scenario.model, facts)
     manifest.warnings = warnings
     manifest.plan = [_as_json(asdict(a)) for a in plan.actions]
+    manifest.watches = _watches(plan)
     record.save()
+
+
+def _watches(plan: Plan) -> dict[str, list[WatchRecord]]:
+    """Per host, the values the plan set, that its sampler reads back during the load window
+    (drift watchdog; a tuned host without a sampler is reported as not watched); none
+    without a series (no load window, or `snapshot.interval: null`)."""
+    if not any(isinstance(a, Start) and a.process.startswith("sampler-") for a in plan.actions):
+        return {}
+    return {host: [watch_record(rb.name, rb.kind, rb.label, rb.expected) for rb in readbacks]
+            for host, readbacks in planned_readbacks(list(plan.actions)).items()}
 
 
 def _stopped(record: RunRecord, exc: BaseException) -> None:
@@ -619,19 +637,36 @@ def build_series(run_dir: RunDir, manifest: Manifest) -> SeriesFile | None:
     if series_interval(scenario) is None or manifest.facts is None:
         return None
     series = SeriesFile(run_id=manifest.run_id, scenario=scenario.name or "?")
-    for host in scenario.snapshot.hosts:
-        path = run_dir.path / host / SAMPLES_LOCAL
-        facts = manifest.facts.get(host)
-        if facts is None or not path.exists():
-            series.missing[host] = "no sample file was fetched" if facts else "no facts"
-            continue
-        try:
-            stream = parse_sample_stream(path.read_bytes())
-        except ProbeOutputError as exc:
-            series.missing[host] = str(exc)
-            continue
+    streams, series.missing = sample_streams(run_dir, manifest)
+    for host, stream in streams.items():
+        facts = manifest.facts[host]
         series.hosts[host] = derive_series(stream, facts.model_dump(mode="json"))
     return series
+
+
+def sample_streams(run_dir: RunDir, manifest: Manifest) -> tuple[dict[str, SampleStream], dict[str, str]]:
+    """Each snapshot host's parsed sample file, and why a host has none."""
+    scenario = Scenario.model_validate(manifest.scenario.model)
+    streams: dict[str, SampleStream] = {}
+    missing: dict[str, str] = {}
+    for host in scenario.snapshot.hosts:
+        path = run_dir.path / host / SAMPLES_LOCAL
+        facts = (manifest.facts or {}).get(host)
+        if facts is None or not path.exists():
+            missing[host] = "no sample file was fetched" if facts else "no facts"
+            continue
+        try:
+            streams[host] = parse_sample_stream(path.read_bytes())
+        except ProbeOutputError as exc:
+            missing[host] = str(exc)
+    return streams, missing
+
+
+def _drift(run_dir: RunDir, manifest: Manifest) -> DriftRecord | None:
+    if not any(manifest.watches.values()):
+        return None
+    streams, missing = sample_streams(run_dir, manifest)
+    return drift_record(manifest.watches, streams, missing)
 
 
 def export_series(runs: list[str], runs_root: Path, fmt: str, output: Path | None) -> int:
@@ -737,6 +772,7 @@ def build_summary(run_dir: RunDir, manifest: Manifest, steps: StepsRecord,
     results = evaluate(scenario, {"hosts": hosts, "loadgen": loadgen})
     generator = manifest.generator
     ceiling = generator.ceiling.rate if generator and generator.ceiling else None
+    drift = _drift(run_dir, manifest)
     return Summary(
         run_id=manifest.run_id, scenario=scenario.name or "?", description=scenario.description,
         lab=manifest.lab.name, provider=manifest.lab.provider, lab_facts=manifest.lab.facts,
@@ -745,8 +781,8 @@ def build_summary(run_dir: RunDir, manifest: Manifest, steps: StepsRecord,
         preparation=manifest.preparation, server=_server_placement(scenario),
         window_seconds=_window(steps),
         expectations=[ExpectationRecord.model_validate(r.to_json()) for r in results],
-        verdict=VerdictRecord.model_validate(verdict(results, loadgen, ceiling).to_json()),
-        generator=generator,
+        verdict=VerdictRecord.model_validate(judged(verdict(results, loadgen, ceiling), drift).to_json()),
+        drift=drift, generator=generator,
         loadgen=None if loadgen is None else LoadSummary.model_validate(loadgen),
         hosts={h: HostAnalysis.model_validate(d) for h, d in hosts.items()}, profile=profile,
         steps=steps.steps, restore=steps.restore, interrupted=steps.interrupted, error=steps.error,

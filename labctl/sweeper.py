@@ -25,6 +25,7 @@ from labctl.errors import (
     RunError,
     RunInconclusive,
     RunInterrupted,
+    RunInvalid,
     Terminated,
 )
 from labctl.execution.restorer import Restorer
@@ -357,8 +358,9 @@ def _one(ctx: _Context, cell: Cell, number: int) -> float:
         unrestored = outcome.pending
         judge_run(run_dir, ctx.sweep_dir.runs, outcome)
         status, reason = "passed", None
-    except (ExpectationsFailed, RunInconclusive) as exc:
-        status = "failed" if isinstance(exc, ExpectationsFailed) else "inconclusive"
+    except (ExpectationsFailed, RunInconclusive, RunInvalid) as exc:
+        status = ("failed" if isinstance(exc, ExpectationsFailed) else
+                  "invalid" if isinstance(exc, RunInvalid) else "inconclusive")
         reason = _first_line(exc)
     except RunInterrupted as exc:
         _ended(ctx, rep, "interrupted", _first_line(exc), started)
@@ -410,8 +412,8 @@ def _interrupted(ctx: _Context, exc: BaseException) -> RunInterrupted:
 
 
 def worst_status(record: SweepRecord) -> str:
-    """The worst repetition status, as a series of runs judges it: error, failed,
+    """The worst repetition status, as a series of runs judges it: error, invalid, failed,
     inconclusive, passed (interrupted or pending counts as error)."""
-    order = ("error", "failed", "inconclusive", "passed")
+    order = ("error", "invalid", "failed", "inconclusive", "passed")
     statuses = {r.status for c in record.cells for r in c.repetitions}
     return next((s for s in order if s in statuses or (s == "error" and statuses - set(order))), "passed")

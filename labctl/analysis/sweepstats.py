@@ -2,8 +2,9 @@
 spread of each metric, the differences between cells beyond the repetitions' noise, flaky cells.
 
 Only repetitions that ended with a verdict (passed, failed, inconclusive) and have a
-summary.json count; error, interrupted and pending ones (and ended ones without a summary) are
-excluded from the statistics and counted per status.
+summary.json count; invalid ones (their tuning drifted during the load window: not the cell's
+tuning), error, interrupted and pending ones (and ended ones without a summary) are excluded
+from the statistics and counted per status.
 
 - **Median and spread.** Per cell and metric: the median of its repetitions' values, their
   range (min-max) and, with 4 or more values, the interquartile range (quartiles by the

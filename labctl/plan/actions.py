@@ -19,11 +19,18 @@ Phase = Literal["prepare", "tune", "load", "measure", "finish"]
 
 @dataclass(frozen=True)
 class Readback:
-    """How to verify a change: a command whose output must parse to the expected value."""
+    """How to verify a change: a command whose output must parse to the expected value.
+
+    The sampler reads the same value back each sample of the load window (the drift
+    watchdog): `path` is the file it reads ("": it runs `command`), `name` its part's name,
+    `label` what the value is, in a report."""
 
     command: str
     kind: Literal["mask", "cpulist", "channels"]
     expected: Any
+    name: str = ""
+    label: str = ""
+    path: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ quoted here (with labctl.shell's helpers).
 from __future__ import annotations
 
 import shlex
+from typing import Any, Literal
 
 from labctl.cpulist import format_cpulist, format_mask
 from labctl.host import probes
@@ -43,6 +44,7 @@ from labctl.plan.actions import (
 )
 from labctl.plan.series import (
     fetch_sampler_actions,
+    planned_readbacks,
     start_sampler_actions,
     stop_sampler_actions,
     upload_sampler_actions,
@@ -68,7 +70,7 @@ def build_plan(inventory: Inventory, scenario: Scenario, facts: dict[str, HostFa
     for host, tuning in scenario.tuning.items():
         actions += tuning_actions(host, tuning, facts[host])
     if scenario.load:
-        actions += load_actions(inventory, scenario, facts, workdir)
+        actions += load_actions(inventory, scenario, facts, workdir, planned_readbacks(actions))
     else:
         actions.append(settle_action(scenario))
         actions += snapshot_actions(scenario, facts, "before")
@@ -140,7 +142,8 @@ def channels_action(host: str, channels: Channels, facts: HostFacts) -> Action:
                   f"set {iface} channels {' '.join(args)} (was "
                   f"{' '.join(original_channel_args(facts)) or 'unknown'})",
                   command=q("ethtool", "-L", iface, *args), undo=undo,
-                  readback=Readback(probes.ethtool_channels(iface, check=False).command, "channels", expected),
+                  readback=_readback(probes.ethtool_channels(iface, check=False), "channels", expected,
+                                     f"{iface} channels"),
                   warnings=(note,) if note else ())
 
 
@@ -182,8 +185,18 @@ def irq_affinity_actions(host: str, tuning: HostTuning, facts: HostFacts) -> lis
             f" (was {format_cpulist(original) if original is not None else 'unknown'})",
             command=f"{irq_guard(checks)} && {write_command(path, format_cpulist(cpus))}",
             undo=guarded_undo(checks, irq, write_command(path, format_cpulist(original))) if original else None,
-            readback=Readback(probes.smp_affinity_list(irq, check=False).command, "cpulist", cpus)))
+            readback=_readback(probes.smp_affinity_list(irq, check=False), "cpulist", cpus,
+                               f"IRQ {irq} ({vector or name}) affinity", path, irq)))
     return actions
+
+
+def _readback(probe: probes.Probe[Any], kind: Literal["mask", "cpulist", "channels"], expected: Any,
+              label: str, path: str = "", key: str = "") -> Readback:
+    """A step's read-back: the probe's command now, and the sampler's part during the load
+    window (the file at `path`, or the command), named `readback:<kind>[@<key>]` (a host has
+    one NIC: no interface name in it)."""
+    return Readback(probe.command, kind, expected, name=f"readback:{kind}" + (f"@{key}" if key else ""),
+                    label=label, path=path)
 
 
 def irq_checks(facts: HostFacts, irq: str, vector: str, queues: int) -> list[tuple[str, str]]:
@@ -256,8 +269,9 @@ def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]
             + (" — expected to be refused by the kernel (isolated CPUs only)" if refused else ""),
             command=write_command(path, mask),
             undo=write_command(path, format_mask(original, facts.cpus_possible)),
-            readback=None if refused else Readback(
-                probes.rps_cpus(facts.nic.interface, queue, check=False).command, "mask", kept),
+            readback=None if refused else _readback(
+                probes.rps_cpus(facts.nic.interface, queue, check=False), "mask", kept,
+                f"{facts.nic.interface} rx-{queue} RPS mask", path, f"rx-{queue}"),
             expect_failure=refused, warnings=warnings))
     return actions
 
@@ -265,7 +279,8 @@ def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]
 # --------------------------------------------------------------------------- load
 
 def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, HostFacts],
-                 workdir: dict[str, str]) -> list[Action]:
+                 workdir: dict[str, str], readbacks: dict[str, list[Readback]] | None = None
+                 ) -> list[Action]:
     assert scenario.load is not None
     load = scenario.load
     server, client = load.server.host, load.client.host
@@ -280,7 +295,7 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
     actions += snapshot_actions(scenario, facts, "before")
     if scenario.profile is not None:
         actions += start_profile_actions(scenario, facts, workdir[scenario.profile.host])
-    actions += start_sampler_actions(scenario, facts, workdir)
+    actions += start_sampler_actions(scenario, facts, workdir, readbacks)
     actions.append(start_client_action(inventory, load, workdir[client]))
     actions.append(WaitProcess(client, "load", f"wait for the client ({load.client.duration:g} s)",
                                process="client", result_file=f"{workdir[client]}/client.json",

@@ -5,6 +5,10 @@ During the load window, each host in the scenario's `snapshot:` runs labctl's sa
 client, stopped by PID when the client has ended (it takes one last sample then), its file
 fetched to `<host>/series/samples.raw`. The sampler reads the same probes as the snapshots,
 from the same files; a deadline stops it by itself if labctl dies.
+
+The drift watchdog: each sample also reads back every value the plan's tuning set on the
+host (its steps' read-backs: RPS masks, IRQ affinities, channels), as parts named
+`readback:<probe>`; labctl.analysis.drift compares them with the planned values afterwards.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from labctl.host.facts import HostFacts
 from labctl.host.samples import sampler_sources
 from labctl.host.snapshots import SnapshotHost
 from labctl.input.model import Scenario
-from labctl.plan.actions import Action, Fetch, Start, Stop, Upload, WaitFile
+from labctl.plan.actions import Action, Change, Fetch, Readback, Start, Stop, Upload, WaitFile
 from labctl.shell import detached_command
 
 SAMPLER_REMOTE_NAME = "labctl-sampler.py"
@@ -48,27 +52,46 @@ def upload_sampler_actions(scenario: Scenario, workdir: dict[str, str]) -> list[
             for host in scenario.snapshot.hosts]
 
 
-def sampler_argv(scenario: Scenario, facts: HostFacts, workdir: str, host: str) -> list[object]:
+def planned_readbacks(actions: list[Action]) -> dict[str, list[Readback]]:
+    """Host -> the read-backs of the changes planned so far (the tuning): what the drift
+    watchdog reads each sample (a write expected to be refused has none)."""
+    found: dict[str, list[Readback]] = {}
+    for action in actions:
+        if isinstance(action, Change) and action.readback is not None and action.readback.name:
+            found.setdefault(action.host, []).append(action.readback)
+    return found
+
+
+def readback_sources(readbacks: list[Readback]) -> list[tuple[str, str, str]]:
+    """(kind "file" | "command", part name, path or command) of each read-back, once."""
+    sources = {rb.name: ("file", rb.name, rb.path) if rb.path else ("command", rb.name, rb.command)
+               for rb in readbacks}
+    return list(sources.values())
+
+
+def sampler_argv(scenario: Scenario, facts: HostFacts, workdir: str, host: str,
+                 readbacks: list[Readback] | None = None) -> list[object]:
     interval, load = series_interval(scenario), scenario.load
     assert interval is not None and load is not None
     output, _ = sampler_paths(workdir, host)
     argv: list[object] = ["python3", f"{workdir}/{SAMPLER_REMOTE_NAME}", "--output", output,
                           "--interval", f"{interval:g}",
                           "--deadline", f"{load.client.duration + DEADLINE_MARGIN:g}"]
-    for kind, name, target in sampler_sources(scenario.snapshot.probes, SnapshotHost.of(facts)):
+    sources = sampler_sources(scenario.snapshot.probes, SnapshotHost.of(facts))
+    for kind, name, target in sources + readback_sources(readbacks or []):
         argv += [f"--{kind}", f"{name}={target}"]
     return argv
 
 
-def start_sampler_actions(scenario: Scenario, facts: dict[str, HostFacts],
-                          workdir: dict[str, str]) -> list[Action]:
+def start_sampler_actions(scenario: Scenario, facts: dict[str, HostFacts], workdir: dict[str, str],
+                          readbacks: dict[str, list[Readback]] | None = None) -> list[Action]:
     interval = series_interval(scenario)
     if interval is None:
         return []
     actions: list[Action] = []
     for host in scenario.snapshot.hosts:
         output, log = sampler_paths(workdir[host], host)
-        argv = sampler_argv(scenario, facts[host], workdir[host], host)
+        argv = sampler_argv(scenario, facts[host], workdir[host], host, (readbacks or {}).get(host))
         actions.append(Start(host, "load", f"start the sampler (every {interval:g} s)",
                              command=detached_command(argv, log), process=sampler_process(host)))
         actions.append(WaitFile(host, "load", "wait for the sampler's first sample", path=output,

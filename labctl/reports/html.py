@@ -52,7 +52,9 @@ from labctl.reports.access import (
     softnet_per_cpu,
 )
 from labctl.reports.markdown import (
+    DRIFT_HEADER,
     SOFTNET_COLUMNS,
+    drift_lines,
     generator_text,
     stopped_text,
     verdict_text,
@@ -257,7 +259,7 @@ def render_html(summary: Summary, flamegraphs: Mapping[str, Mapping[int, str]] |
 
 
 def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None) -> Page:
-    sections = [_preparation(s), _expectations(s), _load(s), _server_cpus(s)]
+    sections = [_preparation(s), _drift(s), _expectations(s), _load(s), _server_cpus(s)]
     for host, d in s.hosts.items():
         sections += _host_sections(host, d)
     profile = _profile(s)
@@ -291,7 +293,8 @@ def _lead(s: Summary) -> list[Block]:
     if stopped:
         blocks.append(Note(stopped, "fail"))
     elif judged and s.verdict is not None:
-        blocks.append(Note(judged, {"passed": "pass", "failed": "fail"}.get(s.verdict.status, "warn")))
+        blocks.append(Note(judged, {"passed": "pass", "failed": "fail", "invalid": "fail"}
+                           .get(s.verdict.status, "warn")))
     elif s.interrupted or s.error:        # runs made before manifests had an outcome
         blocks.append(Note(f"The run stopped: {s.interrupted or s.error}", "fail"))
     return blocks
@@ -335,6 +338,18 @@ def _preparation(s: Summary) -> Section | None:
                                  Cell("after")], rows, caption=f"{host}: {len(rows)} sysctl(s) "
                                  "changed by the tuned profile (busy polling marked)"))
     return Section("preparation", "Host preparation", blocks)
+
+
+def _drift(s: Summary) -> Section | None:
+    head, rows, notes = drift_lines(s)
+    if not head:
+        return None
+    blocks: list[Block] = [Note(head, "fail" if rows else "pass")]
+    if rows:
+        blocks.append(Table([Cell(h) for h in DRIFT_HEADER], [[Cell(v) for v in row] for row in rows],
+                            "drift"))
+    blocks += [Note(n, "warn") for n in notes]
+    return Section("drift", "Drift", blocks)
 
 
 def _expectations(s: Summary) -> Section:

@@ -53,6 +53,7 @@ def render_markdown(summary: Summary) -> str:
     s = summary
     out = [f"# labctl run {s.run_id}", ""]
     out += _header(s)
+    out += _drift(s)
     out += _expectations(s)
     out += _loadgen(s.loadgen, s.generator)
     out += _server_cpus(s)
@@ -85,7 +86,8 @@ def _header(s: Summary) -> list[str]:
 
 
 VERDICT_WORDS = {"passed": "PASSED", "failed": "FAILED (the DUT)",
-                 "inconclusive": "INCONCLUSIVE (not the DUT's result)"}
+                 "inconclusive": "INCONCLUSIVE (not the DUT's result)",
+                 "invalid": "INVALID (the tuning drifted: not the scenario's result)"}
 
 
 def verdict_text(s: Summary) -> str:
@@ -135,6 +137,36 @@ def _preparation_text(prep: PreparationRecord) -> str:
     if reboot:
         text += f"; restarted for it ({reboot.method}, {reboot.seconds:.0f} s)"
     return text
+
+
+def drift_lines(s: Summary) -> tuple[str, list[list[str]], list[str]]:
+    """The drift watchdog's result: a sentence, a row per change (host, what, seconds into the
+    window, sample time, from, to, planned), and notes on hosts it could not watch."""
+    d = s.drift
+    if d is None:
+        return "", [], []
+    total = sum(d.watched.values())
+    head = (f"The sampler read back {total} value(s) the plan set "
+            f"({', '.join(f'{h}: {n} in {d.samples.get(h, 0)} samples' for h, n in d.watched.items()) or 'none'})")
+    head += (f": {len(d.changes)} change(s) during the load window; the run is invalid." if d.changes
+             else ": none changed during the load window.")
+    rows = [[c.host, c.what, f"{c.seconds:.1f} s", c.time, c.before, c.after, c.planned]
+            for c in d.changes]
+    notes = [f"{host}: not watched ({why})" for host, why in d.unwatched.items()]
+    return head, rows, notes
+
+
+DRIFT_HEADER = ["host", "what", "into the window", "sample time (UTC)", "from", "to", "planned"]
+
+
+def _drift(s: Summary) -> list[str]:
+    head, rows, notes = drift_lines(s)
+    if not head:
+        return []
+    out = ["## Drift", "", head, ""]
+    if rows:
+        out += [table(DRIFT_HEADER, rows), ""]
+    return out + [f"- {n}" for n in notes] + ([""] if notes else [])
 
 
 def _expectations(s: Summary) -> list[str]:

@@ -378,7 +378,7 @@ def _differences_html(stats: SweepStats) -> Section:
     return Section("differences", "Differences beyond noise", blocks)
 
 
-_STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "inconclusive": "warn",
+_STATUS_CLASS = {"passed": "pass", "failed": "fail", "error": "fail", "invalid": "fail", "inconclusive": "warn",
                  "interrupted": "warn", "pending": "muted"}
 
 

@@ -211,6 +211,17 @@ def _same(data: JsonObject) -> JsonObject:
     return data
 
 
+class WatchRecord(Record):
+    """A value the plan set on a host that the sampler reads back each sample (drift watchdog):
+    its part in the sample file, read-back kind (mask | cpulist | channels), what it is, and
+    the planned value (CPUs as a sorted list; channels as {name: count})."""
+
+    name: str
+    kind: str
+    label: str
+    expected: JsonValue
+
+
 class Manifest(RunFile):
     """manifest.json: what a run is (inputs, lab, facts, plan) and how it ended."""
 
@@ -230,6 +241,7 @@ class Manifest(RunFile):
     profile: ProfilePlan | None = None
     warnings: list[str] = Field(default_factory=list)
     plan: list[JsonObject] = Field(default_factory=list)
+    watches: dict[str, list[WatchRecord]] = Field(default_factory=dict)
 
 
 # --- steps.json -------------------------------------------------------------------------------
@@ -361,8 +373,33 @@ class ExpectationRecord(Record):
 
 
 class VerdictRecord(Record):
-    status: str                     # passed | failed | inconclusive
+    status: str                     # passed | failed | inconclusive | invalid
     reason: str
+
+
+class DriftChange(Record):
+    """A read-back that changed during the load window: on which host, what, in which sample
+    (seconds after the window's first sample; the sample's UTC time), from what to what."""
+
+    host: str
+    what: str
+    part: str
+    sample: int
+    seconds: float
+    time: str
+    planned: str
+    before: str
+    after: str
+
+
+class DriftRecord(Record):
+    """The drift watchdog's result: per host how many planned values were read back in how
+    many samples, every change, and hosts whose values could not be watched (and why)."""
+
+    watched: dict[str, int] = Field(default_factory=dict)
+    samples: dict[str, int] = Field(default_factory=dict)
+    changes: list[DriftChange] = Field(default_factory=list)
+    unwatched: dict[str, str] = Field(default_factory=dict)
 
 
 class ServerPlacement(Record):
@@ -420,6 +457,7 @@ class Summary(RunFile):
     window_seconds: float = 0.0
     expectations: list[ExpectationRecord] = Field(default_factory=list)
     verdict: VerdictRecord | None = None
+    drift: DriftRecord | None = None
     generator: GeneratorRecord | None = None
     loadgen: LoadSummary | None = None
     hosts: dict[str, HostAnalysis] = Field(default_factory=dict)

@@ -22,10 +22,13 @@ from labctl.runfiles.models import Record, RunFile
 
 SWEEP_FILE = "sweep.json"
 
-# passed/failed/inconclusive: the run's verdict; error: the run stopped (its outcome says why);
+# passed/failed/inconclusive/invalid: the run's verdict (invalid: its tuning drifted during the
+# load window; like error, never a DUT result in the statistics); error: the run stopped (its
+# outcome says why);
 # interrupted: Ctrl-C or a crash during it; pending: not run yet.
-RepetitionStatus = Literal["pending", "passed", "failed", "inconclusive", "error", "interrupted"]
-ENDED: frozenset[str] = frozenset({"passed", "failed", "inconclusive", "error"})
+RepetitionStatus = Literal["pending", "passed", "failed", "inconclusive", "invalid", "error",
+                           "interrupted"]
+ENDED: frozenset[str] = frozenset({"passed", "failed", "inconclusive", "invalid", "error"})
 
 
 class MatrixAxis(Record):

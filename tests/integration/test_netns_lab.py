@@ -12,6 +12,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,6 +197,80 @@ def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any
     assert lab.labctl("run", str(scenario)) == 3
     summary = lab.summary(lab.newest_run())
     assert summary["verdict"]["status"] == "failed" and summary["expectations"][-1]["subject"] == "dut"
+
+
+DRIFTING = """\
+description: RPS of rx-0 -> CPU 1, changed from outside during the window
+tuning:
+  dut:
+    rps: {rx-0: 1}
+snapshot: {interval: 0.5}
+load:
+  server: {cpus: 1}
+  client: {rate: 2000, duration: 6, cpus: 0}
+expect:
+  - {check: loss, max: 0.5}
+"""
+
+
+def _samples_of(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b'"kind":"sample"')
+    except OSError:
+        return 0
+
+
+def _meddle_with_rps(lab: Lab, done: threading.Event, written: list[float]) -> None:
+    """Another tool, outside labctl: once the DUT's sampler has written 3 samples, set rx-0's
+    RPS mask to CPU 0 (netns hosts share /tmp: the sampler's file is visible here)."""
+    while not done.is_set():
+        runs = list(lab.runs.iterdir()) if lab.runs.exists() else []
+        if runs and _samples_of(Path(f"/tmp/labctl-{runs[0].name}/series-dut.raw")) >= 3:
+            in_ns(lab.ns("dut"), "sh", "-c", "echo 1 > /sys/class/net/eth1/queues/rx-0/rps_cpus")
+            written.append(time.time())
+            return
+        time.sleep(0.05)
+
+
+def test_tuning_that_drifts_in_the_window_makes_the_run_invalid(
+        lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """The drift watchdog on the real kernel: a thread of this test (not labctl) changes the RPS
+    mask labctl set on the DUT in the middle of the load window. The run's checks pass, yet it
+    ends invalid (exit 6) with the queue, from/to and when in summary.json and report.md; the
+    restore still puts back the original mask (RPS off)."""
+    assert lab.labctl("up") == 0
+    scenario = lab.dir / "scenarios" / "drifting.yaml"
+    scenario.write_text(DRIFTING)
+    done, written = threading.Event(), []
+    meddler = threading.Thread(target=_meddle_with_rps, args=(lab, done, written), daemon=True)
+    meddler.start()
+    try:
+        capsys.readouterr()
+        code = lab.labctl("run", str(scenario))
+    finally:
+        done.set()
+        meddler.join(timeout=10)
+    err = capsys.readouterr().err
+    assert written, "the sampler never wrote 3 samples"
+    assert code == 6, err
+    assert "labctl: invalid: tuning drifted during the load window: dut: eth1 rx-0 RPS mask changed " \
+        "from 1 to 0" in err and "Traceback" not in err
+    run = lab.newest_run()
+    summary = lab.summary(run)
+    assert summary["verdict"]["status"] == "invalid"
+    assert all(e["passed"] for e in summary["expectations"]), "the checks alone passed"
+    (change,) = summary["drift"]["changes"]
+    assert (change["host"], change["what"], change["before"], change["after"], change["planned"]) == (
+        "dut", "eth1 rx-0 RPS mask", "1", "0", "1")
+    assert 0.5 <= change["seconds"] <= 6.0 and change["sample"] >= 3
+    assert summary["drift"]["watched"] == {"dut": 1}
+    report = (run / "report.md").read_text()
+    assert "Verdict: INVALID (the tuning drifted" in report and "## Drift" in report
+    assert f"{change['seconds']:.1f} s" in report and change["time"] in report
+    assert "Drift" in (run / "report.html").read_text()
+    assert all(r["status"] == "ok" for r in summary["restore"])
+    for q in range(4):                      # the journal's original, not the drifted value
+        assert int(in_ns(lab.ns("dut"), "cat", f"/sys/class/net/eth1/queues/rx-{q}/rps_cpus"), 16) == 0
 
 
 def test_calibration_of_an_unreachable_generator_is_one_message(lab: Lab,

@@ -85,7 +85,7 @@ def test_sweep_runs_every_cell_and_restores(lab: Lab, capsys: pytest.CaptureFixt
     assert lab.labctl("sweep", str(scenario)) == 0
     out = capsys.readouterr().out
     (sweep_dir,) = lab.runs.iterdir()
-    assert f"sweep directory: {sweep_dir}" in out and re.search(r"\n2 +rps\.all=1 +2 +0 +0 +0\n", out), out
+    assert f"sweep directory: {sweep_dir}" in out and re.search(r"\n2 +rps\.all=1 +2 +0 +0 +0 +0\n", out), out
     record = sweep_record(sweep_dir)
     assert record["status"] == "completed" and record["run_order"] == [[1, 1], [2, 1], [1, 2], [2, 2]]
     assert (sweep_dir / "scenario.yaml").read_text() == scenario.read_text()

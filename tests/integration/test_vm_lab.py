@@ -6,7 +6,8 @@ guests is opened from inside it. The blog's procedure end to end, with a CPU hog
 host core busy all along: up -> re-up (no-op) -> the main job's series (baseline, which
 prepares the DUT first, combined2, irq_pin, rps_isolated, rps_cpu1) -> collect -> faults (SIGTERM while tuning, labctl's SSH sessions killed in the guest and the loadgen server
 killed in the load window; each leaves the DUT as it was) -> the ssh provider's
-prepare/unprepare -> down, and nothing is left behind.
+prepare/unprepare -> the drift watchdog (rx-0's IRQ affinity changed over SSH in the window:
+exit 6) -> down, and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -192,6 +193,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     print(f"up {up_seconds:.0f} s, the series with the preparation {series_seconds:.0f} s")
 
     _faults(vm_lab, state, original)
+    _drift_from_outside(vm_lab, state, original)
     _ssh_provider_prepare_and_unprepare(vm_lab, state, libvirt_host, capsys)
 
     assert _labctl(vm_lab, "down") == 0
@@ -262,6 +264,47 @@ def _faults(vm_lab: Path, state: dict[str, Any], original: dict[str, str]) -> No
             assert outcome["status"] in ("interrupted", "failed") and outcome["restore"] == "complete", outcome
             print(f"fault {fault} at {checkpoint}: exit {proc.returncode}, {outcome['status']} in "
                   f"{outcome['phase']} ({outcome['step']}), DUT restored")
+
+
+# in the DUT guest: move rx-0's IRQ (pinned to CPU 2 by FAULT_SCENARIO) to CPU 3, as irqbalance would
+MOVE_RX0_IRQ = ("dev=$(basename $(readlink -e /sys/class/net/eth1/device)); i=$(awk -F: -v n=\"$dev-input.0\" "
+                "'$NF ~ n\"$\" {gsub(/ /, \"\", $1); print $1}' /proc/interrupts); "
+                "echo 3 > /proc/irq/$i/smp_affinity_list && echo $i")
+
+
+def _drift_from_outside(vm_lab: Path, state: dict[str, Any], original: dict[str, str]) -> None:
+    """The drift watchdog: paused in the load window, the test moves rx-0's IRQ over its own SSH
+    session; the run ends invalid (exit 6) naming that IRQ, and the restore puts the original
+    affinity back (from the journal, not the drifted value)."""
+    from labctl.transport.ssh import SshTransport
+    from labctl.transport.target import SshTarget
+    scenario = vm_lab / "scenarios" / "drift.yaml"
+    scenario.write_text(yaml.safe_dump(FAULT_SCENARIO))
+    marker = vm_lab / "paused-drift"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "-i", str(vm_lab / "inventory.yaml"), "--runs-dir",
+         str(vm_lab / "runs"), "run", str(scenario)], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "LABCTL_FAILPOINT": "load-window:pause", "LABCTL_FAILPOINT_FILE": str(marker)})
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "drift: no checkpoint"
+            time.sleep(0.1)
+        with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
+            irq = dut.run(MOVE_RX0_IRQ).stdout.strip()
+        marker.unlink()
+        _, err = proc.communicate(timeout=300)
+    finally:
+        kill_if_running(proc)
+    assert proc.returncode == 6, f"drift: exit {proc.returncode}\n{err[-3000:]}"
+    summary = json.loads((_newest_run(vm_lab, "drift") / "summary.json").read_text())
+    assert summary["verdict"]["status"] == "invalid"
+    moved = [c for c in summary["drift"]["changes"] if c["what"].startswith(f"IRQ {irq} ")]
+    assert moved and (moved[0]["before"], moved[0]["after"]) == ("2", "3"), summary["drift"]
+    assert all(r["status"] == "ok" for r in summary["restore"])
+    assert _dut_state(state) == original, "drift: the DUT is not as it was"
+    print(f"drift: IRQ {irq} moved at {moved[0]['seconds']:.1f} s into the window; exit 6, DUT restored")
 
 
 def _ssh_provider_prepare_and_unprepare(vm_lab: Path, state: dict[str, Any], libvirt_host: Any,

@@ -341,7 +341,13 @@ def test_every_value_is_quoted(interface: str) -> None:
     for plain_command, hostile_command in zip(plain, hostile):
         expected = [w.replace("IFACE0", interface).replace("RUNID0", "run with space")
                     for w in shell_words(plain_command)]
-        assert shell_words(hostile_command) == expected, hostile_command
+        got = shell_words(hostile_command)
+        assert len(got) == len(expected), hostile_command
+        for word, want in zip(got, expected):     # the sampler splits a command part itself
+            if word.startswith("readback:channels="):
+                assert shell_words(word.partition("=")[2]) == ["ethtool", "-l", interface]
+            else:
+                assert word == want, hostile_command
         mentions += "IFACE0" in plain_command
     assert mentions >= 10
 
