@@ -500,6 +500,24 @@ def parse_ethtool_rss(text: str) -> RssInfo:
     )
 
 
+def rss_refusal(text: str) -> str:
+    """What the driver answered `ethtool -x` with where it has no indirection table, on one
+    line ("Cannot get RX ring count: Operation not supported"; virtio without
+    VIRTIO_NET_F_RSS: "RX flow hash indirection table for eth1 with 4 RX ring(s): Operation
+    not supported")."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "not supported" in line.lower() or line.lower().startswith("cannot"):
+            heading = lines[index - 1] if index and lines[index - 1].endswith(":") else ""
+            return f"{heading} {line}".strip()
+    return " ".join(lines[:2]) or "no output"
+
+
+def active_hash_function(info: RssInfo) -> str | None:
+    """The hash function `ethtool -x` shows as on ("toeplitz"), None where it shows none."""
+    return next((name for name, on in info.hash_functions.items() if on), None)
+
+
 def parse_ethtool_info(text: str) -> dict[str, str]:
     """Parse `ethtool -i IF` into {"driver": "virtio_net", "bus-info": "0000:00:03.0", ...}."""
     info: dict[str, str] = {}
@@ -768,9 +786,9 @@ def ethtool_stats(iface: str) -> Probe[dict[str, int]]:
     return _ethtool("-S", "ethtool_stats", iface, parse_ethtool_stats)
 
 
-def ethtool_rss(iface: str) -> Probe[RssInfo]:
+def ethtool_rss(iface: str, *, check: bool = True) -> Probe[RssInfo]:
     """`ethtool -x IF` (exits 1 on drivers without RSS; its output still parses)."""
-    return _ethtool("-x", "ethtool_rss", iface, parse_ethtool_rss)
+    return _ethtool("-x", "ethtool_rss", iface, parse_ethtool_rss, check)
 
 
 def ethtool_info(iface: str, *, check: bool = True) -> Probe[dict[str, str]]:
@@ -843,9 +861,17 @@ def _current_channels(text: str) -> dict[str, int | None]:
 
 
 # A plan's read-back kind -> the parser of the probe whose command it runs: `mask` an rps_cpus
-# probe, `cpulist` smp_affinity_list, `channels` ethtool_channels (its current settings).
+# probe, `cpulist` smp_affinity_list, `channels` ethtool_channels (its current settings), `rss`
+# ethtool_rss (its table, key and active hash function).
+def _rss_readback(text: str) -> dict[str, Any]:
+    info = parse_ethtool_rss(text)
+    return {"table": info.indirection, "key": info.key.lower() if info.key else None,
+            "hfunc": active_hash_function(info)}
+
+
 READBACK_PARSERS: dict[str, Callable[[str], Any]] = {
     "mask": parse_mask_file,
     "cpulist": parse_cpulist_file,
     "channels": _current_channels,
+    "rss": _rss_readback,
 }
