@@ -324,3 +324,13 @@ def test_rx_queue_share_refused_without_counters(tmp_path: Path) -> None:
 def test_table_text_names_a_custom_table() -> None:
     assert table_text(None) == "no table"
     assert table_text(list(range(20))[::-1]).endswith("... (20 entries, not an even spread or weights)")
+
+
+def test_facts_of_this_machine_capture() -> None:
+    """The facts script's ethtool_x section as captured here: virtio_net without
+    VIRTIO_NET_F_RSS answers with its table "Operation not supported" (exit 0), lo as veth."""
+    eth0 = parse_facts("dut", fixture("facts/host-eth0-msi.txt"), "eth0", False).nic
+    assert eth0.driver == "virtio_net" and eth0.rss_table is None
+    assert eth0.rss_note == "RX flow hash indirection table for eth0 with 1 RX ring(s): Operation not supported"
+    lo = parse_facts("dut", fixture("facts/host-lo-msi.txt"), "lo", True).nic
+    assert lo.rss_note == "Cannot get RX ring count: Operation not supported"
