@@ -26,7 +26,7 @@ from labctl.plan.dryrun import render_plan
 from labctl.plan.feasibility import check_against_facts
 from labctl.plan.guards import irq_guard, queue_count_check
 from labctl.plan.rss import Spread, exact_spread, fill_table, restore_args, table_text
-from tests.helpers import NETNS_INVENTORY, fixture
+from tests.helpers import NETNS_INVENTORY, FakeTransport, Res, fixture
 from tests.helpers.plans import guest_facts, plan_for, scenario
 
 IXGBE_X = "nics/ixgbe/intel-wired-lan-82599es-63rings-ethtool-x.txt"
@@ -334,3 +334,73 @@ def test_facts_of_this_machine_capture() -> None:
     assert eth0.rss_note == "RX flow hash indirection table for eth0 with 1 RX ring(s): Operation not supported"
     lo = parse_facts("dut", fixture("facts/host-lo-msi.txt"), "lo", True).nic
     assert lo.rss_note == "Cannot get RX ring count: Operation not supported"
+
+
+def test_a_read_back_mismatch_names_both_tables() -> None:
+    from labctl.execution.executor import describe_value
+    step = rss_step(nic_facts("ixgbe", [i % 16 for i in range(128)], queues=63), {"equal": 8})
+    assert step.readback is not None
+    observed = observed_value(step.readback, fixture(IXGBE_X))
+    assert describe_value(observed) == "equal 16 (128 entries)"
+    assert describe_value(step.readback.expected) == "equal 8 (128 entries)"
+
+
+# --------------------------------------------------------------------------- executed (fake NIC)
+
+class FakeRssNic(FakeTransport):
+    """A host whose NIC keeps an indirection table: `ethtool -X` (behind its guard) fills it as
+    ethtool does unless `ignores` (a driver that accepts and does nothing), `ethtool -x` shows it."""
+
+    def __init__(self, table: list[int], ignores: bool = False):
+        super().__init__("dut")
+        self.table, self.ignores = list(table), ignores
+
+    def respond(self, command: str) -> Res:
+        if "ethtool -X eth1 " in command:
+            words = shlex.split(command.split("ethtool -X eth1 ", 1)[1].split(";")[0])
+            start = int(words[words.index("start") + 1]) if "start" in words else 0
+            spread = (Spread(start, equal=int(words[words.index("equal") + 1])) if "equal" in words else
+                      Spread(start, weights=tuple(int(w) for w in words[words.index("weight") + 1:])))
+            if not self.ignores:
+                self.table = fill_table(len(self.table), spread)
+            return Res()
+        if command == "ethtool -x eth1":
+            rows = [f"{i:5}: " + " ".join(f"{v:5}" for v in self.table[i:i + 8]) for i in range(0, len(self.table), 8)]
+            return Res("RX flow hash indirection table for eth1 with 4 RX ring(s):\n" + "\n".join(rows) + "\n")
+        return Res()
+
+
+def run_rss(tmp_path: Path, host: FakeRssNic, rss: dict[str, Any]) -> Any:
+    from labctl.execution.executor import Executor
+    from labctl.runfiles.rundir import RunDir
+    from tests.helpers.plans import RUN
+    plan = plan_for(igb_facts(), {"rss": rss})
+    tune = dataclasses.replace(plan, actions=tuple(a for a in plan.actions if a.phase in ("prepare", "tune")))
+    return Executor(tune, {"dut": host, "loadgen": FakeTransport("loadgen")},
+                    RunDir.create(tmp_path / "runs", RUN), lambda _: None, False).execute()
+
+
+def test_executed_step_reads_back_and_restores_the_original_table(tmp_path: Path) -> None:
+    host = FakeRssNic(igb_table(4))
+    seen: list[list[int]] = []
+    original_run = host.run
+
+    def run(command: str, **kw: Any) -> Any:
+        result = original_run(command, **kw)
+        if command == "ethtool -x eth1":
+            seen.append(list(host.table))
+        return result
+    host.run = run  # type: ignore[method-assign]
+    outcome = run_rss(tmp_path, host, {"equal": 2})
+    assert outcome.error is None
+    assert seen == [[0, 1] * 64]                          # the read-back saw the tuned table
+    assert host.table == igb_table(4)                     # the restore put back igb's blocks
+
+
+def test_a_driver_that_ignores_the_table_fails_the_read_back_and_is_restored(tmp_path: Path) -> None:
+    host = FakeRssNic(igb_table(4), ignores=True)
+    outcome = run_rss(tmp_path, host, {"weight": [3, 1]})
+    assert outcome.error is not None
+    assert ("read-back mismatch after 'RSS of eth1: weight 3 1 (was weight 32 32 32 32 (128 entries))': "
+            "expected weight 96 32 (128 entries), host has weight 32 32 32 32 (128 entries)") in outcome.error
+    assert [c for c in host.commands() if "ethtool -X" in c][-1].startswith("if ")   # the undo ran
