@@ -42,6 +42,7 @@ class NicFacts:
     rss_key: str | None = None            # its hash key (lower case), None where not shown
     rss_hfuncs: dict[str, bool] = field(default_factory=dict)   # hash functions shown, which on
     rss_note: str = ""                    # the driver's answer where it has no table
+    flow_hash: dict[str, str] = field(default_factory=dict)   # tcp4.. -> rx-flow-hash letters, "!why"
 
     @property
     def irqs_unmapped(self) -> bool:
@@ -239,6 +240,7 @@ def fact_probes(interface: str) -> dict[str, Probe[Any]]:
         "ethtool_i": probes.ethtool_info(interface, check=False),
         "ethtool_l": probes.ethtool_channels(interface, check=False),
         "ethtool_x": probes.ethtool_rss(interface, check=False),
+        "flow_hash": probes.flow_hashes(interface),
         "device": nic_device(interface),
         "driver_link": nic_driver_link(interface),
         "msi_irqs": nic_msi_irqs(interface),
@@ -348,4 +350,5 @@ def _nic(interface: str, s: _Sections) -> NicFacts:
         rss_table=rss.indirection, rss_key=rss.key.lower() if rss.key else None,
         rss_hfuncs=rss.hash_functions,
         rss_note="" if rss.indirection else probes.rss_refusal(rss_text),
+        flow_hash=s.value("flow_hash", {}),
     )

@@ -518,6 +518,42 @@ def active_hash_function(info: RssInfo) -> str | None:
     return next((name for name, on in info.hash_functions.items() if on), None)
 
 
+FLOW_HASH_FIELDS = {          # ethtool.c dump_rxfhash's lines -> the letters of `ethtool -N ... rx-flow-hash`
+    "l2da": "m", "vlan tag": "v", "l3 proto": "t", "ip sa": "s", "ip da": "d",
+    "l4 bytes 0 & 1 [tcp/udp src port]": "f", "l4 bytes 2 & 3 [tcp/udp dst port]": "n",
+}
+FLOW_HASH_ORDER = "mvtsdfn"
+
+
+def canonical_flow_hash(letters: str) -> str:
+    """Letters of rx-flow-hash in ethtool's order ("nfds" -> "sdfn")."""
+    return "".join(c for c in FLOW_HASH_ORDER if c in letters)
+
+
+def parse_flow_hash(text: str) -> str | None:
+    """`ethtool -n IF rx-flow-hash FLOW` -> its fields as ethtool -N letters ("sdfn"); None where
+    the driver did not answer with them (not supported) or printed a line labctl does not know."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines or "use these fields" not in lines[0]:
+        return None
+    fields = [FLOW_HASH_FIELDS.get(line.lower()) for line in lines[1:] if line.lower() != "none"]
+    return None if None in fields else canonical_flow_hash("".join(f or "" for f in fields))
+
+
+FLOW_TYPES = ("tcp4", "udp4", "tcp6", "udp6")
+
+
+def parse_flow_hash_listing(text: str) -> dict[str, str]:
+    """The facts' `@flow T` blocks of `ethtool -n IF rx-flow-hash T` -> {T: letters, or the
+    driver's answer prefixed "!" where it gave no fields}."""
+    found: dict[str, str] = {}
+    for block in text.split("@flow ")[1:]:
+        flow, _, body = block.partition("\n")
+        letters = parse_flow_hash(body)
+        found[flow.strip()] = letters if letters is not None else "!" + (" ".join(body.split()) or "no output")
+    return found
+
+
 def parse_ethtool_info(text: str) -> dict[str, str]:
     """Parse `ethtool -i IF` into {"driver": "virtio_net", "bus-info": "0000:00:03.0", ...}."""
     info: dict[str, str] = {}
@@ -796,6 +832,23 @@ def ethtool_info(iface: str, *, check: bool = True) -> Probe[dict[str, str]]:
     return _ethtool("-i", "ethtool_info", iface, parse_ethtool_info, check)
 
 
+def flow_hash(iface: str, flow: str, *, check: bool = True) -> Probe[str | None]:
+    """`ethtool -n IF rx-flow-hash FLOW` as ethtool -N letters."""
+    name = _iface(iface, check)
+    if flow not in FLOW_TYPES:
+        raise ValueError(f"not a flow type labctl tunes: {flow!r}")
+    return Probe(f"flow_hash@{name}@{flow}", shlex.join(["ethtool", "-n", name, "rx-flow-hash", flow]),
+                 parse_flow_hash)
+
+
+def flow_hashes(iface: str) -> Probe[dict[str, str]]:
+    """Every flow type's rx-flow-hash fields, one `@flow T` block each (facts: quoted, not checked)."""
+    name = shlex.quote(iface)
+    command = (f"for t in {' '.join(FLOW_TYPES)}; do echo \"@flow $t\"; "
+               f"ethtool -n {name} rx-flow-hash \"$t\" 2>&1; done; true")
+    return Probe(f"flow_hashes@{iface}", command, parse_flow_hash_listing)
+
+
 def rps_cpus(iface: str, queue: int, *, check: bool = True) -> Probe[frozenset[int]]:
     """/sys/class/net/IF/queues/rx-N/rps_cpus."""
     name, rxq = _iface(iface, check), _check_number(queue, "RX queue number")
@@ -874,4 +927,5 @@ READBACK_PARSERS: dict[str, Callable[[str], Any]] = {
     "cpulist": parse_cpulist_file,
     "channels": _current_channels,
     "rss": _rss_readback,
+    "flow_hash": parse_flow_hash,
 }

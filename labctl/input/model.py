@@ -382,6 +382,12 @@ class Rss(Strict):
         "hash key, xx:yy:... of the length the driver shows (`ethtool -x`)"))
     hfunc: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$", description=(
         "hash function, one the driver lists (toeplitz, xor, crc32)"))
+    flow_hash: dict[Literal["tcp4", "udp4", "tcp6", "udp6"],
+                    Annotated[str, Field(pattern=r"^[mvtsdfn]{1,7}$")]] = Field(
+        default_factory=dict, description=(
+            "flow type -> header fields hashed (`ethtool -N IF rx-flow-hash udp4 sdfn`: m L2 "
+            "destination, v VLAN, t L3 protocol, s/d IP source/destination, f/n L4 source/"
+            "destination port)"))
 
     @model_validator(mode="after")
     def _one_spread(self) -> Rss:
@@ -391,9 +397,14 @@ class Rss(Strict):
             raise ValueError("at least one weight must be non-zero")
         if self.start and self.equal is None and self.weight is None:
             raise ValueError("start applies to equal or weight: give one of them")
-        if self.equal is None and self.weight is None and self.hkey is None and self.hfunc is None:
-            raise ValueError("give equal or weight (and start), hkey and/or hfunc")
+        if not (self.spreads or self.hkey or self.hfunc or self.flow_hash):
+            raise ValueError("give equal or weight (and start), hkey, hfunc and/or flow_hash")
         return self
+
+    @property
+    def sets_rxfh(self) -> bool:
+        """It takes an `ethtool -X` (table, key or function), not only flow hashing."""
+        return self.spreads or self.hkey is not None or self.hfunc is not None
 
     @property
     def spreads(self) -> bool:

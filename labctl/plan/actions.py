@@ -22,7 +22,7 @@ class Readback:
     """How to verify a change: a command whose output must parse to the expected value."""
 
     command: str
-    kind: Literal["mask", "cpulist", "channels", "rss"]
+    kind: Literal["mask", "cpulist", "channels", "rss", "flow_hash"]
     expected: Any
 
 

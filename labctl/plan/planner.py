@@ -42,7 +42,7 @@ from labctl.plan.actions import (
     WaitProcess,
 )
 from labctl.plan.guards import guarded_undo_command, irq_guard, queue_count_check, queues_after_channels
-from labctl.plan.rss import rss_action
+from labctl.plan.rss import rss_actions
 from labctl.plan.series import (
     fetch_sampler_actions,
     start_sampler_actions,
@@ -94,7 +94,7 @@ def tuning_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Acti
     if tuning.channels is not None:
         actions.append(channels_action(host, tuning.channels, facts))
     if tuning.rss is not None:
-        actions.append(rss_action(host, tuning, facts))
+        actions += rss_actions(host, tuning, facts)
     actions += irq_affinity_actions(host, tuning, facts)
     actions += rps_actions(host, tuning, facts)
     return actions

@@ -113,12 +113,30 @@ def rss_problems(loaded: Loaded[Scenario], host: str, tuning: HostTuning, facts:
         return []
     path = ("tuning", host, "rss")
     nic = facts.nic
-    if not nic.rss_table:
+    messages = [(f"flow_hash.{flow}", m) for flow, m in _flow_hash_problems(rss, facts)]
+    if rss.sets_rxfh and not nic.rss_table:
         hint = f"; {VIRTIO_RSS}" if nic.driver == "virtio_net" else ""
-        return [loaded.problem(path, f"refused: {_where(facts)} has no RSS indirection table to tune; "
-                               f"`ethtool -x {nic.interface}` answered: {nic.rss_note or 'nothing'}{hint}")]
-    messages = _spread_problems(rss, tuning, facts) + _hash_problems(rss, facts)
-    return [loaded.problem(path + ((key,) if key else ()), f"refused: {message}") for key, message in messages]
+        messages.append(("", f"{_where(facts)} has no RSS indirection table to tune; `ethtool -x "
+                         f"{nic.interface}` answered: {nic.rss_note or 'nothing'}{hint}"))
+    elif rss.sets_rxfh:
+        messages += _spread_problems(rss, tuning, facts) + _hash_problems(rss, facts)
+    return [loaded.problem(path + tuple(key.split(".") if key else ()), f"refused: {message}")
+            for key, message in messages]
+
+
+def _flow_hash_problems(rss: Rss, facts: HostFacts) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for flow in rss.flow_hash:
+        original = facts.nic.flow_hash.get(flow)
+        command = f"`ethtool -n {facts.nic.interface} rx-flow-hash {flow}`"
+        if original is None or original.startswith("!"):
+            answer = original[1:] if original else "nothing (older facts)"
+            problems.append((flow, f"{_where(facts)} does not tell its {flow} hash fields: {command} "
+                             f"answered: {answer}"))
+        elif not original:
+            problems.append((flow, f"{_where(facts)} hashes {flow} on no fields ({command}: None): it "
+                             "does not hash flows (no RSS), and labctl could not restore that"))
+    return problems
 
 
 def _spread_problems(rss: Rss, tuning: HostTuning, facts: HostFacts) -> list[tuple[str, str]]:
@@ -213,6 +231,14 @@ def _description(rss: Rss, facts: HostFacts) -> str:
     return f"RSS of {nic.interface}: {' '.join(parts)} (was {', '.join(was)})"
 
 
+def rss_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:
+    """The `ethtool -X` step (table, key, function) and one `ethtool -N` step per flow type."""
+    rss = tuning.rss
+    assert rss is not None
+    actions = [rss_action(host, tuning, facts)] if rss.sets_rxfh else []
+    return actions + [flow_hash_action(host, flow, letters, facts) for flow, letters in sorted(rss.flow_hash.items())]
+
+
 def rss_action(host: str, tuning: HostTuning, facts: HostFacts) -> Action:
     """`ethtool -X` behind a check that the NIC still has the queue count the plan was made
     for; read back with `ethtool -x`; undone (same check) to the original table, key, function."""
@@ -230,6 +256,18 @@ def rss_action(host: str, tuning: HostTuning, facts: HostFacts) -> Action:
                   undo=guarded_undo_command([check], restore, note),
                   readback=Readback(probes.ethtool_rss(iface, check=False).command, "rss",
                                     _expected(rss, facts)))
+
+
+def flow_hash_action(host: str, flow: str, letters: str, facts: HostFacts) -> Action:
+    """`ethtool -N IF rx-flow-hash FLOW LETTERS`, read back, undone to the original fields."""
+    iface, original = facts.nic.interface, facts.nic.flow_hash.get(flow, "")
+    if not original or original.startswith("!"):     # refused by rss_problems
+        return Skip(host, "tune", f"{flow} hash fields of {iface}: not applicable ({original[1:] or 'None'})")
+    wanted = probes.canonical_flow_hash(letters)
+    return Change(host, "tune", f"{flow} hash fields of {iface}: {wanted} (was {original})",
+                  command=q("ethtool", "-N", iface, "rx-flow-hash", flow, wanted),
+                  undo=q("ethtool", "-N", iface, "rx-flow-hash", flow, original),
+                  readback=Readback(probes.flow_hash(iface, flow, check=False).command, "flow_hash", wanted))
 
 
 # --------------------------------------------------------------------------- the expectation

@@ -19,7 +19,7 @@ from labctl.analysis.perhost import rx_queue_packets
 from labctl.errors import Problem
 from labctl.execution.executor import observed_value
 from labctl.host.facts import HostFacts, parse_facts
-from labctl.host.probes import parse_ethtool_rss, rss_refusal
+from labctl.host.probes import parse_ethtool_rss, parse_flow_hash, rss_refusal
 from labctl.input.config import load_inventory, load_scenario
 from labctl.plan.actions import Change
 from labctl.plan.dryrun import render_plan
@@ -404,3 +404,50 @@ def test_a_driver_that_ignores_the_table_fails_the_read_back_and_is_restored(tmp
     assert ("read-back mismatch after 'RSS of eth1: weight 3 1 (was weight 32 32 32 32 (128 entries))': "
             "expected weight 96 32 (128 entries), host has weight 32 32 32 32 (128 entries)") in outcome.error
     assert [c for c in host.commands() if "ethtool -X" in c][-1].startswith("if ")   # the undo ran
+
+
+# --------------------------------------------------------------------------- flow hash fields
+
+def test_flow_hash_outputs_parse_to_ethtool_letters() -> None:
+    assert parse_flow_hash(fixture("ethtool_rss/packagecloud-p1p1-rx-flow-hash-udp4.txt")) == "sd"
+    assert parse_flow_hash(fixture("ethtool_rss/packagecloud-p1p1-rx-flow-hash-tcp4.txt")) == "sdfn"
+    assert parse_flow_hash("UDP over IPV4 flows use these fields for computing Hash flow key:\nNone\n") == ""
+    assert parse_flow_hash("Cannot get RX network flow hashing options: Operation not supported") is None
+    assert parse_flow_hash("TCP over IPV4 flows use these fields for computing Hash flow key:\nIP SA\n"
+                           "Something new\n") is None        # a field labctl cannot name: unknown
+    eth0 = parse_facts("dut", fixture("facts/host-eth0-msi.txt"), "eth0", False).nic
+    assert eth0.flow_hash == {"tcp4": "", "udp4": "", "tcp6": "", "udp6": ""}
+    lo = parse_facts("dut", fixture("facts/host-lo-msi.txt"), "lo", True).nic
+    assert lo.flow_hash["udp4"] == "!Cannot get RX network flow hashing options: Operation not supported"
+
+
+def with_flow_hash(facts: HostFacts, **flows: str) -> HostFacts:
+    return dataclasses.replace(facts, nic=dataclasses.replace(facts.nic, flow_hash=flows))
+
+
+def test_flow_hash_step_quoted_read_back_and_undone() -> None:
+    facts = with_flow_hash(igb_facts(), udp4="sd", tcp4="sdfn")
+    plan = plan_for(facts, {"rss": {"flow_hash": {"udp4": "nfds"}}})
+    [step] = [a for a in plan.actions if isinstance(a, Change) and "rx-flow-hash" in a.command]
+    assert step.command == "ethtool -N eth1 rx-flow-hash udp4 sdfn"
+    assert step.undo == "ethtool -N eth1 rx-flow-hash udp4 sd"
+    assert step.description == "udp4 hash fields of eth1: sdfn (was sd)"
+    assert step.readback is not None and step.readback.command == "ethtool -n eth1 rx-flow-hash udp4"
+    assert observed_value(step.readback, fixture("ethtool_rss/packagecloud-p1p1-rx-flow-hash-tcp4.txt")) == "sdfn"
+    assert not [a for a in plan.actions if isinstance(a, Change) and "ethtool -X" in a.command]
+
+
+def test_flow_hash_refused_with_the_drivers_answer(tmp_path: Path) -> None:
+    lo = parse_facts("dut", fixture("facts/host-lo-msi.txt"), "lo", True)
+    veth = with_flow_hash(nic_facts("veth", None), **lo.nic.flow_hash)
+    text = "tuning:\n  dut:\n    rss:\n      flow_hash: {udp4: sdfn}\n"
+    [problem] = problems_of(tmp_path, text, veth)
+    assert (problem.line, problem.path) == (4, "tuning.dut.rss.flow_hash.udp4")
+    assert problem.message == ("refused: eth1 on dut (driver veth) does not tell its udp4 hash fields: "
+                               "`ethtool -n eth1 rx-flow-hash udp4` answered: Cannot get RX network flow "
+                               "hashing options: Operation not supported")
+    eth0 = parse_facts("dut", fixture("facts/host-eth0-msi.txt"), "eth0", False)
+    virtio = with_flow_hash(nic_facts("virtio_net", None), **eth0.nic.flow_hash)
+    [problem] = problems_of(tmp_path, text, virtio)
+    assert "hashes udp4 on no fields (`ethtool -n eth1 rx-flow-hash udp4`: None)" in problem.message
+    assert problems_of(tmp_path, text, with_flow_hash(igb_facts(), udp4="sd")) == []
