@@ -11,6 +11,7 @@ step is refused up front, rather than restoring the driver's "default".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -74,13 +75,16 @@ def fill_table(size: int, spread: Spread) -> list[int]:
 def exact_spread(table: Sequence[int]) -> Spread | None:
     """The `ethtool -X` spread that writes exactly `table` back, None where none does: an even
     spread (start + i mod N), or blocks of consecutive queues in order (weights = the number of
-    entries of each queue, from the first one)."""
+    entries of each queue from the first one, divided by their common divisor where that
+    fills the same table)."""
     if not table:
         return None
     start, top = table[0], max(table)
     candidates = [Spread(start, equal=top - start + 1)]
     if min(table) == start:
-        candidates.append(Spread(start, weights=tuple(table.count(q) for q in range(start, top + 1))))
+        counts = tuple(table.count(q) for q in range(start, top + 1))
+        divisor = math.gcd(*counts)
+        candidates += [Spread(start, weights=tuple(c // divisor for c in counts)), Spread(start, weights=counts)]
     return next((c for c in candidates if fill_table(len(table), c) == list(table)), None)
 
 

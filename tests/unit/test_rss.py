@@ -65,7 +65,7 @@ def i40e_facts() -> HostFacts:
 
 @pytest.mark.parametrize(("name", "rings", "size", "spread"), [
     (IXGBE_X, 63, 128, Spread(equal=16)),                 # ixgbe: RSS over 16 of 63 rings
-    (BLOCKS_X, 8, 128, Spread(weights=(16,) * 8)),         # blocks of 16: weights, not equal
+    (BLOCKS_X, 8, 128, Spread(weights=(1,) * 8)),         # blocks of 16: weights, not equal
     (KERNEL_DOC_X, 8, 8, Spread(equal=8)),
 ])
 def test_captured_tables_parse_and_have_an_exact_spread(name: str, rings: int, size: int, spread: Spread) -> None:
@@ -120,7 +120,7 @@ def test_fill_table_follows_ethtool_weights_and_start() -> None:
 
 
 @pytest.mark.parametrize(("table", "spread"), [
-    (igb_table(4), Spread(weights=(32, 32, 32, 32))),
+    (igb_table(4), Spread(weights=(1, 1, 1, 1))),
     (igb_table(3), Spread(weights=(43, 43, 42))),
     ([2, 3] * 64, Spread(start=2, equal=2)),
     ([1] * 3 + [3] * 5, Spread(start=1, weights=(3, 0, 5))),
@@ -148,8 +148,8 @@ def test_equal_on_igb_sets_reads_back_and_restores_the_original_blocks() -> None
     step = rss_step(igb_facts(), {"equal": 2})
     guard = irq_guard([queue_count_check(igb_facts(), 4, "RSS not changed")])
     assert step.command == f"{guard} && ethtool -X eth1 equal 2"
-    assert step.description == "RSS of eth1: equal 2 (was weight 32 32 32 32 (128 entries))"
-    assert step.undo is not None and "then ethtool -X eth1 weight 32 32 32 32; else echo" in step.undo
+    assert step.description == "RSS of eth1: equal 2 (was weight 1 1 1 1 (128 entries))"
+    assert step.undo is not None and "then ethtool -X eth1 weight 1 1 1 1; else echo" in step.undo
     assert step.readback is not None and step.readback.command == "ethtool -x eth1"
     assert step.readback.kind == "rss" and step.readback.expected == {"table": [0, 1] * 64}
 
@@ -196,9 +196,9 @@ def test_the_guard_refuses_a_changed_queue_count_for_real() -> None:
 
 def test_dry_run_shows_the_step_its_read_back_and_undo() -> None:
     text = render_plan(plan_for(igb_facts(), {"rss": {"equal": 2, "start": 2}}))
-    assert "change: RSS of eth1: start 2 equal 2 (was weight 32 32 32 32 (128 entries))" in text
+    assert "change: RSS of eth1: start 2 equal 2 (was weight 1 1 1 1 (128 entries))" in text
     assert "read back: $ ethtool -x eth1  (expect start 2 equal 2 (128 entries))" in text
-    assert "ethtool -X eth1 weight 32 32 32 32; else echo" in text
+    assert "ethtool -X eth1 weight 1 1 1 1; else echo" in text
 
 
 # --------------------------------------------------------------------------- refusals
@@ -401,8 +401,8 @@ def test_a_driver_that_ignores_the_table_fails_the_read_back_and_is_restored(tmp
     host = FakeRssNic(igb_table(4), ignores=True)
     outcome = run_rss(tmp_path, host, {"weight": [3, 1]})
     assert outcome.error is not None
-    assert ("read-back mismatch after 'RSS of eth1: weight 3 1 (was weight 32 32 32 32 (128 entries))': "
-            "expected weight 96 32 (128 entries), host has weight 32 32 32 32 (128 entries)") in outcome.error
+    assert ("read-back mismatch after 'RSS of eth1: weight 3 1 (was weight 1 1 1 1 (128 entries))': "
+            "expected weight 3 1 (128 entries), host has weight 1 1 1 1 (128 entries)") in outcome.error
     assert [c for c in host.commands() if "ethtool -X" in c][-1].startswith("if ")   # the undo ran
 
 
