@@ -25,6 +25,7 @@ from labctl.input.model import (
     QueueIrqs,
     Rate,
     RpsMask,
+    RxQueueShare,
     Scenario,
     SoftirqFollowsIrqs,
     SoftirqShare,
@@ -122,6 +123,8 @@ def _evaluate_one(item: Expectation, m: dict[str, Any]) -> ExpectationResult:
         return _loss(item, m)
     if isinstance(item, Rate):
         return _rate(item, m)
+    if isinstance(item, RxQueueShare):
+        return _rx_queue_share(item, m)
     return _rps_mask(item, m)
 
 
@@ -175,6 +178,20 @@ def _queue_irqs(item: QueueIrqs, m: dict[str, Any]) -> ExpectationResult:
         return ExpectationResult(item.check, description, "no NIC RX IRQs counted", bound, not item.min)
     mine = sum(v for q, v in per_queue.items() if q in wanted)
     shown = ", ".join(f"rx-{q} {v}" for q, v in sorted(per_queue.items()))
+    return ExpectationResult(item.check, description, f"{mine / total:.1%} of {total} ({shown})", bound,
+                             _within(mine / total, item.min, item.max))
+
+
+def _rx_queue_share(item: RxQueueShare, m: dict[str, Any]) -> ExpectationResult:
+    per_queue: dict[str, int] = _host(m, item.host).get("rx_queue_packets", {})
+    total = sum(per_queue.values())
+    description = f"{item.host} RX packets on {', '.join(item.queues)} (per-queue counters)"
+    bound = _bounds(item.min, item.max)
+    if not total:
+        return ExpectationResult(item.check, description, "no per-queue RX packets counted", bound,
+                                 not item.min)
+    mine = sum(per_queue.get(q, 0) for q in item.queues)
+    shown = ", ".join(f"{q} {v}" for q, v in sorted(per_queue.items(), key=lambda kv: queue_index(kv[0])))
     return ExpectationResult(item.check, description, f"{mine / total:.1%} of {total} ({shown})", bound,
                              _within(mine / total, item.min, item.max))
 

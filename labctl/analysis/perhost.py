@@ -12,7 +12,7 @@ from typing import Any
 
 from labctl.analysis import deltas
 from labctl.cpulist import format_cpulist, parse_cpulist
-from labctl.host import nicirqs, probes
+from labctl.host import nicirqs, probes, queuestats
 from labctl.host.snapshots import SnapshotHost, parse_raw
 
 NET_SOFTIRQS = ("NET_RX", "NET_TX")
@@ -47,6 +47,10 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
     if pair:
         result["nic_queues"] = {f"{d}-{q}": v for (d, q), v in sorted(
             deltas.nic_queue_deltas(*pair).items())}
+    packets = rx_queue_packets(read("ethtool_stats", "before"), read("ethtool_stats", "after"),
+                               facts.get("nic", {}).get("driver") or "")
+    if packets:
+        result["rx_queue_packets"] = packets
     text = read("irq_affinity", "after")
     if text:
         result["irq_affinity"] = parse_raw("irq_affinity", text, host)
@@ -55,6 +59,19 @@ def analyse_host(read: RawReader, facts: dict[str, Any]) -> dict[str, Any]:
         if text is not None:
             result[f"rps_{phase}"] = {q: format_cpulist(c) for q, c in parse_raw("rps_cpus", text, host).items()}
     return result
+
+
+def rx_queue_packets(before: str | None, after: str | None, driver: str) -> dict[str, int]:
+    """Packets each RX queue received over the window, from the driver's own per-queue
+    `ethtool -S` counters (labctl.host.queuestats): {"rx-0": 1200, ...}; {} where the driver
+    keeps none (or is unknown)."""
+    if not before or not after or not driver:
+        return {}
+    old = queuestats.parse_queue_counters(before, driver)
+    new = queuestats.parse_queue_counters(after, driver)
+    return {f"rx-{q}": deltas.counter_delta(old[q].packets or 0, c.packets)
+            for q, c in sorted(new.items())
+            if c.packets is not None and q in old and old[q].packets is not None}
 
 
 def _pair(read: RawReader, probe: str, host: SnapshotHost) -> tuple[Any, Any] | None:

@@ -42,6 +42,7 @@ from labctl.plan.actions import (
     WaitFile,
     WaitProcess,
 )
+from labctl.plan.rss import table_text
 from labctl.runfiles.models import StepRecord, StepsRecord
 from labctl.runfiles.rundir import RunDir
 from labctl.shell import running_command, stop_command, wait_file_command
@@ -74,6 +75,8 @@ def observed_value(readback: Readback, output: str) -> Any:
 def describe_value(value: Any) -> str:
     if isinstance(value, frozenset):
         return format_cpulist(value) or "none"
+    if isinstance(value, dict) and "table" in value:      # an RSS read-back: the table as its spread
+        return ", ".join(table_text(v) if k == "table" else f"{k} {v}" for k, v in value.items())
     return str(value)
 
 

@@ -38,6 +38,11 @@ class NicFacts:
     irq_note: str = ""                    # why none were mapped, or an unknown driver's warning
     msi_listed: bool = False              # vectors came from the device's msi_irqs
     netlink: str = ""                     # what the netdev netlink family said (or why not)
+    rss_table: list[int] | None = None    # `ethtool -x`: the indirection table, None: none
+    rss_key: str | None = None            # its hash key (lower case), None where not shown
+    rss_hfuncs: dict[str, bool] = field(default_factory=dict)   # hash functions shown, which on
+    rss_note: str = ""                    # the driver's answer where it has no table
+    flow_hash: dict[str, str] = field(default_factory=dict)   # tcp4.. -> rx-flow-hash letters, "!why"
 
     @property
     def irqs_unmapped(self) -> bool:
@@ -234,6 +239,8 @@ def fact_probes(interface: str) -> dict[str, Probe[Any]]:
         "nic_exists": nic_exists(interface),
         "ethtool_i": probes.ethtool_info(interface, check=False),
         "ethtool_l": probes.ethtool_channels(interface, check=False),
+        "ethtool_x": probes.ethtool_rss(interface, check=False),
+        "flow_hash": probes.flow_hashes(interface),
         "device": nic_device(interface),
         "driver_link": nic_driver_link(interface),
         "msi_irqs": nic_msi_irqs(interface),
@@ -328,6 +335,8 @@ def _nic(interface: str, s: _Sections) -> NicFacts:
     netlink: nicirqs.NetdevQueues | None = s.value("netdev_nl", None)
     mapping = (nicirqs.map_queue_irqs(identity, table, msi, netlink) if table and device
                else nicirqs.QueueIrqMap(nicirqs.METHOD_NONE))
+    rss_text = s.output("ethtool_x")
+    rss = probes.parse_ethtool_rss(rss_text)
     return NicFacts(
         interface=interface, exists=True, driver=driver,
         bus_info=info.get("bus-info", ""), device=device,
@@ -338,4 +347,8 @@ def _nic(interface: str, s: _Sections) -> NicFacts:
         unmapped_vectors={v.irq: v.why for v in mapping.unmapped}, irq_note=mapping.note,
         msi_listed=bool(msi),
         netlink=netlink.describe() if netlink else "not read (no python3 on the host, or older facts)",
+        rss_table=rss.indirection, rss_key=rss.key.lower() if rss.key else None,
+        rss_hfuncs=rss.hash_functions,
+        rss_note="" if rss.indirection else probes.rss_refusal(rss_text),
+        flow_hash=s.value("flow_hash", {}),
     )

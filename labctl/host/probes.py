@@ -500,6 +500,60 @@ def parse_ethtool_rss(text: str) -> RssInfo:
     )
 
 
+def rss_refusal(text: str) -> str:
+    """What the driver answered `ethtool -x` with where it has no indirection table, on one
+    line ("Cannot get RX ring count: Operation not supported"; virtio without
+    VIRTIO_NET_F_RSS: "RX flow hash indirection table for eth1 with 4 RX ring(s): Operation
+    not supported")."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "not supported" in line.lower() or line.lower().startswith("cannot"):
+            heading = lines[index - 1] if index and lines[index - 1].endswith(":") else ""
+            return f"{heading} {line}".strip()
+    return " ".join(lines[:2]) or "no output"
+
+
+def active_hash_function(info: RssInfo) -> str | None:
+    """The hash function `ethtool -x` shows as on ("toeplitz"), None where it shows none."""
+    return next((name for name, on in info.hash_functions.items() if on), None)
+
+
+FLOW_HASH_FIELDS = {          # ethtool.c dump_rxfhash's lines -> the letters of `ethtool -N ... rx-flow-hash`
+    "l2da": "m", "vlan tag": "v", "l3 proto": "t", "ip sa": "s", "ip da": "d",
+    "l4 bytes 0 & 1 [tcp/udp src port]": "f", "l4 bytes 2 & 3 [tcp/udp dst port]": "n",
+}
+FLOW_HASH_ORDER = "mvtsdfn"
+
+
+def canonical_flow_hash(letters: str) -> str:
+    """Letters of rx-flow-hash in ethtool's order ("nfds" -> "sdfn")."""
+    return "".join(c for c in FLOW_HASH_ORDER if c in letters)
+
+
+def parse_flow_hash(text: str) -> str | None:
+    """`ethtool -n IF rx-flow-hash FLOW` -> its fields as ethtool -N letters ("sdfn"); None where
+    the driver did not answer with them (not supported) or printed a line labctl does not know."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines or "use these fields" not in lines[0]:
+        return None
+    fields = [FLOW_HASH_FIELDS.get(line.lower()) for line in lines[1:] if line.lower() != "none"]
+    return None if None in fields else canonical_flow_hash("".join(f or "" for f in fields))
+
+
+FLOW_TYPES = ("tcp4", "udp4", "tcp6", "udp6")
+
+
+def parse_flow_hash_listing(text: str) -> dict[str, str]:
+    """The facts' `@flow T` blocks of `ethtool -n IF rx-flow-hash T` -> {T: letters, or the
+    driver's answer prefixed "!" where it gave no fields}."""
+    found: dict[str, str] = {}
+    for block in text.split("@flow ")[1:]:
+        flow, _, body = block.partition("\n")
+        letters = parse_flow_hash(body)
+        found[flow.strip()] = letters if letters is not None else "!" + (" ".join(body.split()) or "no output")
+    return found
+
+
 def parse_ethtool_info(text: str) -> dict[str, str]:
     """Parse `ethtool -i IF` into {"driver": "virtio_net", "bus-info": "0000:00:03.0", ...}."""
     info: dict[str, str] = {}
@@ -768,14 +822,31 @@ def ethtool_stats(iface: str) -> Probe[dict[str, int]]:
     return _ethtool("-S", "ethtool_stats", iface, parse_ethtool_stats)
 
 
-def ethtool_rss(iface: str) -> Probe[RssInfo]:
+def ethtool_rss(iface: str, *, check: bool = True) -> Probe[RssInfo]:
     """`ethtool -x IF` (exits 1 on drivers without RSS; its output still parses)."""
-    return _ethtool("-x", "ethtool_rss", iface, parse_ethtool_rss)
+    return _ethtool("-x", "ethtool_rss", iface, parse_ethtool_rss, check)
 
 
 def ethtool_info(iface: str, *, check: bool = True) -> Probe[dict[str, str]]:
     """`ethtool -i IF`."""
     return _ethtool("-i", "ethtool_info", iface, parse_ethtool_info, check)
+
+
+def flow_hash(iface: str, flow: str, *, check: bool = True) -> Probe[str | None]:
+    """`ethtool -n IF rx-flow-hash FLOW` as ethtool -N letters."""
+    name = _iface(iface, check)
+    if flow not in FLOW_TYPES:
+        raise ValueError(f"not a flow type labctl tunes: {flow!r}")
+    return Probe(f"flow_hash@{name}@{flow}", shlex.join(["ethtool", "-n", name, "rx-flow-hash", flow]),
+                 parse_flow_hash)
+
+
+def flow_hashes(iface: str) -> Probe[dict[str, str]]:
+    """Every flow type's rx-flow-hash fields, one `@flow T` block each (facts: quoted, not checked)."""
+    name = shlex.quote(iface)
+    command = (f"for t in {' '.join(FLOW_TYPES)}; do echo \"@flow $t\"; "
+               f"ethtool -n {name} rx-flow-hash \"$t\" 2>&1; done; true")
+    return Probe(f"flow_hashes@{iface}", command, parse_flow_hash_listing)
 
 
 def rps_cpus(iface: str, queue: int, *, check: bool = True) -> Probe[frozenset[int]]:
@@ -843,9 +914,18 @@ def _current_channels(text: str) -> dict[str, int | None]:
 
 
 # A plan's read-back kind -> the parser of the probe whose command it runs: `mask` an rps_cpus
-# probe, `cpulist` smp_affinity_list, `channels` ethtool_channels (its current settings).
+# probe, `cpulist` smp_affinity_list, `channels` ethtool_channels (its current settings), `rss`
+# ethtool_rss (its table, key and active hash function).
+def _rss_readback(text: str) -> dict[str, Any]:
+    info = parse_ethtool_rss(text)
+    return {"table": info.indirection, "key": info.key.lower() if info.key else None,
+            "hfunc": active_hash_function(info)}
+
+
 READBACK_PARSERS: dict[str, Callable[[str], Any]] = {
     "mask": parse_mask_file,
     "cpulist": parse_cpulist_file,
     "channels": _current_channels,
+    "rss": _rss_readback,
+    "flow_hash": parse_flow_hash,
 }

@@ -284,7 +284,8 @@ def _unknown_key_message(cls: type[BaseModel], data: Any, path: KeyPath) -> str:
     model = _model_at(cls, data, path[:-1])
     allowed = sorted(_field_names(model)) if model else []
     message = f"unknown key {shorten(repr(key), 60)}"
-    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+    swapped = [name for name in allowed if sorted(name) == sorted(str(key))]   # rsp: rps, not rss
+    close = swapped[:1] or difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
     if close:
         message += f"; did you mean {close[0]!r}?"
     elif allowed:

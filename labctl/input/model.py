@@ -366,9 +366,64 @@ class Channels(Strict):
         return self.combined if self.combined is not None else self.rx
 
 
+HKEY_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){3,255}$"
+
+
+class Rss(Strict):
+    """The RSS indirection table, hash key and hash function (`ethtool -X`, its semantics):
+    `equal: N` spreads flows evenly over N queues, `weight: [W0, W1, ...]` by weight, both
+    from queue `start`. Read back with `ethtool -x`; restored to the exact original table."""
+
+    equal: int | None = Field(None, ge=1, le=4096, description="spread evenly over this many RX queues")
+    weight: list[Annotated[int, Field(ge=0, le=65535)]] | None = Field(
+        None, min_length=1, max_length=4096, description="RX queue weights (queue start, start+1, ...)")
+    start: int = Field(0, ge=0, le=4095, description="first RX queue of equal or weight")
+    hkey: str | None = Field(None, pattern=HKEY_PATTERN, description=(
+        "hash key, xx:yy:... of the length the driver shows (`ethtool -x`)"))
+    hfunc: str | None = Field(None, pattern=r"^[a-z][a-z0-9_-]{0,31}$", description=(
+        "hash function, one the driver lists (toeplitz, xor, crc32)"))
+    flow_hash: dict[Literal["tcp4", "udp4", "tcp6", "udp6"],
+                    Annotated[str, Field(pattern=r"^[mvtsdfn]{1,7}$")]] = Field(
+        default_factory=dict, description=(
+            "flow type -> header fields hashed (`ethtool -N IF rx-flow-hash udp4 sdfn`: m L2 "
+            "destination, v VLAN, t L3 protocol, s/d IP source/destination, f/n L4 source/"
+            "destination port)"))
+
+    @model_validator(mode="after")
+    def _one_spread(self) -> Rss:
+        if self.equal is not None and self.weight is not None:
+            raise ValueError("equal and weight are exclusive")
+        if self.weight is not None and not any(self.weight):
+            raise ValueError("at least one weight must be non-zero")
+        if self.start and self.equal is None and self.weight is None:
+            raise ValueError("start applies to equal or weight: give one of them")
+        if not (self.spreads or self.hkey or self.hfunc or self.flow_hash):
+            raise ValueError("give equal or weight (and start), hkey, hfunc and/or flow_hash")
+        return self
+
+    @property
+    def sets_rxfh(self) -> bool:
+        """It takes an `ethtool -X` (table, key or function), not only flow hashing."""
+        return self.spreads or self.hkey is not None or self.hfunc is not None
+
+    @property
+    def spreads(self) -> bool:
+        """It sets the indirection table (not only the key or function)."""
+        return self.equal is not None or self.weight is not None
+
+    @property
+    def queues_used(self) -> int:
+        """One past the highest RX queue the table will name (0: the table is not set)."""
+        count = self.equal if self.equal is not None else len(self.weight or [])
+        return self.start + count if self.spreads else 0
+
+
 class HostTuning(Strict):
     irqbalance: Literal["stop", "start", "leave"] = "leave"
     channels: Channels | None = None
+    rss: Rss | None = Field(None, description=(
+        "RSS indirection table / hash key / hash function (`ethtool -X`), refused up front where "
+        "the driver has no indirection table"))
     irq_affinity: dict[QueueName, CpuSet] = Field(
         default_factory=dict, description="RX queue -> CPUs for its IRQ (smp_affinity_list)")
     rps: dict[QueueKey, RpsCpuSet] = Field(
@@ -503,12 +558,22 @@ class RpsMask(Strict):
     equals: RpsCpuSet
 
 
+class RxQueueShare(_Bounded):
+    """Share of the NIC's received packets (the driver's per-queue `ethtool -S` counters,
+    over the window) that these RX queues took: where RSS spread the flows."""
+
+    check: Literal["rx_queue_share"]
+    host: HostName = "dut"
+    queues: list[QueueName] = Field(min_length=1)
+
+
 Expectation = Annotated[
-    SoftirqShare | SoftnetShare | IrqConfined | QueueIrqs | SoftirqFollowsIrqs | Loss | Rate | RpsMask,
+    SoftirqShare | SoftnetShare | IrqConfined | QueueIrqs | SoftirqFollowsIrqs | Loss | Rate | RpsMask
+    | RxQueueShare,
     Field(discriminator="check"),
 ]
 EXPECTATION_KINDS = ("softirq_share", "softnet_share", "irq_confined", "queue_irqs",
-                     "softirq_follows_irqs", "loss", "rate", "rps_mask")
+                     "softirq_follows_irqs", "loss", "rate", "rps_mask", "rx_queue_share")
 
 
 class Profile(Strict):

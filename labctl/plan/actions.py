@@ -26,7 +26,7 @@ class Readback:
     `label` what the value is, in a report."""
 
     command: str
-    kind: Literal["mask", "cpulist", "channels"]
+    kind: Literal["mask", "cpulist", "channels", "rss", "flow_hash"]
     expected: Any
     name: str = ""
     label: str = ""

@@ -23,6 +23,7 @@ from labctl.plan.actions import (
     WaitFile,
     WaitProcess,
 )
+from labctl.plan.rss import table_text
 from labctl.shell import running_command, stop_command, wait_file_command
 
 CONTINUATION = "       > "
@@ -113,4 +114,6 @@ def running_command_template(process: str) -> str:
 def _shown(value: Any) -> str:
     if isinstance(value, frozenset):
         return format_cpulist(value) or "none"
+    if isinstance(value, dict) and isinstance(value.get("table"), list):   # an RSS read-back
+        return ", ".join(table_text(v) if k == "table" else f"{k} {v}" for k, v in value.items())
     return str(value)

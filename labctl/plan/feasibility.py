@@ -21,8 +21,9 @@ from labctl.input.yamlpos import (
     KeyPath,
     format_path,
 )
+from labctl.plan.guards import queues_after_channels
 from labctl.plan.nicirq_checks import nic_irq_problems, nic_irq_warnings
-from labctl.plan.planner import queues_after_channels
+from labctl.plan.rss import rss_problems, rx_queue_share_problems
 
 
 def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
@@ -41,6 +42,7 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
             problems.append(loaded.problem(where, f"interface {hf.nic.interface} does not exist on {host}"))
             continue
         problems += _channel_problems(loaded, where, tuning, hf)
+        problems += rss_problems(loaded, host, tuning, hf)
         queues = queues_after_channels(tuning.channels, hf)
         for key, cpus in tuning.irq_affinity.items():
             problems += _cpu_problems(loaded, where + ("irq_affinity", key), cpus, hf)
@@ -53,6 +55,7 @@ def check_against_facts(loaded: Loaded[Scenario], inventory: Inventory,
             p, w = _isolation(loaded, path, cpus, hf, tuning.allow_isolated_rps)
             problems, warnings = problems + p, warnings + w
     problems += nic_irq_problems(loaded, facts)
+    problems += rx_queue_share_problems(loaded, facts)
     warnings += nic_irq_warnings(facts)
     problems += _load_cpu_problems(loaded, facts)
     problems += _profile_problems(loaded, facts)

@@ -42,6 +42,8 @@ from labctl.plan.actions import (
     WaitFile,
     WaitProcess,
 )
+from labctl.plan.guards import guarded_undo_command, irq_guard, queue_count_check, queues_after_channels
+from labctl.plan.rss import rss_actions
 from labctl.plan.series import (
     fetch_sampler_actions,
     planned_readbacks,
@@ -93,6 +95,8 @@ def tuning_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Acti
     actions = irqbalance_actions(host, tuning, facts)
     if tuning.channels is not None:
         actions.append(channels_action(host, tuning.channels, facts))
+    if tuning.rss is not None:
+        actions += rss_actions(host, tuning, facts)
     actions += irq_affinity_actions(host, tuning, facts)
     actions += rps_actions(host, tuning, facts)
     return actions
@@ -206,10 +210,7 @@ def irq_checks(facts: HostFacts, irq: str, vector: str, queues: int) -> list[tup
     re-request their vectors on `ethtool -L`: a stale IRQ number may serve another queue or
     device. Shell builtins only; no host name enters a command (the executor names it)."""
     iface = facts.nic.interface
-    rx_glob = f"{shlex.quote(f'/sys/class/net/{iface}/queues')}/rx-*"
-    checks = [(f"n=0; for q in {rx_glob}; do [ -e \"$q\" ] && n=$((n+1)); done; [ \"$n\" -eq {queues} ]",
-               f"{iface} does not have the {queues} RX queue(s) the plan was made for (facts read "
-               f"before the run); its queue count changed: IRQ {irq} not pinned")]
+    checks = [queue_count_check(facts, queues, f"IRQ {irq} not pinned")]
     if vector and "/" not in vector:
         checks.append((f"test -d {shlex.quote(f'/proc/irq/{irq}/{vector}')}",
                        f"IRQ {irq} is no longer {vector} of {iface} (its vectors changed since "
@@ -217,22 +218,13 @@ def irq_checks(facts: HostFacts, irq: str, vector: str, queues: int) -> list[tup
     return checks
 
 
-def irq_guard(checks: list[tuple[str, str]]) -> str:
-    """The pin's prefix: stop (exit 1, nothing written) with the first failed check's message."""
-    return " && ".join(f"{{ {condition} || {{ echo {shlex.quote(message)}\": now $n\" >&2; exit 1; }}; }}"
-                       if index == 0 else
-                       f"{{ {condition} || {{ echo {shlex.quote(message)} >&2; exit 1; }}; }}"
-                       for index, (condition, message) in enumerate(checks))
-
-
 def guarded_undo(checks: list[tuple[str, str]], irq: str, write: str) -> str:
     """Put the IRQ's affinity back only while the checks still hold: when the NIC's queues or
     vectors changed, the number may be another queue's or device's now, and this run's pin
     step refused to write (its undo is recorded before it runs), so it is left as it is."""
-    conditions = " && ".join(f"{{ {condition}; }}" for condition, _ in checks)
     note = (f"IRQ {irq} left as it is: the NIC's queues or vectors are not those the plan was "
             "made for")
-    return f"if {conditions}; then {write}; else echo {shlex.quote(note)}; fi"
+    return guarded_undo_command(checks, write, note)
 
 
 def rps_queues(tuning: HostTuning, facts: HostFacts) -> list[tuple[int, frozenset[int]]]:
@@ -243,12 +235,6 @@ def rps_queues(tuning: HostTuning, facts: HostFacts) -> list[tuple[int, frozense
         result.update({q: tuning.rps["all"] for q in range(count)})
     result.update({queue_index(k): v for k, v in tuning.rps.items() if k != "all"})
     return sorted(result.items())
-
-
-def queues_after_channels(channels: Channels | None, facts: HostFacts) -> int:
-    if channels is not None and channels.rx_queues is not None:
-        return channels.rx_queues
-    return facts.nic.rx_queues
 
 
 def rps_actions(host: str, tuning: HostTuning, facts: HostFacts) -> list[Action]:

@@ -327,6 +327,7 @@ class HostAnalysis(Record):
     softnet: dict[int, dict[str, int]] = Field(default_factory=dict)
     cpu_percent: dict[int, dict[str, float]] = Field(default_factory=dict)
     nic_queues: dict[str, dict[str, int]] = Field(default_factory=dict)
+    rx_queue_packets: dict[str, int] = Field(default_factory=dict)   # "rx-0" -> packets (driver's counters)
     irq_affinity: dict[int, AffinityRecord] = Field(default_factory=dict)
     rps_before: dict[int, str] = Field(default_factory=dict)
     rps_after: dict[int, str] = Field(default_factory=dict)

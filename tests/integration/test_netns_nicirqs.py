@@ -41,6 +41,9 @@ def test_veth_has_no_vectors_and_irq_pinning_stays_not_applicable(
     nic = manifest["facts"]["dut"]["nic"]
     assert (nic["driver"], nic["irq_method"], nic["vectors"], nic["rx_irqs"]) == ("veth", "none", {}, {})
     assert nic["msi_listed"] is False and nic["unmapped_vectors"] == {}
+    # RSS facts: veth has no indirection table and no flow hashing; the driver's answers are kept
+    assert nic["rss_table"] is None and nic["rss_note"] == "Cannot get RX ring count: Operation not supported"
+    assert nic["flow_hash"]["udp4"] == "!Cannot get RX network flow hashing options: Operation not supported"
     # the namespace's own netlink answered (kernel 6.8+) or said why not (older kernels)
     assert nic["netlink"].startswith(("netdev netlink", "netdev netlink not available"))
     assert not [w for w in manifest.get("warnings", []) if "IRQ vector" in w]
