@@ -15,7 +15,7 @@ export DEBIAN_FRONTEND=noninteractive
 # has QEMU 7.2 and libvirt 9.0: there both come from bookworm-backports, together, so they match.
 virt=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
       libvirt-daemon-driver-network libvirt-clients)
-qemu_major=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p')
+qemu_major=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p' || true)
 if grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release && (( ${qemu_major:-0} < 8 )); then
   mirror=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
   printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \

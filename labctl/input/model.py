@@ -220,6 +220,10 @@ class VmSpec(Strict):
 
     vcpus: int = Field(8, ge=1, le=256)
     memory_mib: int = Field(768, ge=256, le=1_048_576)
+    nic: Literal["virtio", "igb"] = Field("virtio", description=(
+        "model of the test NIC: virtio (virtio_net, `libvirt.queues` queues) or igb (an Intel "
+        "82576 as QEMU >= 8 emulates it: the guest's real igb driver, per-queue MSI-X vectors, "
+        "RSS with an indirection table; the driver picks its queue count, `ethtool -L` changes it)"))
 
 
 def _no_tuned_exec(value: str) -> str:

@@ -113,12 +113,17 @@ class LibvirtProvider:
     def _create(self, conn: libvirt.virConnect, state: LabState, progress: Progress) -> None:
         image = self._base_image()
         self._check_memory(conn, state)
+        self._check_nic_models(conn)
         accel = self._accel()
         backend = self._backend(accel)
         state.facts.update({"accelerator": "kvm" if accel == "kvm" else "tcg",
                             "virtio_net_backend": backend, "uri": self.opts.uri,
-                            "base_image": str(image)})
-        progress(f"accelerator {state.facts['accelerator']}, virtio-net backend {backend}"
+                            "base_image": str(image),
+                            "qemu_version": vmlab.version_text(conn.getVersion()),
+                            "libvirt_version": vmlab.version_text(conn.getLibVersion()),
+                            "test_nic_models": {g.host: g.nic for g in self.layout.guests}})
+        progress(f"QEMU {state.facts['qemu_version']}, libvirt {state.facts['libvirt_version']}, "
+                 f"accelerator {state.facts['accelerator']}, virtio-net backend {backend}"
                  + ("" if backend == "vhost" else " (vhost needs KVM and /dev/vhost-net: same "
                     "queues, QEMU's userspace backend)"))
         self._ensure_dirs(state)
@@ -176,6 +181,11 @@ class LibvirtProvider:
             raise LabError(f"not enough memory for {len(missing)} guest(s): they need about "
                            f"{need} MiB (memory + QEMU overhead), the host has {free} MiB free. "
                            "Lower hosts.*.vm.memory_mib in the inventory.")
+
+    def _check_nic_models(self, conn: libvirt.virConnect) -> None:
+        problems = vmlab.nic_model_problems(self.layout, conn.getVersion(), conn.getLibVersion())
+        if problems:
+            raise LabError("; ".join(problems))
 
     # ------------------------------------------------------------------ building blocks
     def _ensure_dirs(self, state: LabState) -> None:
