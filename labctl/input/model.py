@@ -271,6 +271,18 @@ class HostSpec(Strict):
         "irqbalance and tuned state the host must be in before any run (done by `labctl run` "
         "and `labctl prepare`)"))
 
+    @model_validator(mode="after")
+    def _renamable_interface(self) -> HostSpec:
+        """Guests name their NICs by MAC address; with two NIC drivers the kernel's eth0/eth1
+        go to whichever driver loads first, so a rename into those names can collide."""
+        if self.vm.nic != "virtio" and re.fullmatch(r"eth\d+", self.interface):
+            raise ValueError(
+                f"interface {self.interface!r} with vm.nic {self.vm.nic}: the kernel names a "
+                "guest's NICs eth0, eth1... in the order their drivers load, so the test NIC "
+                "of another model than the management NIC's (virtio) needs a name outside eth<N>, "
+                "e.g. data0")
+        return self
+
     @field_validator("data_address")
     @classmethod
     def _interface_address(cls, value: str) -> str:

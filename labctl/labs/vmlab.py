@@ -26,6 +26,13 @@ class GuestLayout:
     memory_mib: int
     data_address: str
     nic: str = "virtio"
+    interface: str = "eth1"
+
+    @property
+    def mgmt_interface(self) -> str:
+        """eth0 where both NICs are virtio (the kernel names them in PCI order); with two
+        drivers the kernel's order is the drivers' load order: a name outside eth<N>."""
+        return "eth0" if self.nic == "virtio" else "mgmt0"
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,7 @@ def layout(inventory: Inventory) -> LabLayout:
                     mgmt_mac=mac_for(lab, name, "mgmt"), mgmt_ip=str(hosts[9 + index]),
                     data_mac=mac_for(lab, name, "data"), vcpus=spec.vm.vcpus,
                     memory_mib=spec.vm.memory_mib, data_address=spec.data_address,
-                    nic=spec.vm.nic)
+                    nic=spec.vm.nic, interface=spec.interface)
         for index, (name, spec) in enumerate(inventory.hosts.items()))
     return LabLayout(lab=lab, mgmt_network=f"{lab}-mgmt", mgmt_bridge=f"{lab}-m",
                      data_network=f"{lab}-data", data_bridge=f"{lab}-d", gateway=str(hosts[0]),

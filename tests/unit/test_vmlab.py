@@ -130,3 +130,23 @@ def test_seed_iso_is_cidata_with_the_three_files(tmp_path: Path) -> None:
         assert names == {"/user-data", "/meta-data", "/network-config"}
     finally:
         iso.close()
+
+
+def test_igb_guest_names_its_nics_outside_eth_n() -> None:
+    lay = vmlab.layout(igb_inventory())
+    dut, loadgen = lay.guests
+    assert (dut.mgmt_interface, dut.interface) == ("mgmt0", "data0")
+    assert (loadgen.mgmt_interface, loadgen.interface) == ("eth0", "eth1")
+    seed = GuestSeed("dut", "i-1", "k", "p", "h", "52:54:00:00:00:01", "52:54:00:00:00:02",
+                     "198.18.0.1/24", mgmt_interface=dut.mgmt_interface, data_interface=dut.interface)
+    config = yaml.safe_load(network_config(seed))["ethernets"]
+    assert config["mgmt0"] == {"match": {"macaddress": "52:54:00:00:00:01"}, "set-name": "mgmt0", "dhcp4": True}
+    assert config["data0"]["set-name"] == "data0" and config["data0"]["addresses"] == ["198.18.0.1/24"]
+
+
+def test_igb_test_nic_named_eth_n_is_refused() -> None:
+    from pydantic import ValidationError
+    data = yaml.safe_load((ROOT / "inventories" / "igb.yaml").read_text())
+    data["hosts"]["dut"]["interface"] = "eth1"
+    with pytest.raises(ValidationError, match="needs a name outside eth<N>, e.g. data0"):
+        Inventory.model_validate(data)

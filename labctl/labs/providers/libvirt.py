@@ -232,7 +232,8 @@ class LibvirtProvider:
             authorized_key=client_key.with_suffix(".pub").read_text(),
             host_key_private=host_key.read_text(),
             host_key_public=host_key.with_name(host_key.name + ".pub").read_text(),
-            mgmt_mac=guest.mgmt_mac, data_mac=guest.data_mac, data_address=guest.data_address)))
+            mgmt_mac=guest.mgmt_mac, data_mac=guest.data_mac, data_address=guest.data_address,
+            mgmt_interface=guest.mgmt_interface, data_interface=guest.interface)))
         self.state_file.record(state, Resource("file", str(seed)))
         with self.state_file.lock:
             self._write_known_hosts()
