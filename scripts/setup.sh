@@ -10,6 +10,22 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+export DEBIAN_FRONTEND=noninteractive
+# The VM lab's Intel igb NIC needs QEMU >= 8 and a libvirt that knows the model (>= 9.3); Debian 12
+# has QEMU 7.2 and libvirt 9.0: there both come from bookworm-backports, together, so they match.
+virt=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu
+      libvirt-daemon-driver-network libvirt-clients)
+qemu_major=$(qemu-system-x86_64 --version 2>/dev/null | sed -n 's/^QEMU emulator version \([0-9]*\).*/\1/p' || true)
+if grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release && (( ${qemu_major:-0} < 8 )); then
+  mirror=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+    "${mirror:-http://deb.debian.org/debian}" /usr/share/keyrings/debian-archive-keyring.gpg \
+    > /etc/apt/sources.list.d/labctl-bookworm-backports.sources
+  echo "setup: QEMU ${qemu_major:-none} cannot emulate igb: QEMU and libvirt from bookworm-backports"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports "${virt[@]}" >/dev/null
+fi
+
 packages=(
   # the core and the netns lab
   python3 python3-venv python3-pip openssh-server openssh-client iproute2 ethtool iperf3
@@ -32,7 +48,6 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]})); then
   echo "setup: installing Debian packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -887,11 +887,14 @@ def effective_affinity_list(irq: int | str) -> Probe[frozenset[int]]:
 
 def irq_affinities(irqs: Iterable[int | str]) -> Probe[dict[str, dict[str, str]]]:
     """smp_affinity_list and effective_affinity_list (it moves at the next interrupt) of
-    each IRQ, as `grep -H` prints them (the IRQs of the host's facts: quoted, not checked)."""
+    each IRQ, as `grep -H` prints them (the IRQs of the host's facts: quoted, not checked).
+    An IRQ that is gone is left out, not an error: drivers such as igb free vectors on
+    `ethtool -L` (grep -s: no message; its status 2 then says only that)."""
     numbers = [str(irq) for irq in irqs]
     paths = [f"/proc/irq/{n}/{leaf}" for n in numbers
              for leaf in ("smp_affinity_list", "effective_affinity_list")]
-    return Probe(f"irq_affinities@{','.join(numbers)}", shlex.join(["grep", "-H", ".", *paths]),
+    return Probe(f"irq_affinities@{','.join(numbers)}",
+                 shlex.join(["grep", "-Hs", ".", *paths]) + " || [ $? -eq 2 ]",
                  parse_irq_affinity_listing)
 
 

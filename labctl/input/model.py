@@ -220,6 +220,10 @@ class VmSpec(Strict):
 
     vcpus: int = Field(8, ge=1, le=256)
     memory_mib: int = Field(768, ge=256, le=1_048_576)
+    nic: Literal["virtio", "igb"] = Field("virtio", description=(
+        "model of the test NIC: virtio (virtio_net, `libvirt.queues` queues) or igb (an Intel "
+        "82576 as QEMU >= 8 emulates it: the guest's real igb driver, per-queue MSI-X vectors, "
+        "RSS with an indirection table; the driver picks its queue count, `ethtool -L` changes it)"))
 
 
 def _no_tuned_exec(value: str) -> str:
@@ -266,6 +270,18 @@ class HostSpec(Strict):
     prepare: HostPrepare | None = Field(None, description=(
         "irqbalance and tuned state the host must be in before any run (done by `labctl run` "
         "and `labctl prepare`)"))
+
+    @model_validator(mode="after")
+    def _renamable_interface(self) -> HostSpec:
+        """Guests name their NICs by MAC address; with two NIC drivers the kernel's eth0/eth1
+        go to whichever driver loads first, so a rename into those names can collide."""
+        if self.vm.nic != "virtio" and re.fullmatch(r"eth\d+", self.interface):
+            raise ValueError(
+                f"interface {self.interface!r} with vm.nic {self.vm.nic}: the kernel names a "
+                "guest's NICs eth0, eth1... in the order their drivers load, so the test NIC "
+                "of another model than the management NIC's (virtio) needs a name outside eth<N>, "
+                "e.g. data0")
+        return self
 
     @field_validator("data_address")
     @classmethod

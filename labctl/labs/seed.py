@@ -26,6 +26,8 @@ class GuestSeed:
     mgmt_mac: str
     data_mac: str
     data_address: str            # "198.18.0.1/24"
+    mgmt_interface: str = "eth0"
+    data_interface: str = "eth1"
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -56,9 +58,10 @@ def meta_data(seed: GuestSeed) -> str:
 
 def network_config(seed: GuestSeed) -> str:
     config = {"version": 2, "ethernets": {
-        "eth0": {"match": {"macaddress": seed.mgmt_mac}, "set-name": "eth0", "dhcp4": True},
-        "eth1": {"match": {"macaddress": seed.data_mac}, "set-name": "eth1",
-                 "addresses": [seed.data_address]},
+        seed.mgmt_interface: {"match": {"macaddress": seed.mgmt_mac}, "set-name": seed.mgmt_interface,
+                              "dhcp4": True},
+        seed.data_interface: {"match": {"macaddress": seed.data_mac}, "set-name": seed.data_interface,
+                              "addresses": [seed.data_address]},
     }}
     return yaml.safe_dump(config, sort_keys=False)
 

@@ -25,6 +25,14 @@ class GuestLayout:
     vcpus: int
     memory_mib: int
     data_address: str
+    nic: str = "virtio"
+    interface: str = "eth1"
+
+    @property
+    def mgmt_interface(self) -> str:
+        """eth0 where both NICs are virtio (the kernel names them in PCI order); with two
+        drivers the kernel's order is the drivers' load order: a name outside eth<N>."""
+        return "eth0" if self.nic == "virtio" else "mgmt0"
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,8 @@ def layout(inventory: Inventory) -> LabLayout:
         GuestLayout(host=name, role=spec.role, domain=f"{lab}-{name}",
                     mgmt_mac=mac_for(lab, name, "mgmt"), mgmt_ip=str(hosts[9 + index]),
                     data_mac=mac_for(lab, name, "data"), vcpus=spec.vm.vcpus,
-                    memory_mib=spec.vm.memory_mib, data_address=spec.data_address)
+                    memory_mib=spec.vm.memory_mib, data_address=spec.data_address,
+                    nic=spec.vm.nic, interface=spec.interface)
         for index, (name, spec) in enumerate(inventory.hosts.items()))
     return LabLayout(lab=lab, mgmt_network=f"{lab}-mgmt", mgmt_bridge=f"{lab}-m",
                      data_network=f"{lab}-data", data_bridge=f"{lab}-d", gateway=str(hosts[0]),
@@ -93,7 +102,25 @@ def domain_values(inventory: Inventory, lay: LabLayout, guest: GuestLayout, *, d
         "interfaces": [
             {"network": lay.mgmt_network, "mac": guest.mgmt_mac, "model": "virtio",
              "queues": None, "driver": None},
-            {"network": lay.data_network, "mac": guest.data_mac, "model": "virtio",
-             "queues": opts.queues, "driver": backend},
+            {"network": lay.data_network, "mac": guest.data_mac, "model": guest.nic,
+             "queues": opts.queues if guest.nic == "virtio" else None,
+             "driver": backend if guest.nic == "virtio" else None},
         ],
     }
+
+
+IGB_MIN_QEMU = (8, 0, 0)
+
+
+def version_text(number: int) -> str:
+    """libvirt's version numbers (major * 1,000,000 + minor * 1,000 + release) as text."""
+    return f"{number // 1_000_000}.{number // 1_000 % 1_000}.{number % 1_000}"
+
+
+def nic_model_problems(lay: LabLayout, qemu_version: int, libvirt_version: int) -> list[str]:
+    """Guests whose test NIC model this hypervisor cannot give them, each with what to do."""
+    qemu = (qemu_version // 1_000_000, qemu_version // 1_000 % 1_000, qemu_version % 1_000)
+    return [f"{g.host}: vm.nic igb needs QEMU >= 8.0 (this hypervisor has QEMU "
+            f"{version_text(qemu_version)}, libvirt {version_text(libvirt_version)}); on Debian 12 "
+            "scripts/setup.sh takes QEMU and libvirt from bookworm-backports"
+            for g in lay.guests if g.nic == "igb" and qemu < IGB_MIN_QEMU]

@@ -157,9 +157,21 @@ def reapply_commands(facts: HostFacts) -> list[str]:
     cmds = [write_command(rps_path(facts.nic.interface, q), format_mask(cpus, facts.cpus_possible))
             for q, cpus in sorted(facts.nic.rps_cpus.items())]
     irqs = list(facts.nic.rx_irqs.values()) + list(facts.nic.tx_irqs.values())
-    cmds += [write_command(f"/proc/irq/{irq}/smp_affinity_list", format_cpulist(facts.irq_affinity[irq]))
+    cmds += [reapply_affinity_command(irq, facts.nic.vectors.get(irq, ""),
+                                      format_cpulist(facts.irq_affinity[irq]))
              for irq in irqs if irq in facts.irq_affinity and not facts.shared_kernel]
     return cmds
+
+
+def reapply_affinity_command(irq: str, vector: str, cpus: str) -> str:
+    """Put a vector's original affinity back after `ethtool -L` restored the channels. Drivers
+    such as igb free and re-request their vectors on `ethtool -L`: the vector may have another
+    IRQ number now, so it is found by its name (procfs lists an IRQ's action names as
+    /proc/irq/N/<name>/); without a name, by the number the facts read."""
+    if not vector or "/" in vector:
+        return write_command(f"/proc/irq/{irq}/smp_affinity_list", cpus)
+    return (f"ok=0; for d in /proc/irq/*/{shlex.quote(vector)}; do [ -d \"$d\" ] || continue; "
+            f"echo {shlex.quote(cpus)} > \"${{d%/*}}/smp_affinity_list\" || ok=1; done; [ $ok -eq 0 ]")
 
 
 def rps_path(interface: str, queue: int) -> str:

@@ -270,9 +270,17 @@ def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None)
 
 
 def virtualisation_text(lab_facts: Mapping[str, JsonValue]) -> str:
-    """The lab's accelerator and virtio-net backend ("" when the summary does not say)."""
-    virt = [f"{k} {lab_facts[k]}" for k in ("accelerator", "virtio_net_backend") if lab_facts.get(k)]
-    return ", ".join(virt).replace("_", "-")
+    """The lab's accelerator, virtio-net backend, test NIC models, QEMU and libvirt versions
+    ("" when the summary does not say)."""
+    virt = [f"{k.replace('_', '-')} {lab_facts[k]}" for k in ("accelerator", "virtio_net_backend")
+            if lab_facts.get(k)]
+    models = lab_facts.get("test_nic_models")
+    if isinstance(models, dict) and models:
+        virt.append("test NIC " + ", ".join(f"{host} {model}" for host, model in models.items()))
+    virt += [f"{name} {lab_facts[key]}" for key, name in (("qemu_version", "QEMU"),
+                                                          ("libvirt_version", "libvirt"))
+             if lab_facts.get(key)]
+    return ", ".join(virt)
 
 
 def _lead(s: Summary) -> list[Block]:

@@ -235,6 +235,17 @@ def test_single_queue_and_msi_mode(capture: str, listing: list[str], rx: dict[in
     assert (got.rx, got.tx, [v.irq for v in got.unmapped]) == (rx, tx, other)
 
 
+def test_igb_real_driver_on_qemu_82576() -> None:
+    """The guest kernel's own igb driver on QEMU 10's emulated 82576 (the igb lab, 4 queues):
+    separate rx/tx vectors named after the interface, the link vector named IF."""
+    listing = fixture(f"{NICS}/igb/qemu10-guest-msi_irqs.txt").split()
+    got = map_queue_irqs(NicIdentity("data0", "igb", "0000:00:03.0", "0000:00:03.0"),
+                         table(f"{NICS}/igb/qemu10-guest-interrupts.txt"), listing)
+    assert got.rx == irqs(25, 4) and got.tx == irqs(29, 4)
+    assert [(v.irq, v.name, v.why) for v in got.unmapped] == [("24", "data0", "link and other causes (no queue)")]
+    assert not got.note
+
+
 def test_igb_msix_link_vector() -> None:
     got = map_queue_irqs(NicIdentity("eth0", "igb", "0000:02:00.0", "0000:02:00.0"),
                          table(f"{NICS}/igb/format-string.interrupts.txt"))

@@ -15,7 +15,14 @@ from labctl.host.facts import HostFacts
 from labctl.host.probes import ProbeArgumentError
 from labctl.plan.actions import Action, Change, Plan, Skip, Snapshot, Start, Stop
 from labctl.plan.dryrun import render_plan
-from labctl.plan.planner import guarded_undo, irq_checks, irq_guard, remote_workdir, rps_path
+from labctl.plan.planner import (
+    guarded_undo,
+    irq_checks,
+    irq_guard,
+    reapply_affinity_command,
+    remote_workdir,
+    rps_path,
+)
 from labctl.shell import all_of, detached_command, q, wait_file_command, write_command
 from tests.helpers.plans import (
     GUEST_TUNING,
@@ -286,8 +293,9 @@ def test_snapshot_probes_in_one_script() -> None:
                      "irq_affinity"]
     probes = dict(before.probes)
     assert probes["ethtool_stats"] == "ethtool -S eth1"
-    assert probes["irq_affinity"] == "grep -H . " + " ".join(
-        f"/proc/irq/{i}/{kind}_affinity_list" for i in range(37, 45) for kind in ("smp", "effective"))
+    assert probes["irq_affinity"] == "grep -Hs . " + " ".join(
+        f"/proc/irq/{i}/{kind}_affinity_list" for i in range(37, 45) for kind in ("smp", "effective")
+    ) + " || [ $? -eq 2 ]"
     for _, command in before.probes:
         assert command in before.command
 
@@ -425,3 +433,37 @@ def test_netns_rps_with_fewer_rx_than_peer_tx_queues_warns(loadgen_tuning: dict[
     if warned:
         assert "dut keeps 2 RX queue(s) while loadgen sends on 4 TX queues" in warnings[0]
         assert "`channels: {tx: 2}`" in warnings[0]
+
+
+def test_channels_undo_finds_vectors_by_name() -> None:
+    """igb frees and re-requests its vectors on `ethtool -L`: after the channels are back, a
+    vector's original affinity is written where its name is now, whatever its number."""
+    facts = guest_facts()
+    nic = dataclasses.replace(facts.nic, vectors={irq: f"eth1-rx-{q}" for q, irq in facts.nic.rx_irqs.items()})
+    plan = plan_for(dataclasses.replace(facts, nic=nic), {"channels": {"combined": 2}})
+    undo = next(a for a in tune(plan) if isinstance(a, Change)).undo
+    assert undo is not None
+    rx0 = facts.nic.rx_irqs[0]
+    assert reapply_affinity_command(rx0, "eth1-rx-0", _cpus(facts, rx0)) in undo
+    assert f"echo {_cpus(facts, rx0)} > /proc/irq/{rx0}/smp_affinity_list" not in undo
+
+
+def _cpus(facts: HostFacts, irq: str) -> str:
+    from labctl.cpulist import format_cpulist
+    return format_cpulist(facts.irq_affinity[irq])
+
+
+def test_reapply_by_name_in_real_sh(tmp_path: Path) -> None:
+    """The command, run by sh against a stand-in for /proc/irq: written where the name is."""
+    command = reapply_affinity_command("41", "eth1-rx-0", "0-3")
+    root = tmp_path / "irq"
+    for irq, name in (("41", "eth1-tx-0"), ("43", "eth1-rx-0"), ("44", "eth1-rx-1")):
+        (root / irq / name).mkdir(parents=True)
+        (root / irq / "smp_affinity_list").write_text("7\n")
+    done = subprocess.run(["sh", "-c", command.replace("/proc/irq/", f"{root}/")])
+    assert done.returncode == 0
+    assert [(root / i / "smp_affinity_list").read_text() for i in ("41", "43", "44")] == ["7\n", "0-3\n", "7\n"]
+    gone = subprocess.run(["sh", "-c", reapply_affinity_command("41", "eth1-rx-9", "0-3")
+                           .replace("/proc/irq/", f"{root}/")])
+    assert gone.returncode == 0                          # a vector that is not there: nothing to put back
+    assert reapply_affinity_command("41", "", "0-3") == "echo 0-3 > /proc/irq/41/smp_affinity_list"

@@ -20,6 +20,8 @@ Q = QueueCounters
     ("virtio_net", "ethtool_stats/debian12-guest-virtio.start.txt", {0: Q(2, 160, 0), 1: Q(2, 180, 0),
                                                                      2: Q(0, 0, 0), 3: Q(0, 0, 0)}),
     ("igb", "nics/igb/format-string-ethtool-S.txt", {0: Q(100, 10000, 1), 1: Q(200, 20000, 0)}),
+    ("igb", "nics/igb/qemu10-guest-ethtool-S.txt", {0: Q(2, 120, 0), 1: Q(107658, 11411748, 0),
+                                                   2: Q(0, 0, 0), 3: Q(0, 0, 0)}),
     ("ixgbe", "nics/ixgbe/format-string-ethtool-S.txt", {0: Q(100, 10000), 1: Q(200, 20000)}),
     ("i40e", "nics/i40e/ethq-ethtool-S.excerpt.txt",
      {0: Q(64128515158, 4974745040637), 1: Q(13480677444, 1054363120639),

@@ -96,13 +96,14 @@ def test_rps_cpus_probe_on_this_machine() -> None:
 
 def test_irq_affinity_probe() -> None:
     probe = SNAPSHOT_PROBES["irq_affinity"](SnapshotHost("eth1", ("38", "40")))
-    assert probe.command == "grep -H . " + " ".join(
-        f"/proc/irq/{irq}/{kind}_affinity_list" for irq in (38, 40) for kind in ("smp", "effective"))
+    assert probe.command == "grep -Hs . " + " ".join(
+        f"/proc/irq/{irq}/{kind}_affinity_list" for irq in (38, 40) for kind in ("smp", "effective")
+    ) + " || [ $? -eq 2 ]"
     listing = "".join(f"/proc/irq/38/{kind}_affinity_list:{fixture(f'cpulist_files/host-irq38-{kind}_affinity_list.txt')}"
                       for kind in ("smp", "effective"))
     assert probe.parse(listing) == {"38": {"smp": "0-1", "effective": "1"}}
     odd = SNAPSHOT_PROBES["irq_affinity"](SnapshotHost("eth1", ("3 8",)))      # quoted, not run
-    assert odd.command.startswith("grep -H . '/proc/irq/3 8/smp_affinity_list' ")
+    assert odd.command.startswith("grep -Hs . '/proc/irq/3 8/smp_affinity_list' ")
 
 
 def test_irq_affinity_probe_on_this_machine() -> None:
@@ -114,6 +115,9 @@ def test_irq_affinity_probe_on_this_machine() -> None:
     out = subprocess.run(["sh", "-c", probe.command], capture_output=True, text=True, timeout=10,
                          check=True).stdout
     assert set(probe.parse(out)) == set(irqs)
+    gone = SNAPSHOT_PROBES["irq_affinity"](SnapshotHost("lo", (*irqs, "999999")))   # freed by ethtool -L
+    done = subprocess.run(["sh", "-c", gone.command], capture_output=True, text=True, timeout=10)
+    assert done.returncode == 0 and done.stderr == "" and set(gone.parse(done.stdout)) == set(irqs)
 
 
 # ------------------------------------------------------------------------- the registry and plans

@@ -63,6 +63,44 @@ def test_domain_values_render_with_queues_and_backend() -> None:
     assert "<ip" not in data
 
 
+
+def igb_inventory() -> Inventory:
+    return Inventory.model_validate(yaml.safe_load((ROOT / "inventories" / "igb.yaml").read_text()))
+
+
+def test_igb_dut_renders_the_igb_model_without_virtio_queues() -> None:
+    inventory = igb_inventory()
+    lay = vmlab.layout(inventory)
+    dut, loadgen = lay.guests
+    assert (dut.nic, loadgen.nic) == ("igb", "virtio")
+    xml = render("domain.xml.j2", **vmlab.domain_values(
+        inventory, lay, dut, domain_type="qemu", backend="qemu", disk="/d.qcow2",
+        seed_iso="/s.iso", console_log="/c.log")).replace('"', "'")
+    assert xml.count("<model type='igb'/>") == 1 and xml.count("<model type='virtio'/>") == 1
+    assert "queues=" not in xml            # igb's driver picks its queues; no virtio backend
+    other = render("domain.xml.j2", **vmlab.domain_values(
+        inventory, lay, loadgen, domain_type="qemu", backend="qemu", disk="/d.qcow2",
+        seed_iso="/s.iso", console_log="/c.log")).replace('"', "'")
+    assert "<driver name='qemu' queues='4'/>" in other
+
+
+@pytest.mark.parametrize("qemu,refused", [(7_002_000, True), (7_002_019, True), (8_000_000, False),
+                                          (10_000_002, False)])
+def test_igb_needs_qemu_8(qemu: int, refused: bool) -> None:
+    problems = vmlab.nic_model_problems(vmlab.layout(igb_inventory()), qemu, 9_000_000)
+    assert bool(problems) == refused
+    if refused:
+        assert problems[0].startswith("dut: vm.nic igb needs QEMU >= 8.0")
+        assert f"QEMU {vmlab.version_text(qemu)}, libvirt 9.0.0" in problems[0]
+        assert "bookworm-backports" in problems[0]
+    assert vmlab.nic_model_problems(vmlab.layout(default_inventory()), qemu, 9_000_000) == []
+
+
+def test_version_text() -> None:
+    assert vmlab.version_text(10_000_002) == "10.0.2"
+    assert vmlab.version_text(11_003_000) == "11.3.0"
+
+
 SEED = GuestSeed("dut", "i-1", "ssh-ed25519 AAAAlab lab", "-----BEGIN OPENSSH PRIVATE KEY-----\n"
                  "b3Bl\n-----END OPENSSH PRIVATE KEY-----\n", "ssh-ed25519 AAAAhost dut",
                  "52:54:00:00:00:01", "52:54:00:00:00:02", "198.18.0.1/24")
@@ -92,3 +130,23 @@ def test_seed_iso_is_cidata_with_the_three_files(tmp_path: Path) -> None:
         assert names == {"/user-data", "/meta-data", "/network-config"}
     finally:
         iso.close()
+
+
+def test_igb_guest_names_its_nics_outside_eth_n() -> None:
+    lay = vmlab.layout(igb_inventory())
+    dut, loadgen = lay.guests
+    assert (dut.mgmt_interface, dut.interface) == ("mgmt0", "data0")
+    assert (loadgen.mgmt_interface, loadgen.interface) == ("eth0", "eth1")
+    seed = GuestSeed("dut", "i-1", "k", "p", "h", "52:54:00:00:00:01", "52:54:00:00:00:02",
+                     "198.18.0.1/24", mgmt_interface=dut.mgmt_interface, data_interface=dut.interface)
+    config = yaml.safe_load(network_config(seed))["ethernets"]
+    assert config["mgmt0"] == {"match": {"macaddress": "52:54:00:00:00:01"}, "set-name": "mgmt0", "dhcp4": True}
+    assert config["data0"]["set-name"] == "data0" and config["data0"]["addresses"] == ["198.18.0.1/24"]
+
+
+def test_igb_test_nic_named_eth_n_is_refused() -> None:
+    from pydantic import ValidationError
+    data = yaml.safe_load((ROOT / "inventories" / "igb.yaml").read_text())
+    data["hosts"]["dut"]["interface"] = "eth1"
+    with pytest.raises(ValidationError, match="needs a name outside eth<N>, e.g. data0"):
+        Inventory.model_validate(data)

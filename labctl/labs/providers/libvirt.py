@@ -113,12 +113,17 @@ class LibvirtProvider:
     def _create(self, conn: libvirt.virConnect, state: LabState, progress: Progress) -> None:
         image = self._base_image()
         self._check_memory(conn, state)
+        self._check_nic_models(conn)
         accel = self._accel()
         backend = self._backend(accel)
         state.facts.update({"accelerator": "kvm" if accel == "kvm" else "tcg",
                             "virtio_net_backend": backend, "uri": self.opts.uri,
-                            "base_image": str(image)})
-        progress(f"accelerator {state.facts['accelerator']}, virtio-net backend {backend}"
+                            "base_image": str(image),
+                            "qemu_version": vmlab.version_text(conn.getVersion()),
+                            "libvirt_version": vmlab.version_text(conn.getLibVersion()),
+                            "test_nic_models": {g.host: g.nic for g in self.layout.guests}})
+        progress(f"QEMU {state.facts['qemu_version']}, libvirt {state.facts['libvirt_version']}, "
+                 f"accelerator {state.facts['accelerator']}, virtio-net backend {backend}"
                  + ("" if backend == "vhost" else " (vhost needs KVM and /dev/vhost-net: same "
                     "queues, QEMU's userspace backend)"))
         self._ensure_dirs(state)
@@ -177,6 +182,11 @@ class LibvirtProvider:
                            f"{need} MiB (memory + QEMU overhead), the host has {free} MiB free. "
                            "Lower hosts.*.vm.memory_mib in the inventory.")
 
+    def _check_nic_models(self, conn: libvirt.virConnect) -> None:
+        problems = vmlab.nic_model_problems(self.layout, conn.getVersion(), conn.getLibVersion())
+        if problems:
+            raise LabError("; ".join(problems))
+
     # ------------------------------------------------------------------ building blocks
     def _ensure_dirs(self, state: LabState) -> None:
         if "dir" not in {r.kind for r in state.resources}:
@@ -222,7 +232,8 @@ class LibvirtProvider:
             authorized_key=client_key.with_suffix(".pub").read_text(),
             host_key_private=host_key.read_text(),
             host_key_public=host_key.with_name(host_key.name + ".pub").read_text(),
-            mgmt_mac=guest.mgmt_mac, data_mac=guest.data_mac, data_address=guest.data_address)))
+            mgmt_mac=guest.mgmt_mac, data_mac=guest.data_mac, data_address=guest.data_address,
+            mgmt_interface=guest.mgmt_interface, data_interface=guest.interface)))
         self.state_file.record(state, Resource("file", str(seed)))
         with self.state_file.lock:
             self._write_known_hosts()

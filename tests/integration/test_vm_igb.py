@@ -1,0 +1,113 @@
+"""Integration: the blog's procedure on a real PCI NIC driver — the DUT's test NIC an Intel
+82576 as QEMU (>= 8) emulates it, driven by the guest kernel's own igb driver.
+
+The private libvirtd of the test session (tests/helpers/libvirt_fixtures.py) in its network
+namespace; both guests booted from the image labctl builds; a CPU hog beside the whole test.
+up (the QEMU and libvirt versions recorded) -> the igb scenarios as one series (the first
+prepares the DUT: irqbalance off, tuned realtime 4-7, 4 queues) -> what the facts found on the
+real driver (every RX queue's vector from msi_irqs and igb's naming) -> the DUT as it was ->
+down, nothing left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from labctl import cli
+from tests.helpers import ROOT
+from tests.helpers.processes import processes_mentioning
+
+pytestmark = pytest.mark.integration
+
+SCENARIOS = ["igb_baseline", "igb_irq_pin", "igb_channels_rps"]
+
+
+def _labctl(directory: Path, *args: str) -> int:
+    return cli.main(["-i", str(directory / "inventory.yaml"), "--runs-dir",
+                     str(directory / "runs"), *args])
+
+
+@pytest.fixture(scope="module")
+def igb_lab(libvirt_host: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from labctl.labs.image import build_image
+    build_image(progress=lambda m: print(f"image: {m}", flush=True))   # cached after the first
+    directory = tmp_path_factory.mktemp("igblab")
+    data = yaml.safe_load((ROOT / "inventories" / "igb.yaml").read_text())
+    data["lab"] = "ligb"
+    data["libvirt"]["netns"] = libvirt_host.netns
+    data["libvirt"]["uri"] = libvirt_host.uri
+    (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
+    shutil.copytree(ROOT / "scenarios", directory / "scenarios")
+    yield directory
+    _labctl(directory, "down")
+
+
+def _dut_state(state: dict[str, Any]) -> dict[str, str]:
+    """What runs change and must put back: channels, RPS masks, the NIC's vectors' affinities
+    (found by their names, as igb re-requests them on `ethtool -L`)."""
+    from labctl.transport.ssh import SshTransport
+    from labctl.transport.target import SshTarget
+    with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
+        return {"channels": dut.run("ethtool -l data0 | tail -n 5").stdout,
+                "rps": dut.run("grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus").stdout,
+                "affinity": dut.run("for d in /proc/irq/*/data0*; do echo \"${d##*/} "
+                                    "$(cat ${d%/*}/smp_affinity_list)\"; done | sort").stdout,
+                "driver": dut.run("ethtool -i data0 | head -n 1").stdout}
+
+
+def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: Any,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    started = time.monotonic()
+    assert _labctl(igb_lab, "up") == 0, capsys.readouterr().err
+    up_seconds = time.monotonic() - started
+    state = json.loads((igb_lab / ".labctl" / "ligb" / "state.json").read_text())
+    facts = state["facts"]
+    assert facts["test_nic_models"] == {"dut": "igb", "loadgen": "virtio"}
+    assert int(facts["qemu_version"].split(".")[0]) >= 8, facts["qemu_version"]
+    assert facts["libvirt_version"]
+
+    capsys.readouterr()
+    started = time.monotonic()
+    code = _labctl(igb_lab, "run", *(str(igb_lab / "scenarios" / f"{n}.yaml") for n in SCENARIOS))
+    series_seconds = time.monotonic() - started
+    out = capsys.readouterr()
+    assert code == 0, f"series: exit {code}\n{out.err[-5000:]}\n{out.out[-3000:]}"
+    runs = {}
+    for line in out.out.splitlines()[-(len(SCENARIOS) + 1):-1]:
+        name, outcome, checks, run_dir = line.split()
+        assert outcome == "passed", line
+        runs[name] = Path(run_dir)
+    assert list(runs) == SCENARIOS
+
+    manifest = json.loads((runs["igb_baseline"] / "manifest.json").read_text())
+    assert manifest["lab"]["facts"]["qemu_version"] == facts["qemu_version"]
+    nic = manifest["facts"]["dut"]["nic"]
+    assert nic["driver"] == "igb" and nic["msi_listed"], nic
+    assert sorted(nic["rx_irqs"]) == ["0", "1", "2", "3"], nic   # every RX queue's vector found
+    assert set(nic["unmapped_vectors"].values()) == {"link and other causes (no queue)"}, nic
+    summaries = {n: json.loads((r / "summary.json").read_text()) for n, r in runs.items()}
+    for name, summary in summaries.items():
+        assert summary["verdict"]["status"] == "passed", name
+        assert all(r["status"] == "ok" for r in summary["restore"]), name
+        print(f"{name}: " + "; ".join(f"{e['description']}: {e['measured']}" for e in summary["expectations"]))
+    channels = summaries["igb_channels_rps"]["hosts"]["dut"]["nic_irqs"]
+    assert [r["queue"] for r in channels] == [0, 1], "after ethtool -L 2 the re-requested vectors are read"
+    html = (runs["igb_baseline"] / "report.html").read_text()
+    assert "test NIC dut igb" in html and f"QEMU {facts['qemu_version']}" in html
+
+    original = _dut_state(state)
+    assert original["driver"].strip() == "driver: igb"
+    assert _labctl(igb_lab, "run", str(igb_lab / "scenarios" / "igb_channels_rps.yaml")) == 0
+    assert _dut_state(state) == original, "channels, RPS and every vector's affinity put back"
+    print(f"igb: up {up_seconds:.0f} s, series {series_seconds:.0f} s, hog {cpu_hog.cpu_seconds():.0f} CPU s")
+
+    assert _labctl(igb_lab, "down") == 0
+    assert not processes_mentioning("qemu-system", "guest=ligb-"), "no QEMU of this lab left"
+    assert not (igb_lab / ".labctl" / "ligb").exists()
