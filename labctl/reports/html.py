@@ -500,7 +500,21 @@ def _nic_irqs(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
     header = ([Cell("queue"), Cell("IRQ", "num"), Cell("affinity (effective)")]
               + cpu_header(cpus, iso) + [Cell("all", "num")])
     return [Table(header, body, "heatmap nic-irqs",
-                  f"{title}; colour: share of the largest count in the table")]
+                  f"{title}; colour: share of the largest count in the table")] + _unmapped_irqs(d, cpus, iso)
+
+
+def _unmapped_irqs(d: HostAnalysis, cpus: list[int], iso: list[int]) -> list[Block]:
+    """The NIC's vectors that name no RX queue (a link vector, or a driver labctl does not
+    know), per IRQ name, with why: measured, not attributed to a queue."""
+    if not d.nic_unmapped_irqs:
+        return []
+    top = max((v for r in d.nic_unmapped_irqs for v in r.per_cpu.values()), default=0)
+    body = [[Cell(f"IRQ {r.irq} {r.name}", "label"), Cell(r.why)]
+            + heat_cells(r.per_cpu, cpus, iso, top) + [num(sum(r.per_cpu.values()))]
+            for r in d.nic_unmapped_irqs]
+    header = [Cell("vector"), Cell("why")] + cpu_header(cpus, iso) + [Cell("all", "num")]
+    return [Table(header, body, "heatmap nic-unmapped",
+                  "NIC vectors not mapped to an RX queue, per IRQ name (delta over the window)")]
 
 
 def _int(value: str) -> int:

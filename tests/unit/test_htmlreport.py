@@ -223,6 +223,27 @@ def test_failed_run_and_failed_expectation_and_restore() -> None:
     assert "Restore: 5/6 steps ok" in page.text and "write error" in page.text
 
 
+def test_unmapped_vectors_have_their_own_table() -> None:
+    """A vector that names no queue (igb's link vector, a driver labctl does not know) is
+    measured per IRQ name, with why, beside the queues' table."""
+    from labctl.runfiles.models import UnmappedIrqRow
+    s = summary(BASELINE)
+    s.hosts["dut"].nic_unmapped_irqs = [UnmappedIrqRow(irq="24", name="data0", why="link and other causes (no queue)",
+                                                        per_cpu={1: 3})]
+    table = parse_html(render_html(s)).table("nic-unmapped")
+    cells = row(table, "IRQ 24 data0")
+    assert cells[1][2] == "link and other causes (no queue)" and cells[-1][2] == "3"
+    assert not [c for c, _ in parse_html(render_html(summary(BASELINE))).tables if "nic-unmapped" in c.split()]
+
+
+def test_igb_lab_facts_in_the_virtualisation_line() -> None:
+    s = summary(RPS_CPU1)
+    s.lab_facts = {"accelerator": "tcg", "virtio_net_backend": "qemu", "qemu_version": "10.0.2",
+                   "libvirt_version": "11.3.0", "test_nic_models": {"dut": "igb", "loadgen": "virtio"}}
+    assert ("virtualisation accelerator tcg, virtio-net-backend qemu, test NIC dut igb, loadgen virtio, "
+            "QEMU 10.0.2, libvirt 11.3.0") in parse_html(render_html(s)).text
+
+
 def test_lab_facts_when_the_summary_has_them() -> None:
     """The manifest's lab.facts (accelerator, virtio-net backend) are not in summary.json yet:
     shown when given as lab_facts, or as lab = {"name", "facts"}."""
