@@ -109,6 +109,26 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     assert max(v for v in net_rx_cpu1 if v is not None) > 0
     assert series["sampler_cpu_seconds"] is not None
     assert "## Series" in (rps_run / "report.md").read_text()
+    # the load generator's own counts per interval, on the same time base: sent on the client's
+    # host (a series of its own: it takes no snapshot), received on the server's (the sampler's)
+    hosts = json.loads((rps_run / "series.json").read_text())["hosts"]
+    client = json.loads((rps_run / "loadgen" / "loadgen" / "client.json").read_text())
+    received = {line["queue"]: line["values"] for line in series["lines"]
+                if line["metric"] == "load.received_per_s"}
+    sent = {line["queue"]: line["values"] for line in hosts["loadgen"]["lines"]
+            if line["metric"] == "load.sent_per_s"}
+    assert set(received) == set(sent) == {"w0", None}
+    assert len(received[None]) == len(series["times"])
+    sent_total = sum(v * dt for v, dt in zip(sent[None], _durations(hosts["loadgen"]["times"])))
+    assert sent_total == pytest.approx(client["sent"], rel=0.01)
+    assert max(sent[None]) == pytest.approx(20000, rel=0.1)     # the asked rate, second by second
+    assert max(received[None]) > 10000
+    # report.html draws them: a line chart per metric, a point with its exact value per interval
+    html = (rps_run / "report.html").read_text()
+    assert html.count('class="line-chart"') >= 5 and "dut: NET_RX softirqs per second" in html
+    assert "loadgen: messages sent per second (client)" in html and "<script" not in html.split(
+        "<iframe")[0]
+    print(f"report.html with charts: {(rps_run / 'report.html').stat().st_size} bytes")
     assert (rps_run / "dut" / "series" / "samples.raw").stat().st_size > 1000
     csv_path = lab.dir / "series.csv"
     assert lab.labctl("export", str(baseline_run), str(rps_run), "-o", str(csv_path)) == 0
@@ -135,6 +155,10 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
         assert not pid_alive(pid)
     assert not (lab.dir / ".labctl").exists()
     assert lab.labctl("down") == 0, "down twice is fine"
+
+
+def _durations(times: list[float]) -> list[float]:
+    return [t - before for before, t in zip([0.0, *times], times)]
 
 
 GENERATOR_BOUND = """\
