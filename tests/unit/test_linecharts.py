@@ -12,8 +12,9 @@ from labctl.reports.charts import Line, line_chart
 from labctl.reports.compare import compare, render_compare_html
 from labctl.reports.html import render_html
 from labctl.reports.seriescharts import host_charts, overlay_charts, rate
-from labctl.runfiles.series import HostSeries, SeriesFile, SeriesLine
+from labctl.runfiles.series import SeriesFile, SeriesLine
 from tests.helpers.runs import BASELINE, RPS_CPU1, summary
+from tests.helpers.series import chart_series, host_series
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -63,31 +64,8 @@ def test_labels_are_escaped() -> None:
     _tree(svg)
 
 
-def _host(times: list[float], net_rx: dict[int, list[float | None]], **more: list[SeriesLine]
-          ) -> HostSeries:
-    lines = [SeriesLine(metric="softirqs_per_s.NET_RX", cpu=c, values=v) for c, v in net_rx.items()]
-    for extra in more.values():
-        lines += extra
-    return HostSeries(interval=1.0, samples=len(times) + 1, started=1000.0, times=times, lines=lines)
-
-
-def _dut() -> HostSeries:
-    times = [1.0, 2.0, 3.0]
-    return _host(times, {0: [900.0, 950.0, 1000.0], 1: [0.0, 0.0, 0.0], 4: [300.0, 310.0, 320.0]},
-                 irqs=[SeriesLine(metric="irqs_per_s", cpu=0, queue="rx-0", values=[5.0, 6.0, 7.0]),
-                       SeriesLine(metric="irqs_per_s", cpu=4, queue="rx-0", values=[1.0, None, 1.0]),
-                       SeriesLine(metric="irqs_per_s", cpu=4, queue="rx-1", values=[2.0, 2.0, 2.0])],
-                 drops=[SeriesLine(metric="softnet_per_s.dropped", cpu=0, values=[0.0, 3.0, 0.0]),
-                        SeriesLine(metric="softnet_per_s.dropped", cpu=1, values=[0.0, 0.0, 0.0])],
-                 cpu=[SeriesLine(metric=f"cpu_percent.{f}", cpu=c, values=[v, v, v])
-                      for c in (0, 1, 4) for f, v in (("softirq", 20.0), ("idle", 70.0),
-                                                       ("iowait", 5.0))],
-                 load=[SeriesLine(metric=RECEIVED, queue="w0", values=[1900.0, 2000.0, 2100.0]),
-                       SeriesLine(metric=RECEIVED, values=[1900.0, 2000.0, 2100.0])])
-
-
 def test_a_host_gets_one_chart_per_metric_with_only_its_active_cpus() -> None:
-    made = host_charts("dut", _dut(), isolated=[4, 5, 6, 7], server_cpus=[1])
+    made = host_charts("dut", chart_series(), isolated=[4, 5, 6, 7], server_cpus=[1])
     captions = [caption for caption, _ in made.charts]
     assert captions[0].startswith("dut: achieved rate, messages received per second (server)")
     assert any(c.startswith("dut: NET_RX softirqs per second per CPU") for c in captions)
@@ -110,7 +88,7 @@ def test_a_host_gets_one_chart_per_metric_with_only_its_active_cpus() -> None:
 
 def test_report_html_has_the_charts_and_still_no_script() -> None:
     s = summary(RPS_CPU1)
-    series = SeriesFile(run_id=s.run_id, scenario=s.scenario, hosts={"dut": _dut()},
+    series = SeriesFile(run_id=s.run_id, scenario=s.scenario, hosts={"dut": chart_series()},
                         missing={"loadgen": "no sample file was fetched"})
     page = render_html(s, None, series)
     assert page.count('class="line-chart"') == 6 and "<script" not in page
@@ -121,7 +99,7 @@ def test_report_html_has_the_charts_and_still_no_script() -> None:
 
 
 def test_compare_html_overlays_a_and_b() -> None:
-    a, b = _dut(), _host([1.0, 2.0], {0: [100.0, 100.0], 4: [900.0, 950.0]}, load=[
+    a, b = chart_series(), host_series([1.0, 2.0], {0: [100.0, 100.0], 4: [900.0, 950.0]}, load=[
         SeriesLine(metric=RECEIVED, values=[1000.0, 1200.0])])
     made = overlay_charts("dut", a, b, isolated=[4])
     first = _tree(dict(made.charts)[made.charts[0][0]])
