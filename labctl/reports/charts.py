@@ -20,6 +20,7 @@ plot, one entry per line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -146,7 +147,8 @@ def line_chart(title: str, lines: Sequence[Line], y_label: str, show: Callable[[
     """An SVG line chart (see the module docstring); `show` formats values (ticks, titles)."""
     x1 = max((t for line in lines for t in line.times), default=1.0) or 1.0
     top = max((v for line in lines for v in line.values if v is not None), default=0.0)
-    y1 = top * 1.08 if top > 0 else 1.0
+    step = nice_step(top)
+    y1 = step * max(math.ceil(top / step - 1e-9), 1)
     plot_w = LINE_WIDTH - LINE_LEFT - LINE_RIGHT
     legend, legend_rows = _line_legend(lines)
     height = LINE_TOP + LINE_PLOT_HEIGHT + LINE_AXIS + legend_rows * LEGEND_ROW + 6
@@ -164,7 +166,8 @@ def line_chart(title: str, lines: Sequence[Line], y_label: str, show: Callable[[
              f'<text x="{LINE_LEFT}" y="15" font-size="12" font-weight="600">{escape(title)}</text>',
              f'<rect x="{LINE_LEFT}" y="{LINE_TOP}" width="{plot_w}" height="{LINE_PLOT_HEIGHT}" '
              'fill="#fafafa" stroke="#ccc"/>']
-    parts += _line_axes(x, y, x1, top or 1.0, y_label, x_label, show)
+    parts += _line_axes(x, y, x1, [step * k for k in range(round(y1 / step) + 1)], y_label, x_label,
+                        show)
     if not any(v is not None for line in lines for v in line.values):
         parts.append(f'<text class="empty" x="{LINE_LEFT + plot_w / 2:.1f}" '
                      f'y="{LINE_TOP + LINE_PLOT_HEIGHT / 2:.1f}" text-anchor="middle" fill="#666">'
@@ -176,11 +179,20 @@ def line_chart(title: str, lines: Sequence[Line], y_label: str, show: Callable[[
     return Markup("".join(parts))
 
 
-def _line_axes(x: Callable[[float], float], y: Callable[[float], float], x1: float, top: float,
-               y_label: str, x_label: str, show: Callable[[float], str]) -> list[str]:
+def nice_step(top: float, ticks: int = 4) -> float:
+    """A round step (1, 2 or 5 x 10^n) that covers 0..top in at most `ticks` steps."""
+    if top <= 0:
+        return 1.0
+    base = 10.0 ** math.floor(math.log10(top / ticks))
+    return next(base * f for f in (1, 2, 5, 10) if base * f * ticks >= top)
+
+
+def _line_axes(x: Callable[[float], float], y: Callable[[float], float], x1: float,
+               y_ticks: Sequence[float], y_label: str, x_label: str,
+               show: Callable[[float], str]) -> list[str]:
     bottom = LINE_TOP + LINE_PLOT_HEIGHT
     parts = []
-    for tick in (0.0, top / 2, top):
+    for tick in y_ticks:
         parts.append(f'<line x1="{LINE_LEFT - 3}" x2="{x(x1):.1f}" y1="{y(tick):.1f}" '
                      f'y2="{y(tick):.1f}" stroke="#e4e4e4"/><text x="{LINE_LEFT - 5}" '
                      f'y="{y(tick) + 3:.1f}" text-anchor="end">{escape(show(tick))}</text>')

@@ -9,7 +9,8 @@ says how many were left out):
   drops/s and time squeezes/s per CPU  softnet_per_s.dropped / .time_squeeze (omitted: none)
   softirq % and busy % per CPU       cpu_percent.softirq, 100 - idle - iowait, of the server's
                                      CPUs (when pinned) and the busy NET_RX CPUs
-  messages/s per worker and total    load.sent_per_s (client) / load.received_per_s (server)
+  messages/s in total and per worker  load.sent_per_s (client) / load.received_per_s (server);
+                                     one worker: the total alone
 
 Isolated CPUs are marked in the legend (``*``, blue bar) and in every point's title.
 ``overlay_charts`` draws two runs' series over each other (A solid, B dashed, one colour per
@@ -148,12 +149,15 @@ def _load_charts(out: HostCharts, host: str, data: HostSeries) -> None:
         if not found:
             continue
         workers = [line for line in found if line.queue is not None][:MAX_LINES]
+        if len(workers) == 1:
+            workers = []                  # one worker: its line is the total's
         lines = [Line(w.queue or "", data.times, w.values, colour=i + 1)
                  for i, w in enumerate(workers)]
         total = next((line for line in found if line.queue is None), None)
         if total is not None:
             lines.insert(0, Line("total", data.times, total.values, colour=0, bold=True))
-        out.charts.append((f"{host}: achieved rate, {title}, per worker and in total",
+        per_worker = ", per worker and in total" if workers else ", one worker"
+        out.charts.append((f"{host}: achieved rate, {title}{per_worker}",
                            line_chart(f"{host}: {title}", lines, "messages per second", rate)))
 
 

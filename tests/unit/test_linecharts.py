@@ -82,6 +82,9 @@ def test_a_host_gets_one_chart_per_metric_with_only_its_active_cpus() -> None:
     assert "rx-0 at 2 s: 6.00/s" in _point_titles(irqs)               # None on CPU 4: 6 alone
     drops = _tree(charts[next(c for c in captions if "drops" in c)])
     assert [g.get("data-label") for g in drops.iter(f"{SVG}g") if g.get("class") == "line"] == ["CPU0"]
+    load = _tree(charts[captions[0]])                   # one worker: the total says it all
+    assert [g.get("data-label") for g in load.iter(f"{SVG}g") if g.get("class") == "line"] == ["total"]
+    assert captions[0].endswith(", one worker")
     busy = _tree(charts[next(c for c in captions if "busy time" in c)])
     assert "CPU1 at 1 s: 25.0 %" in _point_titles(busy)              # the server's CPU, 100-70-5
 
