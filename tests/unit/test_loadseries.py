@@ -51,6 +51,15 @@ def test_ticker_ending_on_a_boundary_has_no_empty_last_interval() -> None:
     assert ticker.record(9)["counts"] == [4, 5]
 
 
+def test_ticker_spreads_what_came_between_two_clock_reads() -> None:
+    """The UDP server reads the clock every so many datagrams: 300 between t=0.5 and t=2
+    split 100 / 200 at the boundaries 1 and 2 (even over the time between the reads)."""
+    ticker = loadgen.Ticker(1.0, origin=0.0, origin_unix=0.0)
+    ticker.cross_spread(0.0, 0, 0.5, 50)
+    assert ticker.cross_spread(0.5, 50, 2.0, 350) == 3.0
+    assert ticker.record(400)["counts"] == [150, 200, 50]
+
+
 def test_interval_must_be_positive(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code = loadgen.main(["client", "--protocol", "udp", "--host", "127.0.0.1", "--port", "9",
                          "--rate", "10", "--duration", "1", "--interval", "0",
@@ -82,6 +91,10 @@ def test_real_workers_count_per_interval(tmp_path: Path, protocol: str) -> None:
         assert intervals["stopped"] - intervals["started"] == pytest.approx(1.5, abs=0.05)
     for worker in served["workers"]:
         assert sum(worker["intervals"]["counts"]) == worker["received"]
+    received = with_load(None, "server", served)
+    assert received is not None
+    rates = (received.line(RECEIVED) or SeriesLine(metric="", values=[])).values
+    assert any(v is not None and abs(v - 2000) < 300 for v in rates), rates
     # the client's lines on a series of its own: the total spreads back to what was sent
     series = with_load(None, "client", client)
     assert series is not None and series.samples == 0 and series.interval == 0.25
