@@ -6,6 +6,7 @@ a sampler's time base (hand-computed spreads), format 1 results, and export's ro
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -86,7 +87,9 @@ def test_real_workers_count_per_interval(tmp_path: Path, protocol: str) -> None:
         intervals = worker["intervals"]
         assert sum(intervals["counts"]) == worker["sent"]
         assert len(intervals["counts"]) == 6                    # 1.5 s / 0.25 s
-        assert all(200 <= c <= 300 for c in intervals["counts"][:-1]), intervals["counts"]
+        # paced: most intervals near 250 (a stalled worker on a busy machine catches up in
+        # the next one: 90 then 410 was seen; the counts still add up)
+        assert 200 <= statistics.median(intervals["counts"]) <= 300, intervals["counts"]
         assert intervals["started"] == pytest.approx(client["started"], abs=0.01)
         assert intervals["stopped"] - intervals["started"] == pytest.approx(1.5, abs=0.05)
     for worker in served["workers"]:
@@ -94,7 +97,7 @@ def test_real_workers_count_per_interval(tmp_path: Path, protocol: str) -> None:
     received = with_load(None, "server", served)
     assert received is not None
     rates = (received.line(RECEIVED) or SeriesLine(metric="", values=[])).values
-    assert any(v is not None and abs(v - 2000) < 300 for v in rates), rates
+    assert sum(1 for v in rates if v is not None and abs(v - 2000) < 400) >= 2, rates
     # the client's lines on a series of its own: the total spreads back to what was sent
     series = with_load(None, "client", client)
     assert series is not None and series.samples == 0 and series.interval == 0.25
@@ -102,7 +105,7 @@ def test_real_workers_count_per_interval(tmp_path: Path, protocol: str) -> None:
     assert total is not None and series.line(SENT, queue="w1") is not None
     durations = [t - s for s, t in zip([0.0, *series.times], series.times)]
     assert sum(v * d for v, d in zip(total.values, durations)) == pytest.approx(client["sent"], rel=1e-3)
-    assert max(total.values) == pytest.approx(2000, rel=0.15)
+    assert statistics.median(v or 0.0 for v in total.values) == pytest.approx(2000, rel=0.15)
     # the summary keeps the counts but not the per-interval lists (series.json holds them)
     summary = loadgen_summary(served, client)
     assert summary is not None and all("intervals" not in w for w in summary["client_workers"])
