@@ -26,9 +26,9 @@ from labctl.plan.actions import Start
 from labctl.reports.export import export_rows
 from labctl.reports.series import render_series_markdown
 from labctl.runfiles.series import HostSeries, SeriesFile, SeriesLine
+from tests.helpers.loadgen_runs import free_port, run_client, server
 from tests.helpers.plans import LOAD, guest_facts, plan_for
 from tests.helpers.processes import stop_process
-from tests.unit.test_loadgen import free_port, run_client, server
 
 # --------------------------------------------------------------------------- the agent's Ticker
 
