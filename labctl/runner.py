@@ -25,6 +25,7 @@ from labctl.analysis.drift import drift_record, judged, watch_record
 from labctl.analysis.expectations import evaluate, verdict
 from labctl.analysis.fold import parse_folded
 from labctl.analysis.live import HostView
+from labctl.analysis.loadseries import with_load
 from labctl.analysis.perhost import analyse_host, loadgen_summary
 from labctl.analysis.series import derive_series
 from labctl.errors import (
@@ -611,7 +612,7 @@ def collect(run: str | Path | None, runs_root: Path) -> RunOutcome:
     report = render_markdown(summary) + render_series_markdown(
         series, any(f.shared_kernel for f in (manifest.facts or {}).values()))
     run_dir.write_text("report.md", report)
-    run_dir.write_text("report.html", render_html(summary, flamegraphs))
+    run_dir.write_text("report.html", render_html(summary, flamegraphs, series))
     return RunOutcome(run_dir.path, summary, report)
 
 
@@ -641,6 +642,11 @@ def build_series(run_dir: RunDir, manifest: Manifest) -> SeriesFile | None:
     for host, stream in streams.items():
         facts = manifest.facts[host]
         series.hosts[host] = derive_series(stream, facts.model_dump(mode="json"))
+    if scenario.load is not None:
+        for role, host in (("server", scenario.load.server.host), ("client", scenario.load.client.host)):
+            loaded = with_load(series.hosts.get(host), role, _loadgen_result(run_dir, host, f"{role}.json"))
+            if loaded is not None:
+                series.hosts[host] = loaded
     return series
 
 
@@ -739,10 +745,21 @@ def compare_runs(run_a: str, run_b: str, runs_root: Path) -> Comparison:
     a, b = find_run(runs_root, run_a), find_run(runs_root, run_b)
     summary_a, summary_b = a.read_model(Summary), b.read_model(Summary)
     comparison = compare(summary_a, summary_b)
-    html = render_compare_html(comparison, _differential_flamegraphs(a, b, summary_a, summary_b))
+    html = render_compare_html(comparison, _differential_flamegraphs(a, b, summary_a, summary_b),
+                               (_series_of(a), _series_of(b)))
     target = b.path.parent / f"compare-{a.run_id}--{b.run_id}.html"
     target.write_text(html)
     return Comparison(render_compare_text(comparison), target, comparison)
+
+
+def _series_of(run_dir: RunDir) -> SeriesFile | None:
+    """A run's series.json (None: the run has none, or it does not read)."""
+    if not run_dir.has(SeriesFile.FILE):
+        return None
+    try:
+        return run_dir.read_model(SeriesFile)
+    except RunError:
+        return None
 
 
 def _differential_flamegraphs(a: RunDir, b: RunDir, summary_a: Summary,
@@ -821,17 +838,20 @@ def _profile(run_dir: RunDir, planned: ProfilePlan | None
 
 def _window(steps: StepsRecord) -> float:
     return float(sum(s.seconds for s in steps.steps if s.kind == "wait_process"))
+def _loadgen_result(run_dir: RunDir, host: str, name: str) -> dict[str, Any] | None:
+    """A fetched loadgen result file (None: missing or unreadable)."""
+    path = run_dir.path / host / "loadgen" / name
+    if not path.exists():
+        return None
+    try:
+        data: dict[str, Any] = RunDir(path.parent).read_json(name)
+        return data
+    except RunError:
+        return None
+
+
 def _loadgen(run_dir: RunDir, scenario: Scenario) -> dict[str, Any] | None:
     if scenario.load is None:
         return None
-    def read(host: str, name: str) -> dict[str, Any] | None:
-        path = run_dir.path / host / "loadgen" / name
-        if not path.exists():
-            return None
-        try:
-            data: dict[str, Any] = RunDir(path.parent).read_json(name)
-            return data
-        except RunError:
-            return None
-    return loadgen_summary(read(scenario.load.server.host, "server.json"),
-                           read(scenario.load.client.host, "client.json"))
+    return loadgen_summary(_loadgen_result(run_dir, scenario.load.server.host, "server.json"),
+                           _loadgen_result(run_dir, scenario.load.client.host, "client.json"))

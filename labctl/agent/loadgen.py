@@ -25,16 +25,24 @@ messages are pre-built). The UDP server counts datagrams without parsing them; t
 server frames the stream with the header to count messages.
 
 Result files (JSON, written atomically when the run ends):
-  server: {role, protocol, bind, port, received, bytes, errors, started, stopped, duration,
-           rate_achieved, drops (udp: socket buffer overflows) | connections (tcp),
+  server: {format, role, protocol, bind, port, received, bytes, errors, started, stopped,
+           duration, rate_achieved, interval, drops (udp: socket buffer overflows) |
+           connections (tcp),
            workers: [{pid, cpus, received, bytes, errors, connections, drops,
-                      cpu_time_user, cpu_time_system}]}
-  client: {role, protocol, host, port, mode (paced|max), asked_rate, asked_duration, payload,
-           flows (null with --new-socket-per-message), new_socket_per_message, duration, sent,
-           bytes, errors, achieved_rate, started, stopped,
+                      cpu_time_user, cpu_time_system, intervals}]}
+  client: {format, role, protocol, host, port, mode (paced|max), asked_rate, asked_duration,
+           payload, flows (null with --new-socket-per-message), new_socket_per_message,
+           duration, sent, bytes, errors, achieved_rate, started, stopped, interval,
            workers: [{pid, cpus, flows, source_ports, rate, sent, bytes, errors, duration,
-                      achieved_rate}]}
+                      achieved_rate, intervals}]}
   started/stopped are Unix times; "received" counts datagrams (udp) or whole messages (tcp).
+  format 2 (absent: 1, which has no "interval" and no "intervals") adds each worker's
+  per-interval counts: intervals = {seconds, started, stopped, counts}: counts[k] is what the
+  worker sent (client) or received (server) from started + k * seconds to the next boundary
+  (the last one ends at stopped, Unix times of the worker's window: from its "go" for a
+  client, from its "ready" for a server); sum(counts) is its sent / received. The worker
+  reads the clock after every message received (server) or every batch sent (client), so a
+  count lands in its interval to within a batch (at most 256 messages).
   A run with a failed worker still writes its file, with "failures", and exits 1.
 The ready file (server) holds {pid, protocol, port, workers: [pids]}: SIGTERM that pid.
 
@@ -84,6 +92,10 @@ TCP_MAX_BLOCK = 64  # messages joined into one write per flow in TCP --max mode
 DRAIN_LIMIT = 65536  # datagrams read after a stop request from what is already queued
 DRAIN_SECONDS = 2.0  # at most this long reading what TCP peers had sent before the stop
 CONNECT_TIMEOUT = 3.0  # seconds a long-lived TCP flow waits for its connect
+RESULT_FORMAT = 2  # 2: per-interval counts per worker ("intervals"); 1 had none
+DEFAULT_INTERVAL = 1.0  # seconds per interval of the workers' counts
+CLOCK_CHECKS = 64  # clock reads per interval the UDP server aims at (after every datagram below)
+MAX_CHECK_EVERY = 4096  # datagrams at most between two of its clock reads
 
 Message = dict[str, Any]
 SendFunction = Callable[[Any], Any]
@@ -118,6 +130,7 @@ class ServerConfig:
     duration: float | None
     result: str
     ready_file: str | None
+    interval: float = DEFAULT_INTERVAL
 
 
 @dataclass(frozen=True)
@@ -135,6 +148,7 @@ class ClientConfig:
     cpus: tuple[int, ...] | None
     new_socket_per_message: bool
     result: str
+    interval: float = DEFAULT_INTERVAL
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
@@ -224,6 +238,57 @@ class StreamFramer:
         return completed
 
 
+class Ticker:
+    """A worker's per-interval counts: the running count at every interval boundary.
+
+    The hot loops keep their own counters; where they read the clock anyway (or, for the
+    UDP server, after each datagram) they compare it with `next_at` and call `cross` with
+    their running count. A gap (no traffic, a sleep) closes every boundary it spans at the
+    same count, so its intervals count 0.
+    """
+
+    __slots__ = ("seconds", "origin", "origin_unix", "next_at", "marks", "stopped")
+
+    def __init__(self, seconds: float, origin: float, origin_unix: float | None = None) -> None:
+        self.seconds, self.origin = seconds, origin       # origin: time.monotonic()
+        self.origin_unix = origin_unix if origin_unix is not None else unix_time_of(origin)
+        self.next_at = origin + seconds
+        self.marks: list[int] = []
+        self.stopped = origin
+
+    def cross(self, now: float, count: int) -> float:
+        """Close every boundary up to `now` at `count`; return the next boundary."""
+        while now >= self.next_at:
+            self.marks.append(count)
+            self.next_at = self.origin + self.seconds * (len(self.marks) + 1)
+        self.stopped = max(self.stopped, now)
+        return self.next_at
+
+    def cross_spread(self, since: float, since_count: int, now: float, count: int) -> float:
+        """Close every boundary up to `now`, the `count - since_count` messages that came
+        between two clock reads (at `since` and `now`) spread evenly over that time."""
+        span = now - since
+        while now >= self.next_at:
+            share = (self.next_at - since) / span if span > 0 else 1.0
+            self.cross(self.next_at, since_count + int((count - since_count) * max(share, 0.0)))
+        self.stopped = max(self.stopped, now)
+        return self.next_at
+
+    def record(self, total: int) -> Message:
+        """The worker's "intervals" (see the module docstring); `total`: its final count."""
+        ends = [*self.marks, max(total, self.marks[-1] if self.marks else 0)]
+        counts = [end - start for start, end in zip([0, *self.marks], ends)]
+        if len(counts) > 1 and counts[-1] == 0 and self.stopped - self.origin <= self.seconds * len(self.marks) + 1e-6:
+            counts.pop()            # the window ended on a boundary: no partial interval after it
+        return {"seconds": self.seconds, "started": self.origin_unix,
+                "stopped": self.origin_unix + (self.stopped - self.origin), "counts": counts}
+
+
+def unix_time_of(moment: float) -> float:
+    """The Unix time of a time.monotonic() reading."""
+    return time.time() - (time.monotonic() - moment)
+
+
 # ---------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------
@@ -254,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--duration", type=float, help="seconds (default: until SIGTERM)")
     server.add_argument("--result", required=True, help="JSON result file")
     server.add_argument("--ready-file", help="written once every socket is bound")
+    server.add_argument("--interval", type=float, default=DEFAULT_INTERVAL,
+                        help="seconds per interval of the per-worker counts (default 1)")
     client = commands.add_parser("client", help="send at a fixed rate for a duration")
     client.add_argument("--protocol", choices=("udp", "tcp"), required=True)
     client.add_argument("--host", required=True)
@@ -269,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--new-socket-per-message", action="store_true",
                         help="open and close a socket per message, as golang-loadgen (a new flow each)")
     client.add_argument("--result", required=True, help="JSON result file")
+    client.add_argument("--interval", type=float, default=DEFAULT_INTERVAL,
+                        help="seconds per interval of the per-worker counts (default 1)")
     return parser
 
 
@@ -280,6 +349,8 @@ def _check_common(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers must be 1-{MAX_WORKERS}, got {args.workers}")
     if args.duration is not None and not (math.isfinite(args.duration) and args.duration > 0):
         raise UsageError(f"--duration must be > 0 seconds, got {args.duration}")
+    if not (math.isfinite(args.interval) and args.interval >= 0.01):
+        raise UsageError(f"--interval must be >= 0.01 seconds, got {args.interval}")
     result_dir = os.path.dirname(os.path.abspath(args.result))
     if not os.path.isdir(result_dir):
         raise UsageError(f"--result: directory {result_dir} does not exist")
@@ -298,6 +369,7 @@ def _server_config(args: argparse.Namespace) -> ServerConfig:
         duration=args.duration,
         result=args.result,
         ready_file=args.ready_file,
+        interval=args.interval,
     )
 
 
@@ -330,6 +402,7 @@ def _client_config(args: argparse.Namespace) -> ClientConfig:
         cpus=parse_cpu_list(args.cpus) if args.cpus is not None else None,
         new_socket_per_message=args.new_socket_per_message,
         result=args.result,
+        interval=args.interval,
     )
 
 
@@ -644,6 +717,7 @@ class ServerStats:
     cpu_time_user: float = 0.0
     cpu_time_system: float = 0.0
     last_cpu: int | None = None
+    intervals: Message | None = None
 
 
 def last_cpu() -> int | None:
@@ -692,11 +766,20 @@ def _check_port_free(family: int, kind: int, address: tuple[Any, ...]) -> None:
         probe.close()
 
 
-def udp_receive_loop(sock: socket.socket, stats: ServerStats) -> None:
-    """Count datagrams until _Stop (blocking reads, no parsing)."""
-    recv_into = sock.recv_into
+def udp_receive_loop(sock: socket.socket, stats: ServerStats, ticker: Ticker) -> None:
+    """Count datagrams until _Stop (blocking reads, no parsing), and per interval.
+
+    The clock is read about CLOCK_CHECKS times per interval, not per datagram (a clock read
+    is a system call where the vDSO has no usable clocksource, as in a TCG guest): every
+    `every` datagrams, `every` following the rate; the datagrams between two reads that
+    straddle a boundary are split in proportion to the time on each side (Ticker.cross_spread).
+    """
+    recv_into, monotonic = sock.recv_into, time.monotonic
     buffer = bytearray(65536)
     received = received_bytes = errors = 0
+    next_tick, spacing = ticker.next_at, ticker.seconds / CLOCK_CHECKS
+    left = every = 1
+    checked_at, checked = monotonic(), 0
     try:
         while True:
             try:
@@ -706,7 +789,18 @@ def udp_receive_loop(sock: socket.socket, stats: ServerStats) -> None:
                 continue
             received += 1
             received_bytes += size
+            left -= 1
+            if left:
+                continue
+            now = monotonic()
+            if now >= next_tick:
+                next_tick = ticker.cross_spread(checked_at, checked, now, received)
+            elapsed = now - checked_at
+            if elapsed > 0:
+                every = max(1, min(MAX_CHECK_EVERY, int((received - checked) * spacing / elapsed)))
+            left, checked_at, checked = every, now, received
     finally:
+        ticker.cross_spread(checked_at, checked, monotonic(), received)
         stats.received += received
         stats.bytes += received_bytes
         stats.errors += errors
@@ -801,16 +895,21 @@ def tcp_serve_once(
     return len(events)
 
 
-def tcp_serve(listener: socket.socket, stats: ServerStats) -> None:
-    """Accept and read many short or long connections with one epoll until _Stop, then drain."""
+def tcp_serve(listener: socket.socket, stats: ServerStats, ticker: Ticker) -> None:
+    """Accept and read many short or long connections with one epoll until _Stop, then drain.
+    Each round of events closes the intervals that ended before it."""
     selector = selectors.DefaultSelector()
     listener.setblocking(False)
     selector.register(listener, selectors.EVENT_READ, None)
     view = memoryview(bytearray(262144))
+    monotonic = time.monotonic
     try:
         try:
             while True:
-                tcp_serve_once(listener, selector, view, stats, None)
+                now = monotonic()
+                if now >= ticker.next_at:
+                    ticker.cross(now, stats.received)
+                tcp_serve_once(listener, selector, view, stats, max(0.0, ticker.next_at - now))
         except _Stop:
             pass
         drain_until = time.monotonic() + DRAIN_SECONDS
@@ -830,20 +929,24 @@ def _server_worker(index: int, channel: socket.socket, sockets: list[socket.sock
             other.close()
     pin_to_cpus(config.cpus)
     stats = ServerStats(pid=os.getpid(), cpus=current_cpus())
+    ticker = Ticker(config.interval, time.monotonic())
     try:
         _worker_signals_on()
         _send_message(channel, "ready", {"pid": stats.pid, "cpus": stats.cpus})
+        ticker = Ticker(config.interval, time.monotonic())
         if config.protocol == "udp":
-            udp_receive_loop(sock, stats)
+            udp_receive_loop(sock, stats, ticker)
         else:
-            tcp_serve(sock, stats)
+            tcp_serve(sock, stats, ticker)
     except _Stop:
         pass
     _worker_signals_off()
+    ticker.cross(time.monotonic(), stats.received)
     if config.protocol == "udp":
         udp_drain(sock, stats)
         stats.drops = udp_socket_drops(sock)
     sock.close()
+    stats.intervals = ticker.record(stats.received)
     times = os.times()
     stats.cpu_time_user, stats.cpu_time_system = times.user, times.system
     stats.last_cpu = last_cpu()
@@ -854,6 +957,7 @@ def server_summary(config: ServerConfig, workers: list[Message], started: float,
     """The server's result document from its workers' counts."""
     received = sum(w["received"] for w in workers)
     summary: Message = {
+        "format": RESULT_FORMAT,
         "role": "server",
         "protocol": config.protocol,
         "bind": config.bind,
@@ -866,6 +970,7 @@ def server_summary(config: ServerConfig, workers: list[Message], started: float,
         "stopped": started + duration,
         "duration": duration,
         "rate_achieved": received / duration if duration > 0 else 0.0,
+        "interval": config.interval,
     }
     if config.protocol == "tcp":
         summary["connections"] = sum(w["connections"] for w in workers)
@@ -936,6 +1041,7 @@ class ClientStats:
     errors: int = 0
     duration: float = 0.0
     achieved_rate: float = 0.0
+    intervals: Message | None = None
 
 
 class TcpFlow:
@@ -1038,7 +1144,8 @@ def open_flows(config: ClientConfig, count: int, errors: list[int]) -> FlowSet:
 
 
 def send_paced(
-    senders: list[SendFunction], rate: float, start: float, end: float, payload_size: int, stats: ClientStats
+    senders: list[SendFunction], rate: float, start: float, end: float, payload_size: int, stats: ClientStats,
+    ticker: Ticker,
 ) -> None:
     """Send at `rate`/s against absolute deadlines from `start`, round-robin over flows.
 
@@ -1049,9 +1156,12 @@ def send_paced(
     pack_into, monotonic, sleep = HEADER.pack_into, time.monotonic, time.sleep
     flow_count, window = len(senders), end - start
     attempted = sent = errors = 0
+    next_tick = ticker.next_at
     try:
         while True:
             now = monotonic()
+            if now >= next_tick:
+                next_tick = ticker.cross(min(now, end), stats.sent + sent)
             if now >= end:
                 break
             owed = messages_due(now - start, rate, window) - attempted
@@ -1071,7 +1181,9 @@ def send_paced(
         stats.errors += errors
 
 
-def send_max(senders: list[SendFunction], end: float, payload: bytes, per_call: int, stats: ClientStats) -> None:
+def send_max(
+    senders: list[SendFunction], end: float, payload: bytes, per_call: int, stats: ClientStats, ticker: Ticker
+) -> None:
     """Send a pre-built payload as fast as possible: batches per flow, clock read per batch.
 
     `per_call` is how many messages one send carries (TCP joins several into one write).
@@ -1080,9 +1192,13 @@ def send_max(senders: list[SendFunction], end: float, payload: bytes, per_call: 
     batch = range(MAX_MODE_BATCH)
     full_batch = MAX_MODE_BATCH * per_call
     sent = errors = 0
+    next_tick = ticker.next_at
     try:
         for send in itertools.cycle(senders):
-            if monotonic() >= end:
+            now = monotonic()
+            if now >= next_tick:
+                next_tick = ticker.cross(min(now, end), stats.sent + sent)
+            if now >= end:
                 break
             index = 0
             try:
@@ -1106,13 +1222,13 @@ def _max_payload(config: ClientConfig) -> tuple[bytes, int]:
 
 
 def _client_send(
-    config: ClientConfig, index: int, flows: FlowSet, start: float, end: float, stats: ClientStats
+    config: ClientConfig, index: int, flows: FlowSet, start: float, end: float, stats: ClientStats, ticker: Ticker
 ) -> None:
     if config.rate is None:
         payload, per_call = _max_payload(config)
-        send_max(flows.senders, end, payload, per_call, stats)
+        send_max(flows.senders, end, payload, per_call, stats, ticker)
     else:
-        send_paced(flows.senders, worker_rate(config, index), start, end, config.payload, stats)
+        send_paced(flows.senders, worker_rate(config, index), start, end, config.payload, stats, ticker)
 
 
 def _client_worker(index: int, channel: socket.socket, config: ClientConfig) -> None:
@@ -1123,7 +1239,8 @@ def _client_worker(index: int, channel: socket.socket, config: ClientConfig) -> 
     stats = ClientStats(pid=os.getpid(), cpus=current_cpus(), flows=len(my_flows), source_ports=[], rate=rate)
     flows = FlowSet([], [], [])
     connect_errors = [0]
-    start = time.monotonic()
+    start = end = time.monotonic()
+    ticker = Ticker(config.interval, start)
     try:
         _worker_signals_on()
         flows = open_flows(config, len(my_flows), connect_errors)
@@ -1131,11 +1248,14 @@ def _client_worker(index: int, channel: socket.socket, config: ClientConfig) -> 
         _send_message(channel, "ready", {"pid": stats.pid})
         go = _receive_message(channel, bytearray())
         start, end = go["data"]["start"], go["data"]["end"]
+        ticker = Ticker(config.interval, start, go["data"].get("started"))
         sleep_until(start)
-        _client_send(config, index, flows, start, end, stats)
+        _client_send(config, index, flows, start, end, stats, ticker)
     except _Stop:
         pass
     _worker_signals_off()
+    ticker.cross(min(time.monotonic(), end), stats.sent)
+    stats.intervals = ticker.record(stats.sent)
     _finish_client_worker(stats, flows, start, connect_errors[0], config.payload)
     _send_message(channel, "result", asdict(stats))
 
@@ -1160,6 +1280,7 @@ def client_summary(config: ClientConfig, workers: list[Message], started: float,
     """The client's result document from its workers' counts."""
     sent = sum(w["sent"] for w in workers)
     return {
+        "format": RESULT_FORMAT,
         "role": "client",
         "protocol": config.protocol,
         "host": config.host,
@@ -1178,6 +1299,7 @@ def client_summary(config: ClientConfig, workers: list[Message], started: float,
         "workers": workers,
         "started": started,
         "stopped": started + duration,
+        "interval": config.interval,
     }
 
 
@@ -1192,7 +1314,7 @@ def run_client(config: ClientConfig) -> int:
             start = time.monotonic() + START_MARGIN
             started = time.time() + START_MARGIN
             end = start + config.duration
-            pool.broadcast("go", {"start": start, "end": end})
+            pool.broadcast("go", {"start": start, "end": end, "started": started})
             pool.collect_results(end + STOP_GRACE)
         else:
             pool.collect_results(time.monotonic())

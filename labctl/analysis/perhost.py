@@ -148,6 +148,11 @@ def loadgen_summary(server: dict[str, Any] | None, client: dict[str, Any] | None
         "client_errors": client.get("errors", 0),
         "server_socket_drops": server.get("drops") if server else None,   # UDP: receive buffer full
         "loss": (1 - received / sent) if sent and server else None,
-        "server_workers": server.get("workers", []) if server else [],
-        "client_workers": client.get("workers", []),
+        "server_workers": _without_intervals(server.get("workers", []) if server else []),
+        "client_workers": _without_intervals(client.get("workers", [])),
     }
+
+
+def _without_intervals(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The workers' counts without their per-interval counts (series.json holds those)."""
+    return [{k: v for k, v in w.items() if k != "intervals"} for w in workers]

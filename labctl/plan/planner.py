@@ -47,6 +47,7 @@ from labctl.plan.rss import rss_actions
 from labctl.plan.series import (
     fetch_sampler_actions,
     planned_readbacks,
+    series_interval,
     start_sampler_actions,
     stop_sampler_actions,
     upload_sampler_actions,
@@ -286,7 +287,8 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
                                     remote=f"{workdir[h]}/{LOADGEN_REMOTE_NAME}")
                              for h in (server, client)]
     actions += upload_sampler_actions(scenario, workdir)
-    actions.append(start_server_action(inventory, load, workdir[server]))
+    interval = series_interval(scenario)       # the workers count per interval of the series
+    actions.append(start_server_action(inventory, load, workdir[server], interval))
     actions.append(WaitFile(server, "load", "wait until the server's sockets are bound",
                             path=f"{workdir[server]}/server.ready", process="server", timeout=15))
     actions.append(settle_action(scenario))
@@ -294,7 +296,7 @@ def load_actions(inventory: Inventory, scenario: Scenario, facts: dict[str, Host
     if scenario.profile is not None:
         actions += start_profile_actions(scenario, facts, workdir[scenario.profile.host])
     actions += start_sampler_actions(scenario, facts, workdir, readbacks)
-    actions.append(start_client_action(inventory, load, workdir[client]))
+    actions.append(start_client_action(inventory, load, workdir[client], interval))
     actions.append(WaitProcess(client, "load", f"wait for the client ({load.client.duration:g} s)",
                                process="client", result_file=f"{workdir[client]}/client.json",
                                timeout=load.client.duration + 30))
@@ -389,29 +391,35 @@ def server_address(inventory: Inventory, host: str) -> str:
     return inventory.hosts[host].data_address.split("/")[0]
 
 
-def start_server_action(inventory: Inventory, load: Load, workdir: str) -> Action:
+def start_server_action(inventory: Inventory, load: Load, workdir: str,
+                        interval: float | None = None) -> Action:
     s = load.server
-    argv = server_argv(inventory, s, workdir)
+    argv = server_argv(inventory, s, workdir, interval)
     return Start(s.host, "load", f"start the {s.protocol} server ({s.workers} worker(s)"
                  + (f", CPUs {format_cpulist(s.cpus)})" if s.cpus else ")"),
                  command=detached_command(argv, f"{workdir}/server.log"), process="server")
 
 
-def server_argv(inventory: Inventory, s: ServerLoad, workdir: str) -> list[object]:
-    """The loadgen server's command line: results and its ready file in `workdir`."""
+def server_argv(inventory: Inventory, s: ServerLoad, workdir: str,
+                interval: float | None = None) -> list[object]:
+    """The loadgen server's command line: results and its ready file in `workdir`; its workers
+    count per `interval` seconds (None: the loadgen's default, 1 s)."""
     argv: list[object] = [
         "python3", f"{workdir}/{LOADGEN_REMOTE_NAME}", "server", "--protocol", s.protocol,
         "--bind", server_address(inventory, s.host), "--port", s.port, "--workers", s.workers,
         "--result", f"{workdir}/server.json", "--ready-file", f"{workdir}/server.ready"]
     if s.cpus:
         argv += ["--cpus", format_cpulist(s.cpus)]
+    if interval is not None:
+        argv += ["--interval", f"{interval:g}"]
     return argv
 
 
-def start_client_action(inventory: Inventory, load: Load, workdir: str) -> Action:
+def start_client_action(inventory: Inventory, load: Load, workdir: str,
+                        interval: float | None = None) -> Action:
     c, s = load.client, load.server
     argv = client_argv(f"{workdir}/{LOADGEN_REMOTE_NAME}", s.protocol, server_address(inventory, s.host),
-                       s.port, c, f"{workdir}/client.json")
+                       s.port, c, f"{workdir}/client.json", interval=interval)
     return Start(c.host, "load",
                  f"start the client: {rate_text(c.rate)} for {c.duration:g} s, {c.flows} flow(s), "
                  f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
@@ -419,7 +427,8 @@ def start_client_action(inventory: Inventory, load: Load, workdir: str) -> Actio
 
 
 def client_argv(loadgen: str, protocol: str, address: str, port: int, c: ClientLoad, result: str,
-                rate: int | str | None = None, duration: float | None = None) -> list[object]:
+                rate: int | str | None = None, duration: float | None = None,
+                interval: float | None = None) -> list[object]:
     """The loadgen client's command line for a scenario's client (rate and duration may be
     overridden: the generator's calibration sends as fast as it can, in the same mode)."""
     rate = c.rate if rate is None else rate
@@ -432,6 +441,8 @@ def client_argv(loadgen: str, protocol: str, address: str, port: int, c: ClientL
         argv += ["--cpus", format_cpulist(c.cpus)]
     if c.new_socket_per_message:
         argv.append("--new-socket-per-message")
+    if interval is not None:
+        argv += ["--interval", f"{interval:g}"]
     return argv
 
 

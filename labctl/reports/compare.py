@@ -6,7 +6,8 @@ received_rps and dropped of run A and run B with the difference B - A (None wher
 such data, e.g. a netns run has no NIC IRQs), the load generator results of both, and both runs'
 expectations, paired by check and description, and the like-for-like table of both
 (labctl.reports.likeforlike: rates, per-1,000-packet costs, shares beside the raw counts; more
-than two runs: labctl.reports.comparemany). render_compare_text() draws it as terminal
+than two runs: labctl.reports.comparemany). With both runs' series, compare.html overlays them
+over time (labctl.reports.seriescharts.overlay_charts: A solid, B dashed). render_compare_text() draws it as terminal
 tables (labctl.reports.markdown.table); render_compare_html() as compare.html, in report.html's style
 (htmlreport's page model and template), with differential flame graphs when given.
 """
@@ -31,7 +32,9 @@ from labctl.reports.html import Block, Cell, Note, Page, Section, Table
 from labctl.reports.likeforlike import LikeForLike, like_for_like, render_section
 from labctl.reports.likeforlike import render_text as like_for_like_text
 from labctl.reports.markdown import table
+from labctl.reports.seriescharts import overlay_charts
 from labctl.runfiles.models import ExpectationRecord, HostAnalysis, LoadSummary, Summary
+from labctl.runfiles.series import SeriesFile
 
 # (key, label, per-CPU values of a host's summary or None when the run has no such data)
 Metric = tuple[str, str, Callable[[HostAnalysis], "dict[int, int] | None"]]
@@ -311,10 +314,13 @@ def _right_aligned(header: list[str], rows: list[list[str]], first: int
 
 
 def render_compare_html(comparison: Comparison,
-                        differential_flamegraphs: dict[str, dict[int, str]] | None = None) -> str:
-    """compare.html: report.html's style; differential_flamegraphs[host][cpu] = SVG."""
+                        differential_flamegraphs: dict[str, dict[int, str]] | None = None,
+                        series: tuple[SeriesFile | None, SeriesFile | None] = (None, None)) -> str:
+    """compare.html: report.html's style; differential_flamegraphs[host][cpu] = SVG; `series`
+    (both runs' series.json, where they have one) adds the overlays over time."""
     a, b = comparison.a, comparison.b
-    sections = [_expectations_html(comparison), _load_html(comparison)]
+    sections = [_expectations_html(comparison), _load_html(comparison),
+                *_overlay_sections(comparison, series)]
     if comparison.like_for_like is not None:
         sections.append(render_section(comparison.like_for_like))
     sections += [_host_html(host, h) for host, h in comparison.hosts.items()]
@@ -325,6 +331,24 @@ def render_compare_html(comparison: Comparison,
     title = f"labctl compare: {a.scenario} (A) vs {b.scenario} (B)"
     return hr.render_page(Page(title, [hr.Facts([("A", _run_text(a)), ("B", _run_text(b))]),
                                        Note("B - A is run B minus run A.", "muted")], sections))
+
+
+def _overlay_sections(c: Comparison, series: tuple[SeriesFile | None, SeriesFile | None]
+                      ) -> list[Section]:
+    """Per host with a series in either run: A's and B's lines over each other."""
+    a, b = series
+    hosts = sorted({*(a.hosts if a else {}), *(b.hosts if b else {})})
+    sections = []
+    for host in hosts:
+        side_a, side_b = (a.hosts.get(host) if a else None), (b.hosts.get(host) if b else None)
+        h = c.hosts.get(host)
+        made = overlay_charts(host, side_a, side_b, h.isolated if h is not None else [])
+        if made.charts:
+            missing = [name for name, side in (("A", side_a), ("B", side_b)) if side is None]
+            notes = [Note(f"run {missing[0]} has no series of {host}", "warn")] if missing else []
+            sections.append(Section(f"overlay-{hr.slug(host)}", f"{host}: A vs B over time",
+                                    [*hr.charts_blocks(made), *notes]))
+    return sections
 
 
 def _run_text(run: RunFacts) -> str:

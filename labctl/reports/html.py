@@ -3,7 +3,9 @@
 The same facts as report.md, drawn for the eye: per-CPU heatmaps (CSS-coloured tables, class
 ``heatmap``; the NIC's RX IRQs by queue x CPU coloured against the table's largest count, the
 per-CPU rows of softirqs, softnet_stat and CPU time each against its own row's largest value),
-isolated CPUs marked ``*`` with a blue bar under their cells, and the run's flame graphs. Inline
+isolated CPUs marked ``*`` with a blue bar under their cells, the series over the load window
+as line charts (labctl.reports.seriescharts: one per metric per host, hover for the exact
+values), and the run's flame graphs. Inline
 CSS only, no external URL, no script of the page's own: the only scripts are the flame graphs'.
 
 The summary is a labctl.runfiles.models.Summary (per-CPU keys are ints, whether it is fresh
@@ -60,6 +62,7 @@ from labctl.reports.markdown import (
     verdict_text,
 )
 from labctl.reports.profiles import RX_FRAMES
+from labctl.reports.seriescharts import HostCharts, host_charts
 from labctl.runfiles.models import (
     AffinityRecord,
     ExpectationRecord,
@@ -70,6 +73,7 @@ from labctl.runfiles.models import (
     StepRecord,
     Summary,
 )
+from labctl.runfiles.series import SeriesFile
 
 TEMPLATE = "report.html.j2"
 NO_PROFILE = "no profile in this run"
@@ -253,13 +257,17 @@ def flamegraph_sections(graphs: Mapping[str, Mapping[int, str]] | None,
 # --- report.html ----------------------------------------------------------------------------
 
 
-def render_html(summary: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None = None) -> str:
-    """report.html of a run summary; flamegraphs[host][cpu] = SVG (labctl.reports.flamegraph)."""
-    return render_page(report_page(summary, flamegraphs))
+def render_html(summary: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None = None,
+                series: SeriesFile | None = None) -> str:
+    """report.html of a run summary; flamegraphs[host][cpu] = SVG (labctl.reports.flamegraph);
+    `series` (series.json) adds the charts over time."""
+    return render_page(report_page(summary, flamegraphs, series))
 
 
-def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None) -> Page:
-    sections = [_preparation(s), _drift(s), _expectations(s), _load(s), _server_cpus(s)]
+def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None,
+                series: SeriesFile | None = None) -> Page:
+    sections = [_preparation(s), _drift(s), _expectations(s), _load(s), _server_cpus(s),
+                *series_sections(s, series)]
     for host, d in s.hosts.items():
         sections += _host_sections(host, d)
     profile = _profile(s)
@@ -267,6 +275,46 @@ def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None)
         flamegraphs, {h: host_isolated(d) for h, d in s.hosts.items()}, "Profile and flame graphs",
         NO_FLAMEGRAPHS if profile else NO_PROFILE, profile)]
     return Page(f"labctl run {s.run_id}", _lead(s), [x for x in sections if x is not None])
+
+
+def isolated_of(s: Summary, host: str) -> list[int]:
+    """A host's isolated CPUs: from its analysis, else from its facts."""
+    if host in s.hosts:
+        return host_isolated(s.hosts[host])
+    facts = s.facts.get(host)
+    return sorted(parse_cpulist(facts.isolated)) if facts is not None and facts.isolated else []
+
+
+def series_sections(s: Summary, series: SeriesFile | None) -> list[Section]:
+    """Per host of the series, its charts over the load window (none without a series)."""
+    if series is None:
+        return []
+    sections = []
+    for host, data in sorted(series.hosts.items()):
+        server = s.server.cpus if s.server is not None and s.server.host == host else None
+        made = host_charts(host, data, isolated_of(s, host), server or [])
+        sections.append(Section(f"series-{slug(host)}", f"{host}: over time", charts_blocks(made)))
+    if sections:
+        sections[0].blocks.insert(0, Note(
+            f"Per second over the load window (one value per {_intervals(series)}, at its end; "
+            "gaps: a sample part was missing). Hover a point for its exact value. Every value is "
+            f"in {SeriesFile.FILE}; `labctl export` gives one long table.", "muted"))
+    for host, why in sorted(series.missing.items()):
+        if host not in series.hosts:
+            sections.append(Section(f"series-{slug(host)}", f"{host}: over time",
+                                    [Note(f"no series: {why}", "warn")]))
+    return sections
+
+
+def _intervals(series: SeriesFile) -> str:
+    seconds = sorted({d.interval for d in series.hosts.values()})
+    return " / ".join(f"{v:g} s" for v in seconds) + " interval"
+
+
+def charts_blocks(made: HostCharts) -> list[Block]:
+    blocks: list[Block] = [Chart(caption, svg) for caption, svg in made.charts]
+    blocks += [Note(text, "muted") for text in made.notes]
+    return blocks or [Note("nothing to draw", "muted")]
 
 
 def virtualisation_text(lab_facts: Mapping[str, JsonValue]) -> str:

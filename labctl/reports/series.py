@@ -3,11 +3,12 @@
 Samples and interval, the sampler's own cost (from its end record: os.times() of itself and
 of the commands it ran), NET_RX per second on the busy CPUs (mean and peak over the
 intervals), and a warning when a sample file was cut short (the series then holds the whole
-samples before the cut).
+samples before the cut), and the load generator's messages per second (labctl.analysis.loadseries).
 """
 
 from __future__ import annotations
 
+from labctl.analysis.loadseries import RECEIVED, SENT
 from labctl.analysis.series import busy_cpus
 from labctl.runfiles.series import HostSeries, SeriesFile
 
@@ -33,6 +34,9 @@ def render_series_markdown(series: SeriesFile | None, shared_kernel: bool = Fals
 
 def _host_lines(host: str, data: HostSeries) -> list[str]:
     span = data.times[-1] if data.times else 0.0
+    if not data.samples:             # the load generator's counts alone (labctl.analysis.loadseries)
+        return [f"- **{host}**: no sampler; the load generator's counts per {data.interval:g} s "
+                f"({len(data.times)} intervals over {span:.1f} s)", *_load_lines(data)]
     lines = [f"- **{host}**: {data.samples} samples every {data.interval:g} s "
              f"({len(data.times)} intervals over {span:.1f} s)" + _cost(data)]
     if not data.complete:
@@ -47,7 +51,20 @@ def _host_lines(host: str, data: HostSeries) -> list[str]:
     if data.problems:
         lines.append(f"  - {len(data.problems)} part(s) missing or unreadable, first: "
                      f"{data.problems[0]}")
-    return lines
+    return lines + _load_lines(data)
+
+
+def _load_lines(data: HostSeries) -> list[str]:
+    """The load generator's total per second on this host: mean and lowest/highest interval."""
+    out = []
+    for metric, what in ((SENT, "sent"), (RECEIVED, "received")):
+        total = data.line(metric)
+        numbers = [v for v in (total.values if total else []) if v is not None]
+        if numbers:
+            out.append(f"  - messages {what} per second (`{metric}`, all workers): mean "
+                       f"{sum(numbers) / len(numbers):,.0f}, lowest {min(numbers):,.0f}, "
+                       f"highest {max(numbers):,.0f}")
+    return out
 
 
 def _cost(data: HostSeries) -> str:

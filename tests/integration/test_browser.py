@@ -34,6 +34,7 @@ import pytest
 from labctl.reports.compare import compare, render_compare_html
 from labctl.reports.html import render_html
 from labctl.reports.sweep import render_sweep
+from labctl.runfiles.series import SeriesFile
 from tests.helpers.runs import (
     BASELINE,
     RPS_CPU1,
@@ -42,6 +43,7 @@ from tests.helpers.runs import (
     summary,
     with_profile,
 )
+from tests.helpers.series import chart_series, host_series
 from tests.helpers.sweeps import REAL_SWEEP
 
 pytestmark = pytest.mark.integration
@@ -216,6 +218,11 @@ class Browser:
                 "clickCount": 0 if kind == "mouseMoved" else 1}, self.session)
         self.devtools.pump(0.2)
 
+    def hover(self, x: float, y: float) -> None:
+        self.devtools.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y,
+                                                        "button": "none"}, self.session)
+        self.devtools.pump(0.2)
+
     def screenshot(self, path: Path, clip: dict[str, float] | None = None) -> Path:
         if clip is None:
             size = self.devtools.call("Page.getLayoutMetrics", session=self.session)["cssContentSize"]
@@ -300,10 +307,14 @@ def pages(artifacts: Path) -> dict[str, Path]:
     profiled, graphs = with_profile(summary(RPS_CPU1))              # CPU 1, with its numbers
     graphs["dut"][2] = guest_flamegraph("f_rps_cpu1", 2)
     report = artifacts / "report.html"
-    report.write_text(render_html(profiled, graphs))
+    series = SeriesFile(run_id=profiled.run_id, scenario=profiled.scenario,
+                        hosts={"dut": chart_series()})
+    report.write_text(render_html(profiled, graphs, series))
     compared = artifacts / "compare.html"
+    series_a = SeriesFile(run_id="a", scenario="a", hosts={"dut": host_series(
+        [1.0, 2.0, 3.0, 4.0], {0: [800.0, 810.0, None, 790.0], 4: [10.0, 12.0, 11.0, 9.0]})})
     compared.write_text(render_compare_html(compare(summary(BASELINE), summary(RPS_CPU1)),
-                                            {"dut": {2: guest_differential(2)}}))
+                                            {"dut": {2: guest_differential(2)}}, (series_a, series)))
     swept = artifacts / "sweep.html"
     swept.write_text(render_sweep(REAL_SWEEP)[1])
     print(f"\npages: {report} {compared} {swept}")
@@ -418,6 +429,9 @@ def test_report_html_in_chromium(browser: Browser, pages: dict[str, Path], artif
     check_page(browser, pages["report"], artifacts, "report", graphs=2)
     facts = browser.evaluate(DOM_FACTS)
     assert facts["nicHeatmap"] == 1
+    charts = check_line_charts(browser, "dut: NET_RX softirqs per second", "CPU4",
+                               "CPU4 (isolated CPU) at 2 s: 310/s", artifacts / "report-chart.png")
+    assert len(charts) == 6 and charts[0]["iso"] == 0 and charts[1]["iso"] == 1
     assert browser.errors == [], "\n".join(browser.errors)
     print("warnings:", browser.warnings or "none")
 
@@ -425,8 +439,58 @@ def test_report_html_in_chromium(browser: Browser, pages: dict[str, Path], artif
 def test_compare_html_in_chromium(browser: Browser, pages: dict[str, Path], artifacts: Path) -> None:
     check_page(browser, pages["compare"], artifacts, "compare", graphs=1)
     assert browser.evaluate(DOM_FACTS)["compareHeatmap"] == 1
+    charts = check_line_charts(browser, "dut: NET_RX softirqs per second, A vs B", "CPU4 B",
+                               "CPU4 B (isolated CPU) at 2 s: 310/s", artifacts / "compare-chart.png")
+    assert len(charts) == 2 and charts[0]["dashed"] == 2       # B's CPU0 and CPU4: dashed
     assert browser.errors == [], "\n".join(browser.errors)
     print("warnings:", browser.warnings or "none")
+
+
+LINE_CHARTS = """(() => [...document.querySelectorAll('figure.chart svg.line-chart')].map(svg => {
+  const r = svg.getBoundingClientRect();
+  return {title: svg.querySelector('title').textContent, width: r.width, height: r.height,
+          lines: svg.querySelectorAll('g.line').length, points: svg.querySelectorAll('circle.pt').length,
+          iso: svg.querySelectorAll('g.legend.iso').length,
+          dashed: svg.querySelectorAll('g.line path[stroke-dasharray]').length};
+}))()"""
+
+# The point of `label` at the second interval in chart `title`: scrolled into view, its centre.
+POINT_AT = """((title, label) => {
+  const svg = [...document.querySelectorAll('svg.line-chart')]
+                .find(s => s.querySelector('title').textContent === title);
+  const point = svg.querySelectorAll(`g.line[data-label="${label}"] circle.pt`)[1];
+  point.setAttribute('data-labctl-target', '1');
+  point.scrollIntoView({block: 'center'});
+  const r = point.getBoundingClientRect();
+  const box = svg.getBoundingClientRect();
+  return {x: r.left + r.width / 2, y: r.top + r.height / 2,
+          clip: {x: box.left + window.scrollX, y: box.top + window.scrollY,
+                 width: box.width, height: box.height}};
+})"""
+
+HOVERED = """(() => {
+  const hovered = [...document.querySelectorAll(':hover')].pop();
+  return {target: hovered === document.querySelector('[data-labctl-target]'),
+          title: hovered.querySelector('title') ? hovered.querySelector('title').textContent : null,
+          opacity: getComputedStyle(hovered).fillOpacity};
+})()"""
+
+
+def check_line_charts(browser: Browser, title: str, label: str, expected: str,
+                      shot: Path) -> list[dict[str, Any]]:
+    """The page's line charts are drawn (inline SVG, sized, lines and points), and a real mouse
+    over one point shows it (CSS :hover) with its exact value in its title."""
+    charts: list[dict[str, Any]] = browser.evaluate(LINE_CHARTS)
+    assert charts and all(c["width"] == 560 and c["height"] > 240 and c["lines"] >= 1
+                          and c["points"] >= c["lines"] for c in charts), charts
+    assert any(c["title"] == title for c in charts), [c["title"] for c in charts]
+    point = browser.evaluate(f"{POINT_AT}({json.dumps(title)}, {json.dumps(label)})")
+    assert browser.evaluate(HOVERED)["opacity"] == "0" or not browser.evaluate(HOVERED)["target"]
+    browser.hover(point["x"], point["y"])
+    hovered = browser.evaluate(HOVERED)
+    assert hovered == {"target": True, "title": expected, "opacity": "1"}, hovered
+    print(f"hovered {expected!r}: {browser.screenshot(shot, point['clip'])}")
+    return charts
 
 
 SWEEP_FACTS = """(() => {

@@ -110,6 +110,26 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
     assert max(v for v in net_rx_cpu1 if v is not None) > 0
     assert series["sampler_cpu_seconds"] is not None
     assert "## Series" in (rps_run / "report.md").read_text()
+    # the load generator's own counts per interval, on the same time base: sent on the client's
+    # host (a series of its own: it takes no snapshot), received on the server's (the sampler's)
+    hosts = json.loads((rps_run / "series.json").read_text())["hosts"]
+    client = json.loads((rps_run / "loadgen" / "loadgen" / "client.json").read_text())
+    received = {line["queue"]: line["values"] for line in series["lines"]
+                if line["metric"] == "load.received_per_s"}
+    sent = {line["queue"]: line["values"] for line in hosts["loadgen"]["lines"]
+            if line["metric"] == "load.sent_per_s"}
+    assert set(received) == set(sent) == {"w0", None}
+    assert len(received[None]) == len(series["times"])
+    sent_total = sum(v * dt for v, dt in zip(sent[None], _durations(hosts["loadgen"]["times"])))
+    assert sent_total == pytest.approx(client["sent"], rel=0.01)
+    assert max(sent[None]) == pytest.approx(20000, rel=0.1)     # the asked rate, second by second
+    assert max(received[None]) > 10000
+    # report.html draws them: a line chart per metric, a point with its exact value per interval
+    html = (rps_run / "report.html").read_text()
+    assert html.count('class="line-chart"') >= 5 and "dut: NET_RX softirqs per second" in html
+    assert "loadgen: messages sent per second (client)" in html and "<script" not in html.split(
+        "<iframe")[0]
+    print(f"report.html with charts: {(rps_run / 'report.html').stat().st_size} bytes")
     assert (rps_run / "dut" / "series" / "samples.raw").stat().st_size > 1000
     csv_path = lab.dir / "series.csv"
     assert lab.labctl("export", str(baseline_run), str(rps_run), "-o", str(csv_path)) == 0
@@ -136,6 +156,66 @@ def test_up_run_collect_down(lab: Lab, cpu_hog: Any, capsys: pytest.CaptureFixtu
         assert not pid_alive(pid)
     assert not (lab.dir / ".labctl").exists()
     assert lab.labctl("down") == 0, "down twice is fine"
+
+
+def test_series_charts_and_load_lines(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+    """up -> run twice -> collect -> compare -> export -> down: series.json holds the load
+    generator's lines (sent on the client's host, received on the server's, per worker and in
+    total), report.html and compare.html draw the charts. The verdict is not the point here (a
+    busy machine may lose packets: exit 3 is fine)."""
+    assert lab.labctl("up") == 0
+    runs = []
+    for scenario in ("netns_baseline", "netns_rps_cpu1"):
+        assert lab.labctl("run", f"scenarios/{scenario}.yaml") in (0, 3), capsys.readouterr().out
+        runs.append(lab.newest_run())
+    run = runs[-1]
+    hosts = json.loads((run / "series.json").read_text())["hosts"]
+    dut, client_host = hosts["dut"], hosts["loadgen"]
+    server = json.loads((run / "dut" / "loadgen" / "server.json").read_text())
+    client = json.loads((run / "loadgen" / "loadgen" / "client.json").read_text())
+    assert server["format"] == client["format"] == 2
+    received = {line["queue"]: line["values"] for line in dut["lines"]
+                if line["metric"] == "load.received_per_s"}
+    sent = {line["queue"]: line["values"] for line in client_host["lines"]
+            if line["metric"] == "load.sent_per_s"}
+    assert set(received) == set(sent) == {"w0", None} and client_host["samples"] == 0
+    assert len(received[None]) == len(dut["times"]) and dut["samples"] >= 4
+    assert sum(v * d for v, d in zip(sent[None], _durations(client_host["times"]))) == \
+        pytest.approx(client["sent"], rel=0.001)
+    # the server's count over the sampler's window: what it received in it (the sampler ran
+    # from just before the client's start to just after its end)
+    assert sum(v * d for v, d in zip(received[None], _durations(dut["times"]))) == \
+        pytest.approx(server["received"], rel=0.05)
+    assert max(sent[None]) == pytest.approx(20000, rel=0.1)
+    html = (run / "report.html").read_text()
+    assert html.count('class="line-chart"') >= 5
+    for title in ("dut: NET_RX softirqs per second", "dut: messages received per second (server)",
+                  "loadgen: messages sent per second (client)", "dut: softirq time"):
+        assert f"<title>{title}</title>" in html, title
+    size = (run / "report.html").stat().st_size
+    (run / "series.json").unlink()             # collect rebuilds it (and the charts) from raw files
+    assert lab.labctl("collect", str(run)) == 0
+    assert (run / "report.html").stat().st_size == size and (run / "series.json").exists()
+    with capsys.disabled():
+        print(f"\nreport.html with charts: {size} bytes; samples.raw "
+              f"{(run / 'dut' / 'series' / 'samples.raw').stat().st_size} bytes")
+    capsys.readouterr()
+    assert lab.labctl("compare", runs[0].name, run.name) == 0
+    compared = (run.parent / f"compare-{runs[0].name}--{run.name}.html").read_text()
+    assert "<title>dut: NET_RX softirqs per second, A vs B</title>" in compared
+    assert 'stroke-dasharray="6 4"' in compared
+    csv_path = lab.dir / "series.csv"
+    assert lab.labctl("export", str(run), "-o", str(csv_path)) == 0
+    with csv_path.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert {(r["host"], r["queue"]) for r in rows if r["metric"] == "load.sent_per_s"} == {
+        ("loadgen", "w0"), ("loadgen", "")}
+    assert any(r["metric"] == "load.received_per_s" and r["host"] == "dut" for r in rows)
+    assert lab.labctl("down") == 0
+
+
+def _durations(times: list[float]) -> list[float]:
+    return [t - before for before, t in zip([0.0, *times], times)]
 
 
 GENERATOR_BOUND = """\

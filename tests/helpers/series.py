@@ -1,0 +1,34 @@
+"""Test helpers: small hand-made series (labctl.runfiles.series) for the line charts: a DUT
+with NET_RX on CPU 0 and on isolated CPU 4, none on CPU 1 (the server's), two RX queues'
+IRQs, drops on CPU 0, CPU time, and the server's received messages per second."""
+
+from __future__ import annotations
+
+from labctl.analysis.loadseries import RECEIVED
+from labctl.runfiles.series import HostSeries, SeriesLine
+
+
+def host_series(times: list[float], net_rx: dict[int, list[float | None]],
+                **more: list[SeriesLine]) -> HostSeries:
+    """NET_RX per CPU and any other lines, one value per interval ending at `times`."""
+    lines = [SeriesLine(metric="softirqs_per_s.NET_RX", cpu=c, values=v) for c, v in net_rx.items()]
+    for extra in more.values():
+        lines += extra
+    return HostSeries(interval=1.0, samples=len(times) + 1, started=1000.0, times=times, lines=lines)
+
+
+def chart_series() -> HostSeries:
+    """The DUT of the module docstring over three 1 s intervals."""
+    times = [1.0, 2.0, 3.0]
+    return host_series(
+        times, {0: [900.0, 950.0, 1000.0], 1: [0.0, 0.0, 0.0], 4: [300.0, 310.0, 320.0]},
+        irqs=[SeriesLine(metric="irqs_per_s", cpu=0, queue="rx-0", values=[5.0, 6.0, 7.0]),
+              SeriesLine(metric="irqs_per_s", cpu=4, queue="rx-0", values=[1.0, None, 1.0]),
+              SeriesLine(metric="irqs_per_s", cpu=4, queue="rx-1", values=[2.0, 2.0, 2.0])],
+        drops=[SeriesLine(metric="softnet_per_s.dropped", cpu=0, values=[0.0, 3.0, 0.0]),
+               SeriesLine(metric="softnet_per_s.dropped", cpu=1, values=[0.0, 0.0, 0.0])],
+        cpu=[SeriesLine(metric=f"cpu_percent.{f}", cpu=c, values=[v, v, v])
+             for c in (0, 1, 4) for f, v in (("softirq", 20.0), ("idle", 70.0),
+                                              ("iowait", 5.0))],
+        load=[SeriesLine(metric=RECEIVED, queue="w0", values=[1900.0, 2000.0, 2100.0]),
+              SeriesLine(metric=RECEIVED, values=[1900.0, 2000.0, 2100.0])])
