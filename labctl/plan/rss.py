@@ -199,12 +199,27 @@ def rss_args(rss: Rss) -> list[str]:
             + (["hfunc", rss.hfunc] if rss.hfunc else []))
 
 
+def driver_default(facts: HostFacts) -> bool:
+    """The original table is the one the kernel or the driver writes by itself for the NIC's
+    queues (not set by a user): the kernel's `i mod N` (ethtool_rxfh_indir_default, used by
+    most drivers) or igb's blocks (igb_setup_mrqc: entry j = j * N / size)."""
+    table, queues = facts.nic.rss_table or [], facts.nic.rx_queues
+    if not table or not queues:
+        return False
+    return (table == [i % queues for i in range(len(table))]
+            or (facts.nic.driver == "igb" and table == [j * queues // len(table) for j in range(len(table))]))
+
+
 def restore_args(rss: Rss, facts: HostFacts) -> list[str]:
-    """`ethtool -X IF` words that put back what `rss` changes: the exact original table (as
-    its spread), the original key and hash function."""
+    """`ethtool -X IF` words that put back what `rss` changes: the original key and hash
+    function, and the original table: `default` where it was the driver's own (that also
+    gives it back to the driver: the kernel counts a table written as weights as set by the
+    user and then refuses an `ethtool -L` below its queues), else its exact spread."""
     nic = facts.nic
     original = exact_spread(nic.rss_table or []) if rss.spreads else None
-    return ((["hkey", nic.rss_key or ""] if rss.hkey else []) + (original.args() if original else [])
+    table = (["default"] if rss.spreads and driver_default(facts) else
+             original.args() if original else [])
+    return ((["hkey", nic.rss_key or ""] if rss.hkey else []) + table
             + (["hfunc", active_hfunc(facts) or ""] if rss.hfunc else []))
 
 
@@ -225,7 +240,8 @@ def _description(rss: Rss, facts: HostFacts) -> str:
     spread = spread_of(rss)
     if spread is not None:
         parts.append(spread.text())
-        was.append(table_text(nic.rss_table))
+        was.append(table_text(nic.rss_table) + (", the driver's own: restored with `default`"
+                                                  if driver_default(facts) else ""))
     if rss.hkey is not None:
         parts.append(f"hkey {rss.hkey.lower()}")
         was.append(f"hkey {nic.rss_key}")

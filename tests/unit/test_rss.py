@@ -148,8 +148,9 @@ def test_equal_on_igb_sets_reads_back_and_restores_the_original_blocks() -> None
     step = rss_step(igb_facts(), {"equal": 2})
     guard = irq_guard([queue_count_check(igb_facts(), 4, "RSS not changed")])
     assert step.command == f"{guard} && ethtool -X eth1 equal 2"
-    assert step.description == "RSS of eth1: equal 2 (was weight 1 1 1 1 (128 entries))"
-    assert step.undo is not None and "then ethtool -X eth1 weight 1 1 1 1; else echo" in step.undo
+    assert step.description == ("RSS of eth1: equal 2 (was weight 1 1 1 1 (128 entries), the driver's own: "
+                                "restored with `default`)")
+    assert step.undo is not None and "then ethtool -X eth1 default; else echo" in step.undo
     assert step.readback is not None and step.readback.command == "ethtool -x eth1"
     assert step.readback.kind == "rss" and step.readback.expected == {"table": [0, 1] * 64}
 
@@ -168,7 +169,7 @@ def test_weight_start_key_and_function_on_i40e_each_quoted() -> None:
     step = rss_step(i40e_facts(), rss)
     words = shlex.split(step.command.rsplit(" && ", 1)[1])
     assert words == ["ethtool", "-X", "eth1", "hkey", KEY, "start", "2", "weight", "3", "1", "hfunc", "toeplitz"]
-    assert f"ethtool -X eth1 hkey {KEY} equal 4 hfunc toeplitz" in (step.undo or "")
+    assert f"ethtool -X eth1 hkey {KEY} default hfunc toeplitz" in (step.undo or "")   # i mod 4: the kernel's own
     assert step.readback is not None
     assert step.readback.expected == {"table": [2] * 384 + [3] * 128, "key": KEY, "hfunc": "toeplitz"}
 
@@ -196,9 +197,11 @@ def test_the_guard_refuses_a_changed_queue_count_for_real() -> None:
 
 def test_dry_run_shows_the_step_its_read_back_and_undo() -> None:
     text = render_plan(plan_for(igb_facts(), {"rss": {"equal": 2, "start": 2}}))
-    assert "change: RSS of eth1: start 2 equal 2 (was weight 1 1 1 1 (128 entries))" in text
+    assert "change: RSS of eth1: start 2 equal 2 (was weight 1 1 1 1 (128 entries), the driver's own" in text
     assert "read back: $ ethtool -x eth1  (expect start 2 equal 2 (128 entries))" in text
-    assert "ethtool -X eth1 weight 1 1 1 1; else echo" in text
+    assert "ethtool -X eth1 default; else echo" in text
+    custom = render_plan(plan_for(nic_facts("igb", [0] * 96 + [1] * 32), {"rss": {"equal": 2}}))
+    assert "ethtool -X eth1 weight 3 1; else echo" in custom      # a table a user set: written back exactly
 
 
 # --------------------------------------------------------------------------- refusals
@@ -354,10 +357,15 @@ class FakeRssNic(FakeTransport):
     def __init__(self, table: list[int], ignores: bool = False):
         super().__init__("dut")
         self.table, self.ignores = list(table), ignores
+        self.configured = False          # the kernel's IFF_RXFH_CONFIGURED: a user wrote the table
 
     def respond(self, command: str) -> Res:
         if "ethtool -X eth1 " in command:
             words = shlex.split(command.split("ethtool -X eth1 ", 1)[1].split(";")[0])
+            if "default" in words:       # the kernel's ethtool_rxfh_indir_default, no longer the user's
+                self.table, self.configured = [i % 4 for i in range(len(self.table))], False
+                return Res()
+            self.configured = True
             start = int(words[words.index("start") + 1]) if "start" in words else 0
             spread = (Spread(start, equal=int(words[words.index("equal") + 1])) if "equal" in words else
                       Spread(start, weights=tuple(int(w) for w in words[words.index("weight") + 1:])))
@@ -394,15 +402,16 @@ def test_executed_step_reads_back_and_restores_the_original_table(tmp_path: Path
     outcome = run_rss(tmp_path, host, {"equal": 2})
     assert outcome.error is None
     assert seen == [[0, 1] * 64]                          # the read-back saw the tuned table
-    assert host.table == igb_table(4)                     # the restore put back igb's blocks
+    assert host.table == [i % 4 for i in range(128)] and not host.configured   # the driver's again
 
 
 def test_a_driver_that_ignores_the_table_fails_the_read_back_and_is_restored(tmp_path: Path) -> None:
     host = FakeRssNic(igb_table(4), ignores=True)
     outcome = run_rss(tmp_path, host, {"weight": [3, 1]})
     assert outcome.error is not None
-    assert ("read-back mismatch after 'RSS of eth1: weight 3 1 (was weight 1 1 1 1 (128 entries))': "
-            "expected weight 3 1 (128 entries), host has weight 1 1 1 1 (128 entries)") in outcome.error
+    assert ("read-back mismatch after 'RSS of eth1: weight 3 1 (was weight 1 1 1 1 (128 entries), the driver's "
+            "own: restored with `default`)': expected weight 3 1 (128 entries), host has weight 1 1 1 1 "
+            "(128 entries)") in outcome.error
     assert [c for c in host.commands() if "ethtool -X" in c][-1].startswith("if ")   # the undo ran
 
 
