@@ -5,7 +5,8 @@ The private libvirtd of the test session (tests/helpers/libvirt_fixtures.py) in 
 namespace; both guests booted from the image labctl builds; a CPU hog beside the whole test.
 up (the QEMU and libvirt versions recorded) -> the igb scenarios as one series (the first
 prepares the DUT: irqbalance off, tuned realtime 4-7, 4 queues) -> what the facts found on the
-real driver (every RX queue's vector from msi_irqs and igb's naming) -> the DUT as it was ->
+real driver (every RX queue's vector from msi_irqs and igb's naming) -> RSS by UDP ports over two
+queues (ethtool -N, ethtool -X) -> the DUT as it was after each run (RSS restored exactly) ->
 down, nothing left behind.
 """
 
@@ -26,7 +27,7 @@ from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
-SCENARIOS = ["igb_baseline", "igb_irq_pin", "igb_channels_rps"]
+SCENARIOS = ["igb_baseline", "igb_irq_pin", "igb_channels_rps", "igb_rss"]
 
 
 def _labctl(directory: Path, *args: str) -> int:
@@ -59,7 +60,15 @@ def _dut_state(state: dict[str, Any]) -> dict[str, str]:
                 "rps": dut.run("grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus").stdout,
                 "affinity": dut.run("for d in /proc/irq/*/data0*; do echo \"${d##*/} "
                                     "$(cat ${d%/*}/smp_affinity_list)\"; done | sort").stdout,
+                "rss": dut.run("ethtool -x data0").stdout,
+                "udp4_hash": dut.run("ethtool -n data0 rx-flow-hash udp4").stdout,
                 "driver": dut.run("ethtool -i data0 | head -n 1").stdout}
+
+
+def _table(text: str) -> list[int]:
+    """The entries of `ethtool -x`'s indirection table."""
+    return [int(v) for line in text.splitlines() if line.strip()[:1].isdigit() and ":" in line
+            for v in line.split(":", 1)[1].split()]
 
 
 def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: Any,
@@ -102,10 +111,20 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
     html = (runs["igb_baseline"] / "report.html").read_text()
     assert "test NIC dut igb" in html and f"QEMU {facts['qemu_version']}" in html
 
+    shares = {e["description"]: e["measured"] for e in summaries["igb_rss"]["expectations"]}
+    print(f"igb_rss: {shares}")
     original = _dut_state(state)
     assert original["driver"].strip() == "driver: igb"
-    assert _labctl(igb_lab, "run", str(igb_lab / "scenarios" / "igb_channels_rps.yaml")) == 0
-    assert _dut_state(state) == original, "channels, RPS and every vector's affinity put back"
+    assert _table(original["rss"]) == [j * 4 // 128 for j in range(128)]      # igb's own blocks
+    assert "IP SA\nIP DA\n" in original["udp4_hash"] and "L4 bytes" not in original["udp4_hash"]
+    # RSS first: its restore gives the table back to the driver (`ethtool -X default`), so the
+    # channels step after it is not refused by the kernel as it would be after a table set as
+    # weights; igb's blocks become the kernel's i mod 4 until igb's next reset (same spread)
+    for name in ("igb_rss", "igb_channels_rps"):
+        assert _labctl(igb_lab, "run", str(igb_lab / "scenarios" / f"{name}.yaml")) == 0, name
+        now = _dut_state(state)
+        assert {k: v for k, v in now.items() if k != "rss"} == {k: v for k, v in original.items() if k != "rss"}, name
+        assert _table(now["rss"]) in ([j * 4 // 128 for j in range(128)], [j % 4 for j in range(128)]), name
     print(f"igb: up {up_seconds:.0f} s, series {series_seconds:.0f} s, hog {cpu_hog.cpu_seconds():.0f} CPU s")
 
     assert _labctl(igb_lab, "down") == 0
