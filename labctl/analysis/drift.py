@@ -58,12 +58,9 @@ def read_value(watch: Watch, text: str, status: int) -> Any:
     if status != 0:
         return f"unreadable (errno/exit {status})"
     try:
-        value = probes.READBACK_PARSERS[watch.kind](text)
+        return probes.parse_readback(watch.kind, watch.expected, text)
     except ProbeOutputError:
         return f"unparseable ({text.strip()[:40]!r})"
-    if isinstance(watch.expected, dict):
-        return {k: value.get(k) for k in watch.expected}
-    return value
 
 
 def shown(value: Any) -> str:

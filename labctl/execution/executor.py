@@ -24,7 +24,6 @@ from labctl.cpulist import format_cpulist
 from labctl.errors import HostError, LabctlError, RunError, RunInterrupted, Terminated
 from labctl.execution import failpoints
 from labctl.execution.restorer import Restorer, StepResult, Undo
-from labctl.host import probes
 from labctl.host.sections import split_sections
 from labctl.packaged import agent_file
 from labctl.plan.actions import (
@@ -32,7 +31,6 @@ from labctl.plan.actions import (
     Change,
     Fetch,
     Plan,
-    Readback,
     Skip,
     Sleep,
     Snapshot,
@@ -61,15 +59,6 @@ class Outcome:
     stopped_at: dict[str, Any] | None = None  # the step it stopped in (phase, description)
     pending: list[str] = field(default_factory=list)   # hosts not restored (unreachable)
     run_id: str = ""
-
-
-def observed_value(readback: Readback, output: str) -> Any:
-    """Parse a read-back output, with the parser of the probe whose command it ran, into the
-    same shape as readback.expected (pure): channels only as far as the plan set them."""
-    value = probes.READBACK_PARSERS[readback.kind](output)
-    if isinstance(readback.expected, dict):
-        return {k: value.get(k) for k in readback.expected}
-    return value
 
 
 def describe_value(value: Any) -> str:
@@ -259,7 +248,7 @@ class Executor:
     def _check_readback(self, action: Change, result: StepResult) -> None:
         assert action.readback is not None
         out = self.transports[action.host].run(action.readback.command).stdout
-        observed = observed_value(action.readback, out)
+        observed = action.readback.observed(out)
         result.observed = describe_value(observed)
         if observed != action.readback.expected:
             result.status = "failed"

@@ -932,3 +932,12 @@ READBACK_PARSERS: dict[str, Callable[[str], Any]] = {
     "rss": _rss_readback,
     "flow_hash": parse_flow_hash,
 }
+
+
+def parse_readback(kind: str, expected: Any, output: str) -> Any:
+    """A read-back's output parsed by its kind's parser, in the shape of the value `expected`
+    (channels: only those the plan set); ProbeOutputError if it does not parse."""
+    value = READBACK_PARSERS[kind](output)
+    if isinstance(expected, dict):
+        return {k: value.get(k) for k in expected}
+    return value

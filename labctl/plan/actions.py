@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
+from labctl.host import probes
+
 Kind = Literal["change", "skip", "sleep", "upload", "start", "wait_file", "snapshot",
                "wait_process", "stop", "fetch"]
 Phase = Literal["prepare", "tune", "load", "measure", "finish"]
@@ -31,6 +33,12 @@ class Readback:
     name: str = ""
     label: str = ""
     path: str = ""
+
+    def observed(self, output: str) -> Any:
+        """The output parsed by the parser of the probe whose command it is, in the shape of
+        `expected` (channels only as far as the plan set them); ProbeOutputError if it does
+        not parse."""
+        return probes.parse_readback(self.kind, self.expected, output)
 
 
 @dataclass(frozen=True)

@@ -86,3 +86,23 @@ class Lab:
 
     def newest_run(self) -> Path:
         return max(self.runs.iterdir(), key=lambda p: p.stat().st_mtime)
+
+
+def labctl_in(directory: Path, *args: str) -> int:
+    """`labctl -i DIR/inventory.yaml --runs-dir DIR/runs ARGS...`, in process."""
+    return cli.main(["-i", str(directory / "inventory.yaml"), "--runs-dir", str(directory / "runs"), *args])
+
+
+def vm_lab_dir(directory: Path, inventory: Path, lab: str, libvirt_host: Any) -> Path:
+    """A VM lab's working directory: `inventory` renamed `lab`, its networks in the session's
+    private libvirtd (libvirt_host), and a copy of the scenarios; the guest image built first
+    (cached after the first)."""
+    from labctl.labs.image import build_image
+    build_image(progress=lambda m: print(f"image: {m}", flush=True))
+    data = yaml.safe_load(inventory.read_text())
+    data["lab"] = lab
+    data["libvirt"]["netns"] = libvirt_host.netns
+    data["libvirt"]["uri"] = libvirt_host.uri
+    (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
+    shutil.copytree(ROOT / "scenarios", directory / "scenarios")
+    return directory

@@ -4,6 +4,9 @@ IRQs, drops on CPU 0, CPU time, and the server's received messages per second.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from labctl.agent import sampler
 from labctl.analysis.loadseries import RECEIVED
 from labctl.runfiles.series import HostSeries, SeriesLine
 
@@ -32,3 +35,17 @@ def chart_series() -> HostSeries:
                                               ("iowait", 5.0))],
         load=[SeriesLine(metric=RECEIVED, queue="w0", values=[1900.0, 2000.0, 2100.0]),
               SeriesLine(metric=RECEIVED, values=[1900.0, 2000.0, 2100.0])])
+
+
+def sample_file(tmp_path: Path, contents: list[dict[str, str]], end: bool = True) -> bytes:
+    """A sampler's file written by the agent's own code: one sample per dict (part name ->
+    text, the files it reads under tmp_path), and the end record unless `end` is False."""
+    files = {name: tmp_path / name for name in contents[0]}
+    sources = [sampler.Source(name, path=str(path)) for name, path in files.items()]
+    out = sampler.json_line({"kind": "start", "format": "labctl-series", "version": 1, "interval": 1.0,
+                             "deadline": 60, "pid": 1, "sources": list(files), "time": 0.0, "mono": 0.0})
+    for seq, texts in enumerate(contents):
+        for name, text in texts.items():
+            files[name].write_text(text)
+        out += sampler.sample_record(seq, sources)
+    return out + (sampler.end_record("signal", len(contents)) if end else b"")

@@ -13,16 +13,14 @@ down, nothing left behind.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from labctl import cli
 from tests.helpers import ROOT
+from tests.helpers.labs import labctl_in, vm_lab_dir
 from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -30,24 +28,11 @@ pytestmark = pytest.mark.integration
 SCENARIOS = ["igb_baseline", "igb_irq_pin", "igb_channels_rps", "igb_rss"]
 
 
-def _labctl(directory: Path, *args: str) -> int:
-    return cli.main(["-i", str(directory / "inventory.yaml"), "--runs-dir",
-                     str(directory / "runs"), *args])
-
-
 @pytest.fixture(scope="module")
 def igb_lab(libvirt_host: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from labctl.labs.image import build_image
-    build_image(progress=lambda m: print(f"image: {m}", flush=True))   # cached after the first
-    directory = tmp_path_factory.mktemp("igblab")
-    data = yaml.safe_load((ROOT / "inventories" / "igb.yaml").read_text())
-    data["lab"] = "ligb"
-    data["libvirt"]["netns"] = libvirt_host.netns
-    data["libvirt"]["uri"] = libvirt_host.uri
-    (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
-    shutil.copytree(ROOT / "scenarios", directory / "scenarios")
+    directory = vm_lab_dir(tmp_path_factory.mktemp("igblab"), ROOT / "inventories" / "igb.yaml", "ligb", libvirt_host)
     yield directory
-    _labctl(directory, "down")
+    labctl_in(directory, "down")
 
 
 def _dut_state(state: dict[str, Any]) -> dict[str, str]:
@@ -74,7 +59,7 @@ def _table(text: str) -> list[int]:
 def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: Any,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    assert _labctl(igb_lab, "up") == 0, capsys.readouterr().err
+    assert labctl_in(igb_lab, "up") == 0, capsys.readouterr().err
     up_seconds = time.monotonic() - started
     state = json.loads((igb_lab / ".labctl" / "ligb" / "state.json").read_text())
     facts = state["facts"]
@@ -84,7 +69,7 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
 
     capsys.readouterr()
     started = time.monotonic()
-    code = _labctl(igb_lab, "run", *(str(igb_lab / "scenarios" / f"{n}.yaml") for n in SCENARIOS))
+    code = labctl_in(igb_lab, "run", *(str(igb_lab / "scenarios" / f"{n}.yaml") for n in SCENARIOS))
     series_seconds = time.monotonic() - started
     out = capsys.readouterr()
     assert code == 0, f"series: exit {code}\n{out.err[-5000:]}\n{out.out[-3000:]}"
@@ -121,12 +106,12 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
     # channels step after it is not refused by the kernel as it would be after a table set as
     # weights; igb's blocks become the kernel's i mod 4 until igb's next reset (same spread)
     for name in ("igb_rss", "igb_channels_rps"):
-        assert _labctl(igb_lab, "run", str(igb_lab / "scenarios" / f"{name}.yaml")) == 0, name
+        assert labctl_in(igb_lab, "run", str(igb_lab / "scenarios" / f"{name}.yaml")) == 0, name
         now = _dut_state(state)
         assert {k: v for k, v in now.items() if k != "rss"} == {k: v for k, v in original.items() if k != "rss"}, name
         assert _table(now["rss"]) in ([j * 4 // 128 for j in range(128)], [j % 4 for j in range(128)]), name
     print(f"igb: up {up_seconds:.0f} s, series {series_seconds:.0f} s, hog {cpu_hog.cpu_seconds():.0f} CPU s")
 
-    assert _labctl(igb_lab, "down") == 0
+    assert labctl_in(igb_lab, "down") == 0
     assert not processes_mentioning("qemu-system", "guest=ligb-"), "no QEMU of this lab left"
     assert not (igb_lab / ".labctl" / "ligb").exists()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,29 +26,17 @@ import yaml
 
 from labctl import cli
 from tests.helpers import ROOT
+from tests.helpers.labs import labctl_in, vm_lab_dir
 from tests.helpers.processes import kill_if_running, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
 
-def _labctl(directory: Path, *args: str) -> int:
-    return cli.main(["-i", str(directory / "inventory.yaml"), "--runs-dir",
-                     str(directory / "runs"), *args])
-
-
 @pytest.fixture(scope="module")
 def vm_lab(libvirt_host: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from labctl.labs.image import build_image
-    build_image(progress=lambda m: print(f"image: {m}", flush=True))   # cached after the first
-    directory = tmp_path_factory.mktemp("vmlab")
-    data = yaml.safe_load((ROOT / "inventory.yaml").read_text())
-    data["lab"] = "lvm"
-    data["libvirt"]["netns"] = libvirt_host.netns
-    data["libvirt"]["uri"] = libvirt_host.uri
-    (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
-    shutil.copytree(ROOT / "scenarios", directory / "scenarios")
+    directory = vm_lab_dir(tmp_path_factory.mktemp("vmlab"), ROOT / "inventory.yaml", "lvm", libvirt_host)
     yield directory
-    _labctl(directory, "down")
+    labctl_in(directory, "down")
 
 
 def _virsh_names(uri: str, *args: str) -> list[str]:
@@ -83,7 +70,7 @@ def _series(directory: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Pa
     """The main job's command: the blog's five scenarios as one `labctl run` series. Every one
     must pass; returns each scenario's run directory (from the closing table)."""
     capsys.readouterr()
-    code = _labctl(directory, "run", *(str(directory / "scenarios" / f"{name}.yaml") for name in BLOG))
+    code = labctl_in(directory, "run", *(str(directory / "scenarios" / f"{name}.yaml") for name in BLOG))
     out = capsys.readouterr()
     assert code == 0, f"series: exit {code}\n{out.err[-4000:]}\n{out.out[-3000:]}"
     table = out.out.splitlines()[-(len(BLOG) + 2):]
@@ -115,13 +102,13 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     measured once) -> irq_pin again -> rps_isolated refused -> collect -> faults -> the ssh
     provider's prepare/unprepare on an existing host -> down, nothing left behind."""
     started = time.monotonic()
-    assert _labctl(vm_lab, "up") == 0, capsys.readouterr().err
+    assert labctl_in(vm_lab, "up") == 0, capsys.readouterr().err
     up_seconds = time.monotonic() - started
     state = json.loads((vm_lab / ".labctl" / "lvm" / "state.json").read_text())
     assert state["facts"]["accelerator"] in ("tcg", "kvm")
     assert state["facts"]["virtio_net_backend"] in ("vhost", "qemu")
     started = time.monotonic()
-    assert _labctl(vm_lab, "up") == 0
+    assert labctl_in(vm_lab, "up") == 0
     assert time.monotonic() - started <= 2.0, "re-up of a running lab is a no-op"
 
     started = time.monotonic()
@@ -157,14 +144,14 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     original = _dut_state(state)
 
     started = time.monotonic()
-    assert _labctl(vm_lab, "run", str(vm_lab / "scenarios" / "irq_pin.yaml")) == 0
+    assert labctl_in(vm_lab, "run", str(vm_lab / "scenarios" / "irq_pin.yaml")) == 0
     assert time.monotonic() - started < 60, "a prepared DUT is not restarted again"
     assert "prepared already" in capsys.readouterr().err
 
     refused = vm_lab / "scenarios" / "rps_isolated_no_override.yaml"
     refused.write_text((vm_lab / "scenarios" / "rps_isolated.yaml").read_text()
                        .replace("allow_isolated_rps: true", "allow_isolated_rps: false"))
-    assert _labctl(vm_lab, "run", str(refused)) == 2
+    assert labctl_in(vm_lab, "run", str(refused)) == 2
     err = capsys.readouterr().err
     assert "tuning.dut.rps.rx-0" in err and "EINVAL" in err and "nothing was changed" in err
     isolated = summaries["rps_isolated"]
@@ -188,7 +175,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     report = (runs["rps_cpu1"] / "report.md").read_text()
     for heading in ("## Server CPUs", "### RPS on dut", "### NET_RX per CPU", "CPU6*", "dut prepared: tuned realtime"):
         assert heading in report
-    assert _labctl(vm_lab, "collect") == 0
+    assert labctl_in(vm_lab, "collect") == 0
     assert _dut_state(state) == original
     print(f"up {up_seconds:.0f} s, the series with the preparation {series_seconds:.0f} s")
 
@@ -196,7 +183,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     _drift_from_outside(vm_lab, state, original)
     _ssh_provider_prepare_and_unprepare(vm_lab, state, libvirt_host, capsys)
 
-    assert _labctl(vm_lab, "down") == 0
+    assert labctl_in(vm_lab, "down") == 0
     assert not [n for n in _virsh_names(libvirt_host.uri, "list", "--all") if n.startswith("lvm-")]
     assert not [n for n in _virsh_names(libvirt_host.uri, "net-list", "--all") if n.startswith("lvm-")]
     assert not (vm_lab / ".labctl" / "lvm").exists()   # overlays, seeds, keys, records, console logs

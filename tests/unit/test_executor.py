@@ -19,7 +19,6 @@ from labctl.execution.executor import (
     Executor,
     Outcome,
     describe_value,
-    observed_value,
     require_ok,
 )
 from labctl.plan.actions import (
@@ -207,15 +206,15 @@ def guest_plan(tuning: dict[str, Any] = GUEST_TUNING, **more: Any) -> Plan:
 # --------------------------------------------------------------------------- pure helpers
 
 def test_observed_value() -> None:
-    assert observed_value(Readback("c", "mask", frozenset({1})), "02\n") == frozenset({1})
-    assert observed_value(Readback("c", "mask", frozenset()), "00000000,00000000\n") == frozenset()
-    assert observed_value(Readback("c", "mask", frozenset()), "1,00000000") == frozenset({32})
-    assert observed_value(Readback("c", "cpulist", frozenset()), "0-3,6\n") == frozenset({0, 1, 2, 3, 6})
+    assert Readback("c", "mask", frozenset({1})).observed("02\n") == frozenset({1})
+    assert Readback("c", "mask", frozenset()).observed("00000000,00000000\n") == frozenset()
+    assert Readback("c", "mask", frozenset()).observed("1,00000000") == frozenset({32})
+    assert Readback("c", "cpulist", frozenset()).observed("0-3,6\n") == frozenset({0, 1, 2, 3, 6})
     virtio = (FIXTURES / "ethtool_channels/debian12-guest-virtio.start.txt").read_text()
-    assert observed_value(Readback("c", "channels", {"combined": 2}), virtio) == {"combined": 4}
+    assert Readback("c", "channels", {"combined": 2}).observed(virtio) == {"combined": 4}
     veth = (FIXTURES / "ethtool_channels/veth-4q.txt").read_text()
-    assert observed_value(Readback("c", "channels", {"rx": 2, "tx": 2}), veth) == {"rx": 4, "tx": 4}
-    assert observed_value(Readback("c", "channels", {"combined": 2}), veth) == {"combined": None}
+    assert Readback("c", "channels", {"rx": 2, "tx": 2}).observed(veth) == {"rx": 4, "tx": 4}
+    assert Readback("c", "channels", {"combined": 2}).observed(veth) == {"combined": None}
 
 
 def test_describe_value() -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from labctl import cli, runner
-from labctl.agent import sampler
 from labctl.analysis.live import CpuRow, HostView, LiveHost, cpu_rows
 from labctl.errors import Terminated, TransportError
 from labctl.execution.liveview import (
@@ -38,6 +37,7 @@ from labctl.transport.base import CommandResult
 from tests.helpers import NETNS_INVENTORY, fixture
 from tests.helpers.fakes import FakeTransport, Res
 from tests.helpers.plans import guest_facts
+from tests.helpers.series import sample_file
 
 PAIR = "debian12-guest-8cpu.c_pinned"
 FILES = {"interrupts": "interrupts/{}.{}.txt", "softirqs": "softirqs/{}.{}.txt",
@@ -140,7 +140,7 @@ def test_numbers_are_short(value: float | None, text: str) -> None:
 # ------------------------------------------------------------------------- the rows
 
 def test_rows_from_real_captures_through_the_series_derivation(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [capture("before"), capture("after")])
+    data = sample_file(tmp_path, [capture("before"), capture("after")], end=False)
     live = live_host("dut", guest_facts())
     live.update(list(parse_sample_stream(data).samples))
     view = live.view()
@@ -160,8 +160,8 @@ def test_cpu_rows_sum_the_queues_and_fill_quiet_cpus() -> None:
 
 
 def test_a_host_waits_for_two_samples_then_shows_the_time_between_refreshes(tmp_path: Path) -> None:
-    samples = list(parse_sample_stream(stream_bytes(
-        tmp_path, [capture("before"), capture("after"), capture("after")])).samples)
+    samples = list(parse_sample_stream(sample_file(
+        tmp_path, [capture("before"), capture("after"), capture("after")], end=False)).samples)
     live = LiveHost("dut", live_host("dut", guest_facts()).snapshot, "virtio1", range(8), [4])
     assert live.view().note == "waiting for samples"
     live.update(samples[:1])
@@ -175,7 +175,7 @@ def test_a_host_waits_for_two_samples_then_shows_the_time_between_refreshes(tmp_
 
 def test_a_part_that_does_not_parse_is_a_note_not_a_failure(tmp_path: Path) -> None:
     bad = {**capture("after"), "softnet_stat": "not hex\n"}
-    samples = list(parse_sample_stream(stream_bytes(tmp_path, [capture("before"), bad])).samples)
+    samples = list(parse_sample_stream(sample_file(tmp_path, [capture("before"), bad], end=False)).samples)
     live = live_host("dut", guest_facts())
     live.update(samples)
     view = live.view()
@@ -185,21 +185,8 @@ def test_a_part_that_does_not_parse_is_a_note_not_a_failure(tmp_path: Path) -> N
 
 # ------------------------------------------------------------------------- the tail reader
 
-def stream_bytes(tmp_path: Path, contents: list[dict[str, str]], end: bool = False) -> bytes:
-    """A sampler's file, written by the agent's own code: one sample per dict (name -> text)."""
-    files = {name: tmp_path / name for name in contents[0]}
-    sources = [sampler.Source(name, path=str(path)) for name, path in files.items()]
-    out = sampler.json_line({"kind": "start", "format": "labctl-series", "version": 1, "interval": 1.0,
-                             "deadline": 60, "pid": 1, "sources": list(files), "time": 0.0, "mono": 0.0})
-    for seq, texts in enumerate(contents):
-        for name, text in texts.items():
-            files[name].write_text(text)
-        out += sampler.sample_record(seq, sources)
-    return out + (sampler.end_record("signal", len(contents)) if end else b"")
-
-
 def test_a_tail_fed_in_any_pieces_yields_every_sample_once(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n", "x": "é" * i} for i in range(4)], end=True)
+    data = sample_file(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n", "x": "é" * i} for i in range(4)], end=True)
     whole = parse_sample_stream(data).samples
     for size in (1, 7, 100, len(data)):
         tail = SampleTail()
@@ -208,7 +195,7 @@ def test_a_tail_fed_in_any_pieces_yields_every_sample_once(tmp_path: Path) -> No
 
 
 def test_a_tail_keeps_a_partial_record_for_the_next_read(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(3)])
+    data = sample_file(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(3)], end=False)
     cut = data.rindex(b'{"kind":"sample","seq":2') + 10
     tail = SampleTail()
     assert [s.seq for s in tail.feed(data[:cut])] == [0, 1]
@@ -239,7 +226,7 @@ class GrowingFile(FakeTransport):
 
 
 def test_the_reader_reads_only_new_bytes_and_keeps_partial_records(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(3)])
+    data = sample_file(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(3)], end=False)
     host = GrowingFile(tmp_path / "the samples.raw")
     read = sampler_reader(host, str(host.path))
     assert read() == []                                    # an empty file so far
@@ -255,7 +242,7 @@ def test_the_reader_reads_only_new_bytes_and_keeps_partial_records(tmp_path: Pat
 
 def test_the_reader_skips_to_the_newest_records_when_many_came(tmp_path: Path) -> None:
     big = "x" * 100_000
-    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n{big}"} for i in range(12)])
+    data = sample_file(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n{big}"} for i in range(12)], end=False)
     host = GrowingFile(tmp_path / "samples.raw")
     tail = SampleTail()
     read = sampler_reader(host, str(host.path), tail)
@@ -269,7 +256,7 @@ def test_the_reader_skips_to_the_newest_records_when_many_came(tmp_path: Path) -
 
 
 def test_a_tail_fed_from_further_on_resumes_at_the_next_record(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(5)], end=True)
+    data = sample_file(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n"} for i in range(5)], end=True)
     second = data.index(b'{"kind":"sample","seq":1')
     tail = SampleTail()
     assert [s.seq for s in tail.feed(data[:second])] == [0]
@@ -348,7 +335,7 @@ def test_a_window_that_cannot_connect_says_so_once_and_ends() -> None:
 
 
 def test_a_window_follows_the_sampler_and_closes_its_own_transports(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [capture("before"), capture("after")])
+    data = sample_file(tmp_path, [capture("before"), capture("after")], end=False)
     host, screen, said = GrowingFile(tmp_path / "samples.raw"), Screen(), []
     host.grow(data)
     window = LiveWindow({"dut": str(host.path)}, {"dut": guest_facts()}, 0.01, lambda hosts: {"dut": host},
@@ -401,7 +388,7 @@ def test_ctrl_c_ends_watch_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_a_window_closed_during_a_slow_read_returns_at_once_and_draws_no_more(tmp_path: Path) -> None:
-    data = stream_bytes(tmp_path, [capture("before"), capture("after")])
+    data = sample_file(tmp_path, [capture("before"), capture("after")], end=False)
     screen, said = Screen(), []
     slow = threading.Event()
 

@@ -17,7 +17,6 @@ import pytest
 from labctl.analysis.expectations import evaluate
 from labctl.analysis.perhost import rx_queue_packets
 from labctl.errors import Problem
-from labctl.execution.executor import observed_value
 from labctl.host.facts import HostFacts, parse_facts
 from labctl.host.probes import parse_ethtool_rss, parse_flow_hash, rss_refusal
 from labctl.input.config import load_inventory, load_scenario
@@ -158,10 +157,10 @@ def test_equal_on_igb_sets_reads_back_and_restores_the_original_blocks() -> None
 def test_read_back_compares_the_table_the_driver_shows() -> None:
     step = rss_step(nic_facts("ixgbe", [i % 16 for i in range(128)], queues=63), {"equal": 16})
     assert step.readback is not None
-    assert observed_value(step.readback, fixture(IXGBE_X)) == step.readback.expected
+    assert step.readback.observed(fixture(IXGBE_X)) == step.readback.expected
     other = rss_step(nic_facts("ixgbe", [i % 16 for i in range(128)], queues=63), {"equal": 8})
     assert other.readback is not None
-    assert observed_value(other.readback, fixture(IXGBE_X)) != other.readback.expected
+    assert other.readback.observed(fixture(IXGBE_X)) != other.readback.expected
 
 
 def test_weight_start_key_and_function_on_i40e_each_quoted() -> None:
@@ -343,7 +342,7 @@ def test_a_read_back_mismatch_names_both_tables() -> None:
     from labctl.execution.executor import describe_value
     step = rss_step(nic_facts("ixgbe", [i % 16 for i in range(128)], queues=63), {"equal": 8})
     assert step.readback is not None
-    observed = observed_value(step.readback, fixture(IXGBE_X))
+    observed = step.readback.observed(fixture(IXGBE_X))
     assert describe_value(observed) == "equal 16 (128 entries)"
     assert describe_value(step.readback.expected) == "equal 8 (128 entries)"
 
@@ -442,7 +441,7 @@ def test_flow_hash_step_quoted_read_back_and_undone() -> None:
     assert step.undo == "ethtool -N eth1 rx-flow-hash udp4 sd"
     assert step.description == "udp4 hash fields of eth1: sdfn (was sd)"
     assert step.readback is not None and step.readback.command == "ethtool -n eth1 rx-flow-hash udp4"
-    assert observed_value(step.readback, fixture("ethtool_rss/packagecloud-p1p1-rx-flow-hash-tcp4.txt")) == "sdfn"
+    assert step.readback.observed(fixture("ethtool_rss/packagecloud-p1p1-rx-flow-hash-tcp4.txt")) == "sdfn"
     assert not [a for a in plan.actions if isinstance(a, Change) and "ethtool -X" in a.command]
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from labctl.analysis.perhost import analyse_host
-from labctl.execution.executor import observed_value
 from labctl.host import probes
 from labctl.host.facts import HostFacts, fact_probes, parse_facts
 from labctl.host.sections import split_sections
@@ -198,7 +197,7 @@ def test_readbacks_run_a_probe_and_parse_with_it() -> None:
     ("channels", {"rx": 4, "tx": 4}, "ethtool_channels/veth-4q.txt", {"rx": 4, "tx": 4}),
 ])
 def test_readback_parsers_on_captures(kind: Any, expected: Any, capture: str, observed: Any) -> None:
-    assert observed_value(Readback("c", kind, expected), fixture(capture)) == observed
+    assert Readback("c", kind, expected).observed(fixture(capture)) == observed
 
 
 # ------------------------------------------------------------------------- facts

@@ -38,6 +38,7 @@ from labctl.reports.series import render_series_markdown
 from labctl.runfiles.series import HostSeries, SeriesFile, SeriesLine
 from tests.helpers import NETNS_INVENTORY, fixture
 from tests.helpers.plans import LOAD, guest_facts, plan_for, scenario, veth_facts
+from tests.helpers.series import sample_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "interrupts"
@@ -139,23 +140,8 @@ def test_fast_parser_equals_the_old_one_on_odd_rows(text: str) -> None:
 
 # ------------------------------------------------------------------------- the sample file
 
-def _write_stream(tmp_path: Path, contents: list[dict[str, str]], end: bool = True) -> bytes:
-    """A sample file written by the sampler's own code: one sample per dict (name -> text)."""
-    files = {name: tmp_path / name for name in contents[0]}
-    sources = [sampler.Source(name, path=str(path)) for name, path in files.items()]
-    out = sampler.json_line({"kind": "start", "format": "labctl-series", "version": 1, "interval": 1.0,
-                             "deadline": 60, "pid": 1, "sources": list(files), "time": 0.0, "mono": 0.0})
-    for seq, texts in enumerate(contents):
-        for name, text in texts.items():
-            files[name].write_text(text)
-        out += sampler.sample_record(seq, sources)
-    if end:
-        out += sampler.end_record("signal", len(contents))
-    return out
-
-
 def test_a_stream_reads_back_whole(tmp_path: Path) -> None:
-    data = _write_stream(tmp_path, [{"stat": "cpu0 1 2 3 4\n", "softirqs": "x"}, {"stat": "b\n", "softirqs": "é"}])
+    data = sample_file(tmp_path, [{"stat": "cpu0 1 2 3 4\n", "softirqs": "x"}, {"stat": "b\n", "softirqs": "é"}])
     stream = parse_sample_stream(data)
     assert stream.complete and not stream.truncated and stream.sources == ("stat", "softirqs")
     assert [s.texts for s in stream.samples] == [{"stat": "cpu0 1 2 3 4\n", "softirqs": "x"},
@@ -165,7 +151,7 @@ def test_a_stream_reads_back_whole(tmp_path: Path) -> None:
 
 
 def test_a_stream_cut_anywhere_keeps_every_whole_sample(tmp_path: Path) -> None:
-    data = _write_stream(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n" * 3} for i in range(3)], end=False)
+    data = sample_file(tmp_path, [{"stat": f"cpu0 {i} 0 0 0\n" * 3} for i in range(3)], end=False)
     last = data.rindex(b'{"kind":"sample","seq":2')
     for cut in range(last, len(data)):
         stream = parse_sample_stream(data[:cut])
@@ -177,7 +163,7 @@ def test_a_stream_cut_anywhere_keeps_every_whole_sample(tmp_path: Path) -> None:
 
 
 def test_a_stream_with_an_unknown_record_kind_and_a_missing_file(tmp_path: Path) -> None:
-    data = _write_stream(tmp_path, [{"stat": "a"}])
+    data = sample_file(tmp_path, [{"stat": "a"}])
     extra = sampler.json_line({"kind": "readback", "parts": [["rps_cpus@rx-0", 2, 0]]}) + b"02\n"
     missing = sampler.Source("gone", path=str(tmp_path / "no-such-file"))
     data = data.replace(b'{"kind":"end"', extra + sampler.sample_record(1, [missing]) + b'{"kind":"end"')
@@ -279,7 +265,7 @@ def _guest_series(tmp_path: Path) -> HostSeries:
     samples = [_texts((100, 10), (1000, 50), (200, 0, 0), (10, 10, 70, 10), 500),
                _texts((300, 10), (3000, 50), (600, 2, 40), (30, 30, 110, 30), 1500),
                _texts((301, 20), (3000, 250), (600, 2, 40), (30, 30, 210, 30), 1500)]
-    data = _with_times(_write_stream(tmp_path, samples), [100.0, 102.0, 102.5])
+    data = _with_times(sample_file(tmp_path, samples), [100.0, 102.0, 102.5])
     return derive_series(parse_sample_stream(data), guest_facts().to_json())
 
 
@@ -311,7 +297,7 @@ def test_rates_by_hand(tmp_path: Path) -> None:
 def test_a_part_that_does_not_parse_leaves_a_gap(tmp_path: Path) -> None:
     samples = [_texts((1, 1), (1, 1), (1, 1, 1), (1, 1, 1, 1), 1) for _ in range(4)]
     samples[1]["softirqs"] = "garbage\n"
-    series = derive_series(parse_sample_stream(_write_stream(tmp_path, samples)), guest_facts().to_json())
+    series = derive_series(parse_sample_stream(sample_file(tmp_path, samples)), guest_facts().to_json())
     line = series.line("softirqs_per_s.NET_RX", 0)
     assert line is not None and line.values == [None, None, 0.0]
     assert series.line("cpu_percent.idle", 1) is not None
