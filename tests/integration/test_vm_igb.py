@@ -100,7 +100,8 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
     print(f"igb_rss: {shares}")
     original = _dut_state(state)
     assert original["driver"].strip() == "driver: igb"
-    assert _table(original["rss"]) == [j * 4 // 128 for j in range(128)]      # igb's own blocks
+    # the series' igb_rss gave the table back to the driver: the kernel's i mod 4 until igb's next reset
+    assert _table(original["rss"]) in ([j * 4 // 128 for j in range(128)], [j % 4 for j in range(128)])
     assert "IP SA\nIP DA\n" in original["udp4_hash"] and "L4 bytes" not in original["udp4_hash"]
     # RSS first: its restore gives the table back to the driver (`ethtool -X default`), so the
     # channels step after it is not refused by the kernel as it would be after a table set as
