@@ -388,7 +388,8 @@ HKEY_PATTERN = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){3,255}$"
 class Rss(Strict):
     """The RSS indirection table, hash key and hash function (`ethtool -X`, its semantics):
     `equal: N` spreads flows evenly over N queues, `weight: [W0, W1, ...]` by weight, both
-    from queue `start`. Read back with `ethtool -x`; restored to the exact original table."""
+    from queue `start`. Read back with `ethtool -x`; restored to the original table (the
+    driver's own with `ethtool -X default`, a table a user set exactly, else refused)."""
 
     equal: int | None = Field(None, ge=1, le=4096, description="spread evenly over this many RX queues")
     weight: list[Annotated[int, Field(ge=0, le=65535)]] | None = Field(
