@@ -183,10 +183,11 @@ def test_series_charts_and_load_lines(lab: Lab, capsys: pytest.CaptureFixture[st
     assert len(received[None]) == len(dut["times"]) and dut["samples"] >= 4
     assert sum(v * d for v, d in zip(sent[None], _durations(client_host["times"]))) == \
         pytest.approx(client["sent"], rel=0.001)
-    # the server's count over the sampler's window: what it received in it (the sampler ran
-    # from just before the client's start to just after its end)
-    assert sum(v * d for v, d in zip(received[None], _durations(dut["times"]))) == \
-        pytest.approx(server["received"], rel=0.05)
+    # the server's count over the sampler's window: part of what it received, most of it (the
+    # sampler ran from just before the client's start to just after its end; on a busy machine
+    # the server still drains its socket after the last sample: 93.6 % was seen)
+    windowed = sum(v * d for v, d in zip(received[None], _durations(dut["times"])))
+    assert 0.8 * server["received"] <= windowed <= 1.001 * server["received"]
     # per second: the paced client's typical interval is the asked 20,000 msg/s (one interval may
     # catch up on a slow start: 15,706 then 24,293 were seen, so the median, not the maximum)
     assert statistics.median(v for v in sent[None] if v is not None) == pytest.approx(20000, rel=0.25)
