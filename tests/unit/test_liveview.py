@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,13 @@ class Screen:
         self.stops += 1
 
 
+def _wait_until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Poll the live window's thread (it works in the background) until `condition` holds."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_a_window_that_cannot_connect_says_so_once_and_ends() -> None:
     said, screen = [], Screen()
 
@@ -325,10 +333,7 @@ def test_a_window_that_cannot_connect_says_so_once_and_ends() -> None:
         raise TransportError("dut: connection refused")
     window = LiveWindow({"dut": "/f"}, {"dut": guest_facts()}, 0.01, connect, screen, said.append)
     window.opened()
-    for _ in range(500):
-        if window.failed:
-            break
-        time.sleep(0.01)
+    _wait_until(lambda: window.failed)
     window.closed()
     assert said == ["warning: the live view stopped (dut: connection refused); the run goes on"]
     assert screen.views == [] and screen.stops == 1 and window.failed
@@ -341,10 +346,7 @@ def test_a_window_follows_the_sampler_and_closes_its_own_transports(tmp_path: Pa
     window = LiveWindow({"dut": str(host.path)}, {"dut": guest_facts()}, 0.01, lambda hosts: {"dut": host},
                         screen, said.append)
     window.opened()
-    for _ in range(500):
-        if screen.views:
-            break
-        time.sleep(0.01)
+    _wait_until(lambda: bool(screen.views))
     window.closed()
     assert said == [] and screen.views and host.closes == 1 and screen.stops == 1
     assert sum(r.net_rx or 0 for r in screen.views[0][0].rows) > 0
