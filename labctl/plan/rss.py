@@ -6,7 +6,10 @@ that come before anything changes.
 ...` (each from queue `start`) and fills the table itself (ethtool.c fill_indir_table, mirrored
 by `fill_table`). So the original table is restored exactly only when one of those forms
 writes it back entry for entry (`exact_spread`, proven by filling it again); otherwise the
-step is refused up front, rather than restoring the driver's "default".
+step is refused up front. The one exception is a table that is the driver's own (the kernel's
+`i mod N`, or igb's blocks): it is handed back with `ethtool -X IF default`, because written
+back as weights the kernel would count it as user-set and refuse a later `ethtool -L` below
+its queues (`driver_default`).
 """
 
 from __future__ import annotations
