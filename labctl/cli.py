@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the plan (literal commands included) and change nothing")
     run.add_argument("--json", action="store_true", help=JSON_HELP + (
         ": the run directory and summary of one scenario; of several, the outcome and a list "
-        "of those"))
+        "of those; with --dry-run, a list of the plans"))
     sweep = sub.add_parser("sweep", help=(
         "run a scenario's matrix: every cell x repetition an ordinary run (validated and planned "
         "first, restored after each), then a table; resumable"))
@@ -330,12 +330,12 @@ def cmd_unprepare(args: argparse.Namespace, progress: Callable[[str], None]) -> 
 
 def cmd_run(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     from labctl import runner
-    if args.dry_run and args.json:
-        raise ValidationError([Problem("<command line>", 0, 0, "--json",
-                                       "--dry-run prints the plan as text, not JSON")])
     if args.dry_run:
-        for scenario in args.scenarios:
-            print(runner.dry_run(args.inventory, scenario, progress), end="")
+        plans = [runner.dry_run(args.inventory, scenario, progress) for scenario in args.scenarios]
+        if args.json:
+            print_json([plan.document() for plan in plans])
+        else:
+            print("".join(plan.text() for plan in plans), end="")
         return 0
     if len(args.scenarios) > 1:
         return _run_series(args, progress)

@@ -64,7 +64,7 @@ from labctl.labs.providers import (
 from labctl.labs.state import LabState
 from labctl.local.lock import lab_lock
 from labctl.plan.actions import Plan, Start
-from labctl.plan.dryrun import render_plan
+from labctl.plan.dryrun import plan_document, render_plan
 from labctl.plan.feasibility import check_against_facts
 from labctl.plan.generator import (
     CALIBRATION_SECONDS,
@@ -308,22 +308,48 @@ def lab_unprepare(inventory_path: Path, progress: Progress) -> list[str]:
         return preparer(inventory_path, inventory, transports, progress).unprepare()
 
 
-def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> str:
+@dataclass(frozen=True)
+class DryRun:
+    """What `labctl run --dry-run` shows of one scenario: the hosts' pending preparation, the
+    load generator's mode and ceiling, the planner's warnings and the plan itself."""
+
+    scenario: Path
+    preparation: list[str]
+    generator: str | None
+    warnings: list[str]
+    plan: Plan
+
+    @property
+    def preparation_pending(self) -> bool:
+        return not all(line.endswith("prepared already") for line in self.preparation)
+
+    def text(self) -> str:
+        text = render_plan(self.plan)
+        if self.generator is not None:
+            text = self.generator + "\n" + "".join(f"warning: {w}\n" for w in self.warnings) + "\n" + text
+        if self.preparation:
+            text = ("host preparation (from the inventory; kept across runs):\n" + "\n".join(self.preparation)
+                    + "\n" + ("(the plan below uses the hosts' facts as they are now, before preparation)\n"
+                             if self.preparation_pending else "")
+                    + "\n" + text)
+        return text
+
+    def document(self) -> dict[str, Any]:
+        """`run --dry-run --json`: the same as data (each action with its literal commands)."""
+        return {"scenario": str(self.scenario), "preparation": self.preparation,
+                "preparation_pending": bool(self.preparation) and self.preparation_pending,
+                "generator": self.generator, "warnings": self.warnings, "plan": plan_document(self.plan)}
+
+
+def dry_run(inventory_path: Path, scenario_path: Path, progress: Progress) -> DryRun:
     inventory, scenario, state = prepare_run(inventory_path, scenario_path, progress)
-    ceiling = recorded_ceiling(state.facts, scenario.model.load) if scenario.model.load else None
+    load = scenario.model.load
+    ceiling = recorded_ceiling(state.facts, load) if load else None
     with connected(state, list(inventory.model.hosts)) as transports:
         preparation = preparer(inventory_path, inventory, transports, progress).describe()
         plan, _, warnings = plan_run(inventory, scenario, transports, progress, ceiling=ceiling)
-    text = render_plan(plan)
-    if scenario.model.load:
-        text = _generator_line(scenario.model.load, ceiling) + "\n" + "".join(
-            f"warning: {w}\n" for w in warnings) + "\n" + text
-    if preparation:
-        pending = not all(line.endswith("prepared already") for line in preparation)
-        text = ("host preparation (from the inventory; kept across runs):\n" + "\n".join(preparation) + "\n"
-                + ("(the plan below uses the hosts' facts as they are now, before preparation)\n" if pending else "")
-                + "\n" + text)
-    return text
+    return DryRun(scenario_path, list(preparation), _generator_line(load, ceiling) if load else None,
+                  list(warnings) if load else [], plan)
 
 
 def run(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress,

@@ -48,6 +48,37 @@ def render_plan(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The plan as `labctl run --dry-run --json` prints it: the same actions, commands,
+    read-backs and undos as render_plan, as data (values unescaped: JSON quotes them)."""
+    return {"run_id": plan.run_id, "workdir": dict(plan.workdir),
+            "actions": [_action_document(number, action) for number, action in enumerate(plan.actions, 1)]}
+
+
+def _action_document(number: int, action: Action) -> dict[str, Any]:
+    document: dict[str, Any] = {"number": number, "phase": action.phase, "host": action.host,
+                                "kind": action.kind, "description": action.description,
+                                "warnings": list(action.warnings), "commands": _display_commands(action)}
+    if isinstance(action, Change):
+        document["readback"] = None if action.readback is None else {
+            "command": action.readback.command, "kind": action.readback.kind,
+            "expected": _expected_document(action.readback.expected)}
+        document["undo"] = action.undo
+        document["expect_failure"] = action.expect_failure
+    return document
+
+
+def _expected_document(value: Any) -> Any:
+    """A read-back's expected value as JSON: a CPU set as its sorted list."""
+    if isinstance(value, frozenset):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {key: _expected_document(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [_expected_document(item) for item in value]
+    return value
+
+
 def _check_and_undo_lines(action: Change) -> list[str]:
     lines = []
     if action.readback:

@@ -263,6 +263,13 @@ def test_a_generator_bound_run_is_inconclusive_not_failed(lab: Lab, cpu_hog: Any
     assert "load generator: UDP from loadgen to dut" in dry and f"measured ceiling {ceiling['rate']:.0f} msg/s" in dry
     assert f"warning: {scenario}:8:11: load.client.rate: asks 5000000 msg/s" in dry
     assert f"of the load generator's measured ceiling of {ceiling['rate']:.0f} msg/s" in dry
+    assert lab.labctl("run", "--dry-run", "--json", str(scenario)) == 0
+    (document,) = json.loads(capsys.readouterr().out)
+    assert document["generator"] in dry and any("asks 5000000 msg/s" in w for w in document["warnings"])
+    actions = document["plan"]["actions"]
+    assert [a["number"] for a in actions] == list(range(1, len(actions) + 1))
+    assert all(f"{a['number']:3d}. [{a['host']}] {a['kind']}: {a['description']}" in dry for a in actions)
+    assert any(a["kind"] == "start" and "udp" in " ".join(a["commands"]) for a in actions)
 
     assert lab.labctl("run", str(scenario)) == 5
     err = capsys.readouterr().err

@@ -4,6 +4,7 @@ executor, is shown by the dry-run rendering, and keeps the `kind` name runs reco
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import get_args
 from unittest import mock
@@ -27,7 +28,7 @@ from labctl.plan.actions import (
     WaitFile,
     WaitProcess,
 )
-from labctl.plan.dryrun import render_plan
+from labctl.plan.dryrun import plan_document, render_plan
 from labctl.runfiles.rundir import RunDir
 
 ONE_OF_EACH: dict[type, Action] = {
@@ -92,3 +93,27 @@ def test_every_action_type_is_rendered() -> None:
     assert "<pid of server>" in text and "<pid of client>" in text
     assert "cat /proc/stat   # -> h/stat.before" in text
     assert "read back: $ cat x  (expect 1)" in text and "undo: $ undo" in text
+
+
+def test_every_action_type_is_a_json_document_with_the_printed_commands() -> None:
+    """`run --dry-run --json`: each action's fields and the same literal commands as the text;
+    the document survives json.dumps (a CPU set as a sorted list)."""
+    actions = tuple(ONE_OF_EACH.values())
+    plan = Plan("r", {"h": "/w"}, actions)
+    document = json.loads(json.dumps(plan_document(plan)))
+    text = render_plan(plan)
+    assert document["run_id"] == "r" and document["workdir"] == {"h": "/w"}
+    assert [(a["number"], a["kind"], a["phase"]) for a in document["actions"]] == [
+        (number, action.kind, action.phase) for number, action in enumerate(actions, 1)]
+    for entry in document["actions"]:
+        assert all(f"$ {command}" in text for command in entry["commands"])
+    change = document["actions"][0]
+    assert change["readback"] == {"command": "cat x", "kind": "cpulist", "expected": [1]}
+    assert change["undo"] == "undo" and change["expect_failure"] is False
+    assert "readback" not in document["actions"][1]
+
+
+def test_a_multiline_command_is_one_json_string() -> None:
+    action = Change("h", "tune", "write\nit", command="printf 'a\nb'")
+    (entry,) = plan_document(Plan("r", {}, (action,)))["actions"]
+    assert entry["commands"] == ["printf 'a\nb'"] and entry["description"] == "write\nit"

@@ -171,10 +171,6 @@ def test_run_json_of_a_series(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert document["runs"][1]["run_dir"] == str(tmp_path / "runs" / "T-two")
 
 
-def test_run_json_refuses_a_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "inventory.yaml").write_text(NETNS_INVENTORY)
-    assert cli.main(["run", "--dry-run", "--json", "-i", str(tmp_path / "inventory.yaml"), "s.yaml"]) == 2
-    assert "--dry-run prints the plan as text" in capsys.readouterr().err
 
 
 def test_bash_completion_offers_verbs_and_options(capsys: pytest.CaptureFixture[str]) -> None:
