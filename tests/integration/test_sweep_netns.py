@@ -107,7 +107,11 @@ def test_sweep_runs_every_cell_and_restores(lab: Lab, capsys: pytest.CaptureFixt
     assert f"report: {sweep_dir / 'sweep.md'}" in out
 
 
-def test_interrupted_sweep_resumes_what_is_missing(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("signal_number", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_sweep_resumes_what_is_missing(lab: Lab, capsys: pytest.CaptureFixture[str],
+                                                   signal_number: signal.Signals, exit_code: int) -> None:
+    """Ctrl-C or a SIGTERM (a CI job cancelled, `kill`) inside a repetition's load window: the
+    hosts are restored, the repetition is recorded interrupted, and --resume runs the rest."""
     assert lab.labctl("up") == 0
     scenario = lab.dir / "sweep.yaml"
     scenario.write_text(SWEEP.replace("DURATION", "3"))
@@ -119,12 +123,12 @@ def test_interrupted_sweep_resumes_what_is_missing(lab: Lab, capsys: pytest.Capt
         seen = _until(proc, "cell 2/2 (rps.all=1), repetition 1/2", "start the client", timeout=90)
         time.sleep(1.0)                       # inside the second repetition's load window
         assert int(in_ns(lab.ns("dut"), "cat", "/sys/class/net/eth1/queues/rx-0/rps_cpus"), 16) == 2, seen
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal_number)
         _, err = proc.communicate(timeout=60)
     finally:
         kill_if_running(proc)
-    assert proc.returncode == 130, err
-    assert "sweep interrupted (SIGINT)" in err and "Traceback" not in err
+    assert proc.returncode == exit_code, err
+    assert f"sweep interrupted ({signal_number.name})" in err and "Traceback" not in err
     assert host_state(lab) == before
     (sweep_dir,) = lab.runs.iterdir()
     assert f"labctl sweep --resume {sweep_dir}" in err
