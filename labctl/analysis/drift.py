@@ -2,8 +2,9 @@
 
 During the load window the sampler reads back every value the plan set on its host (parts
 named `readback:...`, listed in the manifest's `watches`: RPS masks, IRQ affinities, channel
-counts). Each sample's text is parsed by the parser of the plan's own read-back, so "1" and
-"1-1", or "2" and "00000000,00000002", are the same CPUs. Any sample whose value is not the
+counts, the RSS table, key and function, the flow hash fields). Each sample's text is parsed
+by the parser of the plan's own read-back, so "1" and "1-1", or "2" and "00000000,00000002",
+are the same CPUs. Any sample whose value is not the
 planned one makes the run invalid (irqbalance, a link flap, another tool changed the tuning
 under the measurement): a change that later went back to the planned value counts too. A part
 that could not be read (the file vanished: its queue or IRQ is gone) is a change to
@@ -18,10 +19,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from labctl.analysis.expectations import Verdict
-from labctl.cpulist import format_cpulist
 from labctl.host import probes
 from labctl.host.probes import ProbeOutputError
 from labctl.host.samples import Sample, SampleStream
+from labctl.plan.dryrun import shown_value
 from labctl.runfiles.models import DriftChange, DriftRecord, WatchRecord
 
 MAX_NAMED = 3           # changes named in the verdict's reason
@@ -34,13 +35,15 @@ class Watch:
     name: str
     kind: str
     label: str
-    expected: Any           # frozenset[int] (mask, cpulist) or dict[str, int | None] (channels)
+    expected: Any   # frozenset[int] (mask, cpulist), dict (channels; rss: table, key, hfunc) or str (flow_hash)
 
     @classmethod
     def of(cls, record: WatchRecord) -> Watch:
         value = record.expected
-        if record.kind == "channels":
+        if record.kind in ("channels", "rss"):
             expected: Any = dict(value) if isinstance(value, dict) else {}
+        elif record.kind == "flow_hash":
+            expected = str(value)
         else:
             expected = frozenset(c for c in value if isinstance(c, int)) if isinstance(value, list) else frozenset()
         return cls(record.name, record.kind, record.label, expected)
@@ -61,15 +64,6 @@ def read_value(watch: Watch, text: str, status: int) -> Any:
         return probes.parse_readback(watch.kind, watch.expected, text)
     except ProbeOutputError:
         return f"unparseable ({text.strip()[:40]!r})"
-
-
-def shown(value: Any) -> str:
-    """A value as a report writes it: CPUs as a list ("none" for no CPU), channels as words."""
-    if isinstance(value, frozenset):
-        return format_cpulist(value) or "none"
-    if isinstance(value, dict):
-        return " ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)
 
 
 def host_changes(host: str, watches: Sequence[Watch], stream: SampleStream) -> list[DriftChange]:
@@ -94,7 +88,8 @@ def _change(host: str, watch: Watch, sample: Sample, first: Sample, before: Any,
     return DriftChange(host=host, what=watch.label or watch.name, part=watch.name, sample=sample.seq,
                        seconds=round(sample.mono - first.mono, 3),
                        time=datetime.fromtimestamp(sample.time, UTC).isoformat(timespec="milliseconds"),
-                       planned=shown(watch.expected), before=shown(before), after=shown(after))
+                       planned=shown_value(watch.expected), before=shown_value(before),
+                       after=shown_value(after))
 
 
 def drift_record(watches: Mapping[str, Sequence[WatchRecord]],

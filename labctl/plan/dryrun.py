@@ -83,7 +83,7 @@ def _check_and_undo_lines(action: Change) -> list[str]:
     lines = []
     if action.readback:
         lines += shown_command("       read back: $ ", f"{action.readback.command}  "
-                               f"(expect {_shown(action.readback.expected)})")
+                               f"(expect {shown_value(action.readback.expected)})")
     if action.undo:
         lines += shown_command("       undo: $ ", action.undo)
     return lines
@@ -142,9 +142,12 @@ def running_command_template(process: str) -> str:
     return running_command(f"<pid of {process}>")
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A read-back value as the plan and the reports write it: CPUs as a list ("none" for no
+    CPU), an RSS table as its spread, channels and the rest of a dict as words."""
     if isinstance(value, frozenset):
         return format_cpulist(value) or "none"
-    if isinstance(value, dict) and isinstance(value.get("table"), list):   # an RSS read-back
-        return ", ".join(table_text(v) if k == "table" else f"{k} {v}" for k, v in value.items())
+    if isinstance(value, dict):
+        return ", ".join(table_text(v) if k == "table" and isinstance(v, list) else f"{k} {v}"
+                         for k, v in value.items())
     return str(value)

@@ -278,7 +278,7 @@ def rss_action(host: str, tuning: HostTuning, facts: HostFacts) -> Action:
                   command=f"{irq_guard([check])} && {q('ethtool', '-X', iface, *rss_args(rss))}",
                   undo=guarded_undo_command([check], restore, note),
                   readback=Readback(probes.ethtool_rss(iface, check=False).command, "rss",
-                                    _expected(rss, facts)))
+                                    _expected(rss, facts), name="readback:rss", label=f"RSS of {iface}"))
 
 
 def flow_hash_action(host: str, flow: str, letters: str, facts: HostFacts) -> Action:
@@ -290,7 +290,8 @@ def flow_hash_action(host: str, flow: str, letters: str, facts: HostFacts) -> Ac
     return Change(host, "tune", f"{flow} hash fields of {iface}: {wanted} (was {original})",
                   command=q("ethtool", "-N", iface, "rx-flow-hash", flow, wanted),
                   undo=q("ethtool", "-N", iface, "rx-flow-hash", flow, original),
-                  readback=Readback(probes.flow_hash(iface, flow, check=False).command, "flow_hash", wanted))
+                  readback=Readback(probes.flow_hash(iface, flow, check=False).command, "flow_hash", wanted,
+                                    name=f"readback:flow_hash@{flow}", label=f"{flow} hash fields of {iface}"))
 
 
 # --------------------------------------------------------------------------- the expectation

@@ -213,8 +213,9 @@ def _same(data: JsonObject) -> JsonObject:
 
 class WatchRecord(Record):
     """A value the plan set on a host that the sampler reads back each sample (drift watchdog):
-    its part in the sample file, read-back kind (mask | cpulist | channels), what it is, and
-    the planned value (CPUs as a sorted list; channels as {name: count})."""
+    its part in the sample file, read-back kind (mask | cpulist | channels | rss | flow_hash),
+    what it is, and the planned value (CPUs as a sorted list; channels as {name: count}; rss as
+    {table, key, hfunc}, the parts the plan set; flow_hash as its letters)."""
 
     name: str
     kind: str

@@ -3,6 +3,7 @@ host and of the captures' virtio guest, scenarios, and the tuning and load most 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from labctl.host.facts import HostFacts, NicFacts
@@ -74,3 +75,24 @@ LOAD = {"server": {"cpus": "6-7", "workers": 2}, "client": {"rate": 2000, "durat
 def plan_for(facts: HostFacts, tuning: dict[str, Any], run_id: str = RUN, **more: Any) -> Plan:
     facts_by_host = {"dut": facts, "loadgen": veth_facts("loadgen")}
     return build_plan(INVENTORY, scenario(tuning={"dut": tuning}, **more), facts_by_host, run_id)
+
+
+def igb_table(queues: int, size: int = 128) -> list[int]:
+    """igb's default table (igb_main.c igb_setup_mrqc: entry j = j * queues / IGB_RETA_SIZE):
+    blocks, not `j mod queues` (as the igb lab's capture nics/igb/qemu10-guest-ethtool-x.txt shows)."""
+    return [j * queues // size for j in range(size)]
+
+
+def nic_facts(driver: str, table: list[int] | None, *, key: str | None = None, note: str = "",
+              hfuncs: dict[str, bool] | None = None, queues: int = 4) -> HostFacts:
+    base = guest_facts()
+    nic = dataclasses.replace(base.nic, driver=driver, device="0000:00:04.0", rss_table=table, rss_key=key,
+                              rss_hfuncs={"toeplitz": True, "xor": False, "crc32": False} if hfuncs is None else hfuncs,
+                              rss_note=note, rx_queues=queues,
+                              channels_max={"combined": 8}, channels_current={"combined": queues},
+                              rps_cpus={q: frozenset() for q in range(queues)})
+    return dataclasses.replace(base, nic=nic)
+
+
+def igb_facts() -> HostFacts:
+    return nic_facts("igb", igb_table(4))

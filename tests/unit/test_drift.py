@@ -4,6 +4,8 @@ makes the run invalid whatever its checks said (exit 6; never a DUT result in a 
 
 from __future__ import annotations
 
+import dataclasses
+
 from labctl import cli
 from labctl.analysis.drift import Watch, drift_record, host_changes, judged, read_value, watch_record
 from labctl.analysis.expectations import Verdict
@@ -16,7 +18,8 @@ from labctl.reports.html import render_html
 from labctl.reports.markdown import render_markdown
 from labctl.runfiles.models import DriftRecord, Summary, VerdictRecord
 from labctl.runfiles.sweep import ENDED
-from tests.helpers.plans import LOAD, guest_facts, plan_for
+from tests.helpers import fixture
+from tests.helpers.plans import LOAD, guest_facts, igb_facts, plan_for
 
 RPS = watch_record("readback:mask@rx-0", "mask", "eth1 rx-0 RPS mask", frozenset({1}))
 IRQ = watch_record("readback:cpulist@37", "cpulist", "IRQ 37 (virtio1-input.0) affinity", frozenset({1}))
@@ -116,6 +119,35 @@ def test_the_sampler_reads_back_what_the_plan_set_and_nothing_else() -> None:
     assert "readback:" not in sampler.command and planned_readbacks(list(untuned.actions)) == {}
     refused = plan_for(guest_facts(), {"rps": {"rx-0": "6"}}, load=LOAD)      # isolated only: EINVAL
     assert planned_readbacks(list(refused.actions)) == {}
+
+
+def test_rss_and_flow_hash_are_watched_and_a_driver_reset_is_drift() -> None:
+    """An RSS step is read back each sample with `ethtool -x` (the plan's own command and
+    parser): the table the plan wrote is no change; the driver's blocks back (a reset, a
+    `ethtool -X default` from another tool) are, said as spreads. The flow hash fields too."""
+    facts = igb_facts()
+    facts = dataclasses.replace(facts, nic=dataclasses.replace(facts.nic, flow_hash={"udp4": "sd"}))
+    plan = plan_for(facts, {"rss": {"equal": 4, "flow_hash": {"udp4": "sdfn"}}}, load=LOAD)
+    readbacks = planned_readbacks(list(plan.actions))["dut"]
+    assert [(r.name, r.label) for r in readbacks] == [
+        ("readback:rss", "RSS of eth1"), ("readback:flow_hash@udp4", "udp4 hash fields of eth1")]
+    sampler = next(a for a in plan.actions if isinstance(a, Start) and a.process == "sampler-dut")
+    assert "--command readback:rss=ethtool -x eth1" in sampler.command.replace("'", "")
+    rss, flow = (watch_record(r.name, r.kind, r.label, r.expected) for r in readbacks)
+    blocks = fixture("nics/igb/qemu10-guest-ethtool-x.txt")           # igb's own table, as captured
+    rows = [f"{8 * i:5d}:" + "".join(f"{(8 * i + j) % 4:6d}" for j in range(8)) for i in range(16)]
+    planned = "\n".join(["RX flow hash indirection table for data0 with 4 RX ring(s):", *rows,
+                         *blocks.splitlines()[17:]]) + "\n"
+    sdfn = ("UDP over IPV4 flows use these fields for computing Hash flow key:\nIP SA\nIP DA\n"
+            "L4 bytes 0 & 1 [TCP/UDP src port]\nL4 bytes 2 & 3 [TCP/UDP dst port]\n")
+    samples = stream({"readback:rss": planned, "readback:flow_hash@udp4": sdfn},
+                     {"readback:rss": planned, "readback:flow_hash@udp4": sdfn},
+                     {"readback:rss": blocks,
+                      "readback:flow_hash@udp4": fixture("nics/igb/qemu10-guest-ethtool-n-udp4.txt")})
+    changes = host_changes("dut", [Watch.of(rss), Watch.of(flow)], samples)
+    assert [(c.what, c.seconds, c.before, c.after) for c in changes] == [
+        ("RSS of eth1", 2.0, "equal 4 (128 entries)", "weight 1 1 1 1 (128 entries)"),
+        ("udp4 hash fields of eth1", 2.0, "sdfn", "sd")]
 
 
 def _drifted_summary() -> Summary:

@@ -26,33 +26,12 @@ from labctl.plan.feasibility import check_against_facts
 from labctl.plan.guards import irq_guard, queue_count_check
 from labctl.plan.rss import Spread, exact_spread, fill_table, restore_args, table_text
 from tests.helpers import NETNS_INVENTORY, FakeTransport, Res, fixture
-from tests.helpers.plans import guest_facts, plan_for, scenario
+from tests.helpers.plans import guest_facts, igb_facts, igb_table, nic_facts, plan_for, scenario
 
 IXGBE_X = "nics/ixgbe/intel-wired-lan-82599es-63rings-ethtool-x.txt"
 BLOCKS_X = "ethtool_rss/packagecloud-p1p1-8rings-blocks.txt"
 KERNEL_DOC_X = "ethtool_rss/kernel-doc-8rings-key-no-hfunc.txt"
 KEY = "6d:5a:56:da:25:5b:0e:c2:41:67:25:3d:43:a3:8f:b0:d0:ca:2b:cb:ae:7b:30:b4:77:cb:2d:a3:80:30:f2:0c:6a:42:b7:3b:be:ac:01:fa"
-
-
-def igb_table(queues: int, size: int = 128) -> list[int]:
-    """igb's default table (igb_main.c igb_setup_mrqc: entry j = j * queues / IGB_RETA_SIZE):
-    blocks, not `j mod queues` — written from the driver's formula, no igb capture was found."""
-    return [j * queues // size for j in range(size)]
-
-
-def nic_facts(driver: str, table: list[int] | None, *, key: str | None = None, note: str = "",
-              hfuncs: dict[str, bool] | None = None, queues: int = 4) -> HostFacts:
-    base = guest_facts()
-    nic = dataclasses.replace(base.nic, driver=driver, device="0000:00:04.0", rss_table=table, rss_key=key,
-                              rss_hfuncs={"toeplitz": True, "xor": False, "crc32": False} if hfuncs is None else hfuncs,
-                              rss_note=note, rx_queues=queues,
-                              channels_max={"combined": 8}, channels_current={"combined": queues},
-                              rps_cpus={q: frozenset() for q in range(queues)})
-    return dataclasses.replace(base, nic=nic)
-
-
-def igb_facts() -> HostFacts:
-    return nic_facts("igb", igb_table(4))
 
 
 def i40e_facts() -> HostFacts:
