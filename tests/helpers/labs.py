@@ -7,15 +7,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from labctl import cli
 from tests.helpers import ROOT
 from tests.helpers.namespaces import namespaces
+from tests.helpers.processes import kill_if_running
+
+T = TypeVar("T")
 
 HOSTS = ("dut", "loadgen")
 
@@ -106,3 +112,28 @@ def vm_lab_dir(directory: Path, inventory: Path, lab: str, libvirt_host: Any) ->
     (directory / "inventory.yaml").write_text(yaml.safe_dump(data))
     shutil.copytree(ROOT / "scenarios", directory / "scenarios")
     return directory
+
+
+def paused_run(directory: Path, scenario: Path, checkpoint: str,
+               during: Callable[[subprocess.Popen[str]], T], timeout: float = 300) -> tuple[int, str, T]:
+    """`labctl run SCENARIO` of the lab in `directory` (its inventory.yaml and runs/) as a
+    process of its own, held at `checkpoint` (labctl/execution/failpoints.py): `during(process)`
+    runs while it waits (a fault, a change from outside), then the run goes on to its end.
+    Returns (exit code, stderr, what `during` returned); the process never outlives the call."""
+    marker = directory / f"paused-{scenario.stem}-{checkpoint}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labctl.cli", "-i", str(directory / "inventory.yaml"), "--runs-dir",
+         str(directory / "runs"), "run", str(scenario)], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "LABCTL_FAILPOINT": f"{checkpoint}:pause", "LABCTL_FAILPOINT_FILE": str(marker)})
+    try:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, f"{scenario.name}: never paused at {checkpoint}"
+            time.sleep(0.1)
+        result = during(proc)
+        marker.unlink(missing_ok=True)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_if_running(proc)
+    return proc.returncode, err, result

@@ -7,12 +7,14 @@ up (the QEMU and libvirt versions recorded) -> the igb scenarios as one series (
 prepares the DUT: irqbalance off, tuned realtime 4-7, 4 queues) -> what the facts found on the
 real driver (every RX queue's vector from msi_irqs and igb's naming) -> RSS by UDP ports over two
 queues (ethtool -N, ethtool -X) -> the DUT as it was after each run (RSS restored exactly) ->
-down, nothing left behind.
+the drift watchdog on RSS (the table re-spread from outside in the window) -> down, nothing
+left behind.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers.labs import labctl_in, vm_lab_dir
+from tests.helpers.labs import labctl_in, paused_run, vm_lab_dir
 from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -54,6 +56,39 @@ def _table(text: str) -> list[int]:
     """The entries of `ethtool -x`'s indirection table."""
     return [int(v) for line in text.splitlines() if line.strip()[:1].isdigit() and ":" in line
             for v in line.split(":", 1)[1].split()]
+
+
+def _assert_as_before(now: dict[str, str], original: dict[str, str], what: str) -> None:
+    """The DUT as it was; its RSS table the driver's (blocks, or the kernel's i mod 4 after
+    `ethtool -X default`: the same spread)."""
+    assert {k: v for k, v in now.items() if k != "rss"} == {k: v for k, v in original.items() if k != "rss"}, what
+    assert _table(now["rss"]) in ([j * 4 // 128 for j in range(128)], [j % 4 for j in range(128)]), what
+
+
+def _rss_drift_from_outside(igb_lab: Path, state: dict[str, Any]) -> None:
+    """The drift watchdog on RSS: paused in igb_rss's load window, the test spreads the table
+    over all four queues again (another tool's `ethtool -X`); the run ends invalid (exit 6)
+    naming the table, from the planned `equal 2` to `equal 4`, and is restored."""
+    from labctl.transport.ssh import SshTransport
+    from labctl.transport.target import SshTarget
+    original = _dut_state(state)
+
+    def respread(_: subprocess.Popen[str]) -> None:
+        with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
+            result = dut.run("ethtool -X data0 equal 4")
+            assert result.ok, result.output
+
+    code, err, _ = paused_run(igb_lab, igb_lab / "scenarios" / "igb_rss.yaml", "load-window", respread)
+    assert code == 6, f"RSS drift: exit {code}\n{err[-3000:]}"
+    run = sorted((igb_lab / "runs").glob("*-igb_rss"))[-1]
+    summary = json.loads((run / "summary.json").read_text())
+    changed = [c for c in summary["drift"]["changes"] if c["what"] == "RSS of data0"]
+    assert changed and changed[0]["after"].startswith("equal 4 (128 entries)"), summary["drift"]
+    assert changed[0]["planned"].startswith("equal 2 (128 entries)"), changed
+    assert not [c for c in summary["drift"]["changes"] if c["what"] != "RSS of data0"], "the hash fields held"
+    assert all(r["status"] == "ok" for r in summary["restore"])
+    _assert_as_before(_dut_state(state), original, "RSS drift")
+    print(f"RSS drift: the table changed at {changed[0]['seconds']:.1f} s into the window; exit 6, DUT restored")
 
 
 def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: Any,
@@ -106,11 +141,10 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
     # RSS first: its restore gives the table back to the driver (`ethtool -X default`), so the
     # channels step after it is not refused by the kernel as it would be after a table set as
     # weights; igb's blocks become the kernel's i mod 4 until igb's next reset (same spread)
+    _rss_drift_from_outside(igb_lab, state)
     for name in ("igb_rss", "igb_channels_rps"):
         assert labctl_in(igb_lab, "run", str(igb_lab / "scenarios" / f"{name}.yaml")) == 0, name
-        now = _dut_state(state)
-        assert {k: v for k, v in now.items() if k != "rss"} == {k: v for k, v in original.items() if k != "rss"}, name
-        assert _table(now["rss"]) in ([j * 4 // 128 for j in range(128)], [j % 4 for j in range(128)]), name
+        _assert_as_before(_dut_state(state), original, name)
     print(f"igb: up {up_seconds:.0f} s, series {series_seconds:.0f} s, hog {cpu_hog.cpu_seconds():.0f} CPU s")
 
     assert labctl_in(igb_lab, "down") == 0

@@ -13,10 +13,8 @@ exit 6) -> down, and nothing is left behind.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,8 +24,8 @@ import yaml
 
 from labctl import cli
 from tests.helpers import ROOT
-from tests.helpers.labs import labctl_in, vm_lab_dir
-from tests.helpers.processes import kill_if_running, processes_mentioning
+from tests.helpers.labs import labctl_in, paused_run, vm_lab_dir
+from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -222,34 +220,22 @@ def _faults(vm_lab: Path, state: dict[str, Any], original: dict[str, str]) -> No
     with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
         cases = (("tuning", "sigterm", 143), ("load-window", "ssh-drop", 1), ("load-window", "kill-server", 1))
         for checkpoint, fault, code in cases:
-            marker = vm_lab / f"paused-{fault}"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "labctl.cli", "-i", str(vm_lab / "inventory.yaml"), "--runs-dir",
-                 str(vm_lab / "runs"), "run", str(scenario)], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                env={**os.environ, "LABCTL_FAILPOINT": f"{checkpoint}:pause", "LABCTL_FAILPOINT_FILE": str(marker)})
-            try:
-                deadline = time.monotonic() + 300
-                while not marker.exists():
-                    assert proc.poll() is None and time.monotonic() < deadline, f"{fault}: no checkpoint"
-                    time.sleep(0.1)
+            def inject(proc: subprocess.Popen[str], fault: str = fault) -> None:
                 if fault == "sigterm":
                     proc.send_signal(signal.SIGTERM)
                 elif fault == "ssh-drop":
                     assert dut.run(KILL_OTHER_SESSIONS).stdout.split(), "labctl's session killed"
                 else:
                     assert "killed" in dut.run(KILL_SERVER).stdout    # its main process and workers
-                marker.unlink()
-                _, err = proc.communicate(timeout=300)
-            finally:
-                kill_if_running(proc)
-            assert proc.returncode == code, f"{fault} at {checkpoint}: exit {proc.returncode}\n{err[-3000:]}"
+
+            returncode, err, _ = paused_run(vm_lab, scenario, checkpoint, inject)
+            assert returncode == code, f"{fault} at {checkpoint}: exit {returncode}\n{err[-3000:]}"
             assert "Traceback" not in err
             assert _dut_state(state) == original, f"{fault} at {checkpoint}: the DUT is not as it was"
             assert dut.run(RUN_PROCESSES).stdout.strip() == "", "no process of the run left on the DUT"
             outcome = json.loads((_newest_run(vm_lab, "faults") / "manifest.json").read_text())["outcome"]
             assert outcome["status"] in ("interrupted", "failed") and outcome["restore"] == "complete", outcome
-            print(f"fault {fault} at {checkpoint}: exit {proc.returncode}, {outcome['status']} in "
+            print(f"fault {fault} at {checkpoint}: exit {returncode}, {outcome['status']} in "
                   f"{outcome['phase']} ({outcome['step']}), DUT restored")
 
 
@@ -267,24 +253,13 @@ def _drift_from_outside(vm_lab: Path, state: dict[str, Any], original: dict[str,
     from labctl.transport.target import SshTarget
     scenario = vm_lab / "scenarios" / "drift.yaml"
     scenario.write_text(yaml.safe_dump(FAULT_SCENARIO))
-    marker = vm_lab / "paused-drift"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "labctl.cli", "-i", str(vm_lab / "inventory.yaml"), "--runs-dir",
-         str(vm_lab / "runs"), "run", str(scenario)], stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "LABCTL_FAILPOINT": "load-window:pause", "LABCTL_FAILPOINT_FILE": str(marker)})
-    try:
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "drift: no checkpoint"
-            time.sleep(0.1)
+
+    def move_rx0_irq(_: subprocess.Popen[str]) -> str:
         with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
-            irq = dut.run(MOVE_RX0_IRQ).stdout.strip()
-        marker.unlink()
-        _, err = proc.communicate(timeout=300)
-    finally:
-        kill_if_running(proc)
-    assert proc.returncode == 6, f"drift: exit {proc.returncode}\n{err[-3000:]}"
+            return dut.run(MOVE_RX0_IRQ).stdout.strip()
+
+    returncode, err, irq = paused_run(vm_lab, scenario, "load-window", move_rx0_irq)
+    assert returncode == 6, f"drift: exit {returncode}\n{err[-3000:]}"
     summary = json.loads((_newest_run(vm_lab, "drift") / "summary.json").read_text())
     assert summary["verdict"]["status"] == "invalid"
     moved = [c for c in summary["drift"]["changes"] if c["what"].startswith(f"IRQ {irq} ")]
