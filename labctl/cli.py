@@ -434,10 +434,12 @@ def cmd_sweep(args: argparse.Namespace, progress: Callable[[str], None]) -> int:
     if args.dry_run:
         print(sweeper.sweep_dry_run(args.inventory, args.scenario, progress, args.allow_large), end="")
         return 0
+    live, progress = _live_display(args, progress)
     if args.resume is not None:
-        outcome = sweeper.resume_sweep(args.inventory, args.resume, args.scenario, progress)
+        outcome = sweeper.resume_sweep(args.inventory, args.resume, args.scenario, progress, **live)
     else:
-        outcome = sweeper.run_sweep(args.inventory, args.scenario, args.runs_dir, progress, args.allow_large)
+        outcome = sweeper.run_sweep(args.inventory, args.scenario, args.runs_dir, progress, args.allow_large,
+                                    **live)
     worst = sweeper.worst_status(outcome.record)
     if args.json:
         print_json(sweep_json(outcome.sweep_dir, worst, outcome.record.model_dump(mode="json")))

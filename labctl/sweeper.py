@@ -28,6 +28,7 @@ from labctl.errors import (
     RunInvalid,
     Terminated,
 )
+from labctl.execution.liveview import LiveDisplay
 from labctl.execution.restorer import Restorer
 from labctl.host.facts import HostFacts
 from labctl.input.config import Loaded, invalid, load_inventory
@@ -174,8 +175,9 @@ def render_dry_run(sweep: Sweep, plans: list[CellPlan], order: list[tuple[int, i
 # --------------------------------------------------------------------------- start a sweep
 
 def run_sweep(inventory_path: Path, scenario_path: Path, runs_root: Path, progress: Progress,
-              allow_large: bool = False) -> SweepOutcome:
-    """`labctl sweep SCENARIO`: validate and plan every cell, make the sweep directory, run."""
+              allow_large: bool = False, live: LiveDisplay | None = None) -> SweepOutcome:
+    """`labctl sweep SCENARIO`: validate and plan every cell, make the sweep directory, run
+    (`live`: the live view of each repetition's load window, as `labctl run` shows it)."""
     inventory = load_inventory(inventory_path)
     sweep = load_sweep(scenario_path, inventory.model, allow_large)
     state = load_state(inventory_path, inventory.model)
@@ -190,8 +192,8 @@ def run_sweep(inventory_path: Path, scenario_path: Path, runs_root: Path, progre
         sweep_dir.write(record)
         progress(f"sweep {sweep_dir.path}: {len(sweep.cells)} cell(s) x {sweep.repeat} repetition(s)"
                  + (f", shuffled with seed {record.seed}" if record.seed is not None else ""))
-        return _run_remaining(inventory_path, inventory, sweep.relocated(sweep_dir.scenario_copy),
-                              sweep_dir, record, progress)
+        return _run_remaining(_Context(inventory_path, inventory, sweep.relocated(sweep_dir.scenario_copy),
+                                       sweep_dir, record, progress, live))
 
 
 def new_record(sweep: Sweep, sweep_dir: SweepDir, inventory_path: Path,
@@ -215,7 +217,7 @@ def new_record(sweep: Sweep, sweep_dir: SweepDir, inventory_path: Path,
 # --------------------------------------------------------------------------- resume
 
 def resume_sweep(inventory_path: Path, directory: Path, scenario_path: Path | None,
-                 progress: Progress) -> SweepOutcome:
+                 progress: Progress, live: LiveDisplay | None = None) -> SweepOutcome:
     """`labctl sweep --resume DIR [SCENARIO]`: the repetitions that did not end, in the
     recorded order. The sweep runs as it started: from the copy of its scenario in DIR."""
     sweep_dir = SweepDir(directory)
@@ -235,7 +237,7 @@ def resume_sweep(inventory_path: Path, directory: Path, scenario_path: Path | No
             plan_cells(inventory, sweep, state, transports)
         left = remaining(record)
         progress(f"resuming {sweep_dir.path}: {len(left)} of {len(record.run_order)} repetition(s) to run")
-        return _run_remaining(inventory_path, inventory, sweep, sweep_dir, record, progress)
+        return _run_remaining(_Context(inventory_path, inventory, sweep, sweep_dir, record, progress, live))
 
 
 def _check_resumable(sweep_dir: SweepDir, record: SweepRecord, scenario_path: Path | None) -> None:
@@ -298,11 +300,11 @@ class _Context:
     sweep_dir: SweepDir
     record: SweepRecord
     progress: Progress
+    live: LiveDisplay | None = None
 
 
-def _run_remaining(inventory_path: Path, inventory: Loaded[Inventory], sweep: Sweep,
-                   sweep_dir: SweepDir, record: SweepRecord, progress: Progress) -> SweepOutcome:
-    ctx = _Context(inventory_path, inventory, sweep, sweep_dir, record, progress)
+def _run_remaining(ctx: _Context) -> SweepOutcome:
+    record, sweep_dir = ctx.record, ctx.sweep_dir
     durations = [r.seconds for c in record.cells for r in c.repetitions
                  if r.status in ENDED and r.seconds is not None]
     todo = remaining(record)
@@ -312,10 +314,10 @@ def _run_remaining(inventory_path: Path, inventory: Loaded[Inventory], sweep: Sw
         for done, (cell_index, number) in enumerate(todo):
             eta = _eta(durations, len(todo) - done)
             cell = cell_of(record, cell_index)
-            progress(f"cell {cell_index}/{len(record.cells)} ({cell.label}), repetition "
+            ctx.progress(f"cell {cell_index}/{len(record.cells)} ({cell.label}), repetition "
                      f"{number}/{record.repeat}, ETA {eta} [run {ended_count(record) + 1} of "
                      f"{len(record.run_order)}]")
-            durations.append(_one(ctx, sweep.cells[cell_index - 1], number))
+            durations.append(_one(ctx, ctx.sweep.cells[cell_index - 1], number))
     except BaseException as exc:
         record.status = "interrupted"
         _record_and_report(sweep_dir, record)
@@ -354,7 +356,7 @@ def _one(ctx: _Context, cell: Cell, number: int) -> float:
         state = load_state(ctx.inventory_path, ctx.inventory.model)   # a run may record facts in it
         run_dir, outcome = run_locked(ctx.inventory_path, ctx.inventory, cell.scenario, state,
                                       ctx.sweep_dir.runs, ctx.progress, created,
-                                      f"{ctx.record.scenario}-c{cell.index}r{number}")
+                                      f"{ctx.record.scenario}-c{cell.index}r{number}", live=ctx.live)
         unrestored = outcome.pending
         judge_run(run_dir, ctx.sweep_dir.runs, outcome)
         status, reason = "passed", None

@@ -133,3 +133,19 @@ def test_run_on_a_terminal_shows_the_live_table_and_passes(lab: Lab, capsys: pyt
     assert lab.labctl("run", str(scenario)) == 0
     captured = capsys.readouterr()
     assert not TITLE.search(captured.out + captured.err) and "\x1b[" not in captured.out
+
+
+def test_sweep_on_a_terminal_shows_the_live_table_of_each_repetition(lab: Lab) -> None:
+    """`labctl sweep` in a terminal: each repetition's window has its live view (titled by the
+    DUT), the progress lines print above it, and the sweep still completes."""
+    assert lab.labctl("up") == 0
+    scenario = lab.dir / "live-sweep.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 4", "duration: 3") + "matrix:\n  tuning.dut.rps.all: [none, 1]\n")
+    code, out = pty_run(lab, "sweep", str(scenario))
+    assert code == 0, out[-3000:]
+    cells = [out.find(f"cell {n}/2") for n in (1, 2)]
+    assert -1 not in cells and cells[0] < cells[1], out[-3000:]
+    for start, end in ((cells[0], cells[1]), (cells[1], len(out))):
+        assert TITLE.search(out, start, end), f"no live view in this repetition: {out[start:end][-2000:]}"
+    assert "F\x1b[J" in out and "Traceback" not in out and "live view stopped" not in out
+    assert "sweep directory:" in out
