@@ -8,7 +8,7 @@ import re
 from xml.etree import ElementTree
 
 from labctl.analysis.loadseries import RECEIVED, SENT
-from labctl.reports.charts import Line, line_chart
+from labctl.reports.charts import MAX_POINTS, Line, line_chart, m4_thinned
 from labctl.reports.compare import compare, render_compare_html
 from labctl.reports.html import render_html
 from labctl.reports.seriescharts import host_charts, overlay_charts, rate
@@ -46,6 +46,31 @@ def test_every_value_is_in_a_point_title_and_none_breaks_the_line() -> None:
     assert legends[1].get("class") == "legend iso" and legends[1].find(f"{SVG}rect") is not None
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert "softirqs per second" in texts and "seconds since the window start" in texts
+
+
+def test_an_hour_at_a_tenth_of_a_second_is_thinned_but_a_one_sample_burst_stays() -> None:
+    """36,000 samples: the path keeps per pixel column only the first, lowest, highest and last
+    point (M4), so it draws the same picture; the one-sample burst is still its peak."""
+    times = [i / 10 for i in range(36_000)]
+    values: list[float | None] = [100.0 + (i % 7) for i in range(36_000)]
+    values[20_001] = 90_000.0                            # a burst of drops, one sample long
+    values[30_000] = None                                # and a gap
+    root = _tree(line_chart("t", [Line("CPU1", times, values)], "drops per second", rate))
+    (path,) = [p.get("d") or "" for p in root.iter(f"{SVG}path")]
+    points = re.findall(r"[ML]([\d.]+),([\d.]+)", path)
+    assert 500 < len(points) <= 4 * 600 and path.count("M") == 2
+    heights = sorted(float(y) for _, y in points)
+    assert heights[0] < 100 < heights[1], "the burst alone rises to the top half of the 180 px plot"
+    assert len(_point_titles(root)) <= MAX_POINTS
+
+
+def test_m4_keeps_first_lowest_highest_last_per_column_and_gaps() -> None:
+    points: list[tuple[float, float | None]] = [(0.0, 5.0), (0.1, 9.0), (0.2, 1.0), (0.3, 4.0), (0.4, 3.0),
+                                                (1.0, 2.0), (1.1, None), (1.2, 7.0)]
+    assert m4_thinned(points, int) == [(0.0, 5.0), (0.1, 9.0), (0.2, 1.0), (0.4, 3.0),
+                                       (1.0, 2.0), (1.1, None), (1.2, 7.0)]
+    short = [(0.0, 1.0), (0.5, 2.0)]
+    assert m4_thinned(short, int) == short
 
 
 def test_an_empty_chart_says_so_and_dashes_are_drawn() -> None:
