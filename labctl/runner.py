@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import shutil
 import sys
 import time
@@ -26,6 +27,7 @@ from labctl.analysis.expectations import evaluate, verdict
 from labctl.analysis.fold import parse_folded
 from labctl.analysis.live import HostView
 from labctl.analysis.loadseries import with_load
+from labctl.analysis.neighbours import HostProcesses, host_processes, neighbours_record, spoiled, started_pids
 from labctl.analysis.perhost import analyse_host, loadgen_summary
 from labctl.analysis.series import derive_series
 from labctl.errors import (
@@ -103,6 +105,7 @@ from labctl.runfiles.models import (
     LabRecord,
     LoadSummary,
     Manifest,
+    NeighboursRecord,
     OutcomeRecord,
     PreparationRecord,
     ProfilePlan,
@@ -516,7 +519,7 @@ def _start_manifest(run_dir: RunDir, inventory: Loaded[Inventory], scenario: Loa
         scenario=ScenarioFileRecord(path=str(scenario.path), model=scenario.model.model_dump(mode="json"),
                                     text=scenario.path.read_text()),
         lab=LabRecord(name=state.lab, provider=state.provider, facts=_as_json(state.facts)),
-        outcome=OutcomeRecord(status="running"))
+        outcome=OutcomeRecord(status="running"), controller_pid=os.getpid())
     record = RunRecord(run_dir, manifest)
     record.save()
     return record
@@ -816,6 +819,7 @@ def build_summary(run_dir: RunDir, manifest: Manifest, steps: StepsRecord,
     generator = manifest.generator
     ceiling = generator.ceiling.rate if generator and generator.ceiling else None
     drift = _drift(run_dir, manifest)
+    neighbours = _neighbours(run_dir, manifest, steps, scenario)
     return Summary(
         run_id=manifest.run_id, scenario=scenario.name or "?", description=scenario.description,
         lab=manifest.lab.name, provider=manifest.lab.provider, lab_facts=manifest.lab.facts,
@@ -824,13 +828,30 @@ def build_summary(run_dir: RunDir, manifest: Manifest, steps: StepsRecord,
         preparation=manifest.preparation, server=_server_placement(scenario),
         window_seconds=_window(steps),
         expectations=[ExpectationRecord.model_validate(r.to_json()) for r in results],
-        verdict=VerdictRecord.model_validate(judged(verdict(results, loadgen, ceiling), drift).to_json()),
-        drift=drift, generator=generator,
+        verdict=VerdictRecord.model_validate(
+            judged(spoiled(verdict(results, loadgen, ceiling), neighbours), drift).to_json()),
+        drift=drift, neighbours=neighbours, generator=generator,
         loadgen=None if loadgen is None else LoadSummary.model_validate(loadgen),
         hosts={h: HostAnalysis.model_validate(d) for h, d in hosts.items()}, profile=profile,
         steps=steps.steps, restore=steps.restore, interrupted=steps.interrupted, error=steps.error,
         outcome=manifest.outcome,
         warnings=manifest.warnings + [w for s in steps.steps for w in s.warnings])
+
+
+def _neighbours(run_dir: RunDir, manifest: Manifest, steps: StepsRecord,
+                scenario: Scenario) -> NeighboursRecord | None:
+    """The neighbour check of each snapshot host: the run's own processes are those it started
+    there (on a shared kernel: on every lab host, as one /proc shows them all, and labctl itself)."""
+    facts = manifest.facts or {}
+    sides: dict[str, HostProcesses | str] = {}
+    for host in scenario.snapshot.hosts:
+        if host not in facts:
+            continue
+        shared = facts[host].shared_kernel
+        own = started_pids(steps.steps, list(facts) if shared else [host])
+        sides[host] = host_processes(functools.partial(run_dir.read_raw, host), facts[host].model_dump(mode="json"),
+                                     own, manifest.controller_pid if shared else None)
+    return neighbours_record(sides)
 
 
 def _server_placement(scenario: Scenario) -> ServerPlacement | None:

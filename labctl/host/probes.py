@@ -414,6 +414,46 @@ def parse_proc_stat(text: str) -> dict[int, CpuTimes]:
     return times
 
 
+PF_KTHREAD = 0x00200000          # /proc/PID/stat flags: a kernel thread (ksoftirqd, kworker, ...)
+
+
+@dataclass(frozen=True)
+class ProcessTimes:
+    """One process of `/proc/PID/stat` (all its threads' CPU time): what a neighbour check needs."""
+
+    pid: int
+    comm: str
+    ppid: int
+    kernel_thread: bool
+    ticks: int                  # utime + stime, in USER_HZ ticks (the unit of /proc/stat)
+    started: int                # starttime: tells a reused PID from the process before it
+    last_cpu: int
+
+
+def parse_process_stats(text: str) -> dict[int, ProcessTimes]:
+    """`cat /proc/[0-9]*/stat`: one line per process. The name (field 2) may hold spaces and
+    parentheses, so the fields are counted from its last `)`; a line cut short (a process that
+    ended while it was read) is skipped."""
+    processes: dict[int, ProcessTimes] = {}
+    for line in text.splitlines():
+        head, paren, tail = line.rpartition(")")
+        pid_text, _, comm = head.partition(" (")
+        fields = tail.split()
+        if not paren or not pid_text.strip().isdigit() or len(fields) < 37:
+            continue
+        try:
+            pid, ppid, flags = int(pid_text), int(fields[1]), int(fields[6])
+            processes[pid] = ProcessTimes(pid, comm, ppid, bool(flags & PF_KTHREAD),
+                                          int(fields[11]) + int(fields[12]), int(fields[19]), int(fields[36]))
+        except ValueError:
+            continue
+    return processes
+
+
+PROCESSES: Probe[dict[int, ProcessTimes]] = Probe(
+    "processes", "cat /proc/[0-9]*/stat 2>/dev/null || true", parse_process_stats)
+
+
 # --------------------------------------------------------------------------- ethtool
 
 

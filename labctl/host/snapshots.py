@@ -58,16 +58,19 @@ SNAPSHOT_PROBES: dict[str, SnapshotProbe] = {
     "ethtool_stats": lambda host: probes.ethtool_stats(host.interface),
     "rps_cpus": lambda host: probes.rps_masks(host.interface),
     "irq_affinity": lambda host: probes.irq_affinities(host.irqs),
+    "processes": lambda host: probes.PROCESSES,
 }
 """Raw snapshot file name -> the host's probe that writes it (the names are those of run
 directories since the first release: keep them)."""
 
-ALWAYS = ("rps_cpus",)           # every snapshot reads the RPS masks, whatever the scenario asks
+ALWAYS = ("rps_cpus", "stat", "processes")   # every snapshot reads these, whatever the scenario asks
+"""The RPS masks, and the CPUs' and every process's CPU time (the neighbour check:
+analysis/neighbours.py)."""
 
 
 def snapshot_probes(names: Iterable[str], host: SnapshotHost) -> dict[str, Probe[Any]]:
-    """Raw file name -> probe for one host's snapshot: the scenario's probes, the RPS masks,
-    and the affinity of the NIC's IRQs when it has any (veth has none)."""
+    """Raw file name -> probe for one host's snapshot: the scenario's probes, ALWAYS, and the
+    affinity of the NIC's IRQs when it has any (veth has none)."""
     chosen = list(dict.fromkeys([*names, *ALWAYS]))
     if host.irqs:
         chosen.append("irq_affinity")

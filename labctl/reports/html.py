@@ -55,9 +55,11 @@ from labctl.reports.access import (
 )
 from labctl.reports.markdown import (
     DRIFT_HEADER,
+    NEIGHBOUR_HEADER,
     SOFTNET_COLUMNS,
     drift_lines,
     generator_text,
+    neighbour_lines,
     stopped_text,
     verdict_text,
 )
@@ -266,7 +268,7 @@ def render_html(summary: Summary, flamegraphs: Mapping[str, Mapping[int, str]] |
 
 def report_page(s: Summary, flamegraphs: Mapping[str, Mapping[int, str]] | None,
                 series: SeriesFile | None = None) -> Page:
-    sections = [_preparation(s), _drift(s), _expectations(s), _load(s), _server_cpus(s),
+    sections = [_preparation(s), _drift(s), _neighbours(s), _expectations(s), _load(s), _server_cpus(s),
                 *series_sections(s, series)]
     for host, d in s.hosts.items():
         sections += _host_sections(host, d)
@@ -394,6 +396,18 @@ def _preparation(s: Summary) -> Section | None:
                                  Cell("after")], rows, caption=f"{host}: {len(rows)} sysctl(s) "
                                  "changed by the tuned profile (busy polling marked)"))
     return Section("preparation", "Host preparation", blocks)
+
+
+def _neighbours(s: Summary) -> Section | None:
+    head, rows, notes = neighbour_lines(s)
+    if not head:
+        return None
+    blocks: list[Block] = [Note(head, "warn" if rows else "pass")]
+    if rows:
+        blocks.append(Table([Cell(h) for h in NEIGHBOUR_HEADER], [[Cell(v) for v in row] for row in rows],
+                            "neighbours"))
+    blocks += [Note(n, "warn") for n in notes]
+    return Section("neighbours", "Neighbours", blocks)
 
 
 def _drift(s: Summary) -> Section | None:

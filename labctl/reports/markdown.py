@@ -54,6 +54,7 @@ def render_markdown(summary: Summary) -> str:
     out = [f"# labctl run {s.run_id}", ""]
     out += _header(s)
     out += _drift(s)
+    out += _neighbours(s)
     out += _expectations(s)
     out += _loadgen(s.loadgen, s.generator)
     out += _server_cpus(s)
@@ -166,6 +167,41 @@ def _drift(s: Summary) -> list[str]:
     out = ["## Drift", "", head, ""]
     if rows:
         out += [table(DRIFT_HEADER, rows), ""]
+    return out + [f"- {n}" for n in notes] + ([""] if notes else [])
+
+
+def neighbour_lines(s: Summary) -> tuple[str, list[list[str]], list[str]]:
+    """The neighbour check: a sentence, a row per neighbour (host, PID, name, CPU seconds, share
+    of a CPU, last CPU), and notes on hosts it could not check."""
+    n = s.neighbours
+    if n is None:
+        return "", [], []
+    compared = ", ".join(f"{h}: {c} processes compared" for h, c in n.checked.items()) or "no host checked"
+    found = [(h, x) for h, xs in n.found.items() for x in xs]
+    head = (f"{len(found)} process(es) outside the run used {n.threshold:.0%} of a CPU or more between the "
+            f"snapshots ({compared}): the measurement shared the host with them." if found else
+            f"No process outside the run used {n.threshold:.0%} of a CPU or more between the snapshots "
+            f"({compared}).")
+    rows = [[h, str(x.pid), _process_name(x.name), f"{x.cpu_seconds:g}", f"{x.share:.0%}", str(x.last_cpu)]
+            for h, x in found]
+    return head, rows, [f"{host}: not checked ({why})" for host, why in n.unchecked.items()]
+
+
+NEIGHBOUR_HEADER = ["host", "PID", "name", "CPU s", "of a CPU", "last CPU"]
+
+
+def _process_name(name: str) -> str:
+    """A process's name (any bytes its owner chose) as one table cell."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name).replace("|", "\\|")
+
+
+def _neighbours(s: Summary) -> list[str]:
+    head, rows, notes = neighbour_lines(s)
+    if not head:
+        return []
+    out = ["## Neighbours", "", head, ""]
+    if rows:
+        out += [table(NEIGHBOUR_HEADER, rows), ""]
     return out + [f"- {n}" for n in notes] + ([""] if notes else [])
 
 

@@ -243,6 +243,7 @@ class Manifest(RunFile):
     warnings: list[str] = Field(default_factory=list)
     plan: list[JsonObject] = Field(default_factory=list)
     watches: dict[str, list[WatchRecord]] = Field(default_factory=dict)
+    controller_pid: int | None = None   # labctl's own PID: on a shared kernel, not a neighbour
 
 
 # --- steps.json -------------------------------------------------------------------------------
@@ -404,6 +405,26 @@ class DriftRecord(Record):
     unwatched: dict[str, str] = Field(default_factory=dict)
 
 
+class NeighbourRecord(Record):
+    """A process outside the run that used a host's CPUs during the window."""
+
+    pid: int
+    name: str
+    cpu_seconds: float
+    share: float                 # of one CPU over the interval between the snapshots
+    last_cpu: int
+
+
+class NeighboursRecord(Record):
+    """The neighbour check: its threshold (share of one CPU), per host how many processes it
+    compared and the neighbours it found, and hosts it could not check (and why)."""
+
+    threshold: float
+    checked: dict[str, int] = Field(default_factory=dict)
+    found: dict[str, list[NeighbourRecord]] = Field(default_factory=dict)
+    unchecked: dict[str, str] = Field(default_factory=dict)
+
+
 class ServerPlacement(Record):
     host: str
     cpus: list[int] | None = None
@@ -460,6 +481,7 @@ class Summary(RunFile):
     expectations: list[ExpectationRecord] = Field(default_factory=list)
     verdict: VerdictRecord | None = None
     drift: DriftRecord | None = None
+    neighbours: NeighboursRecord | None = None
     generator: GeneratorRecord | None = None
     loadgen: LoadSummary | None = None
     hosts: dict[str, HostAnalysis] = Field(default_factory=dict)

@@ -277,7 +277,7 @@ def test_whole_plan_then_everything_restored(tmp_path: Path) -> None:
     assert directory.read_raw("dut", "interrupts", "before") == "dut interrupts\n"
     assert directory.read_raw("dut", "rps_cpus", "after") == "dut rps_cpus\n"
     snapshot = next(s for s in outcome.steps if s.kind == "snapshot")
-    assert snapshot.observed == "7 probes" and snapshot.warnings == ["probe ethtool_stats exited 1"]
+    assert snapshot.observed == "8 probes" and snapshot.warnings == ["probe ethtool_stats exited 1"]
     assert json.loads((directory.path / "loadgen" / "loadgen" / "client.json").read_text()) == {
         "from": f"/tmp/labctl-{RUN}/client.json"}
     assert ("put_file", f"/tmp/labctl-{RUN}/labctl-loadgen.py") in guest.calls

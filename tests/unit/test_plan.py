@@ -290,7 +290,8 @@ def test_snapshot_probes_in_one_script() -> None:
     assert before.local == "before"
     names = [name for name, _ in before.probes]
     assert names == ["interrupts", "softirqs", "softnet_stat", "stat", "ethtool_stats", "rps_cpus",
-                     "irq_affinity"]
+                     "processes", "irq_affinity"]
+    assert dict(before.probes)["processes"] == "cat /proc/[0-9]*/stat 2>/dev/null || true"
     probes = dict(before.probes)
     assert probes["ethtool_stats"] == "ethtool -S eth1"
     assert probes["irq_affinity"] == "grep -Hs . " + " ".join(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from labctl.analysis.neighbours import host_processes
 from labctl.analysis.perhost import analyse_host
 from labctl.host import probes
 from labctl.host.facts import HostFacts, fact_probes, parse_facts
@@ -152,6 +153,7 @@ def test_analysis_reads_every_file_a_plan_writes() -> None:
         return None
 
     analyse_host(read, json.loads(json.dumps(facts.to_json())))
+    host_processes(read, json.loads(json.dumps(facts.to_json())), frozenset())     # the neighbour check
     assert written <= asked
     assert "irq_affinity" in written
 
@@ -163,9 +165,10 @@ def test_snapshot_host_from_manifest_facts_matches_planning() -> None:
     assert from_manifest.irqs and from_manifest.online_cpus == tuple(range(8))
 
 
-def test_snapshot_probes_adds_rps_always_and_irq_affinity_only_with_irqs() -> None:
-    assert list(snapshot_probes(["stat"], SnapshotHost("eth1"))) == ["stat", "rps_cpus"]
-    assert list(snapshot_probes(["stat"], GUEST_HOST)) == ["stat", "rps_cpus", "irq_affinity"]
+def test_snapshot_probes_add_rps_stat_processes_always_and_irq_affinity_only_with_irqs() -> None:
+    assert list(snapshot_probes(["stat"], SnapshotHost("eth1"))) == ["stat", "rps_cpus", "processes"]
+    assert list(snapshot_probes(["softirqs"], GUEST_HOST)) == ["softirqs", "rps_cpus", "stat", "processes",
+                                                               "irq_affinity"]
 
 
 def test_parse_raw_uses_the_registered_probe() -> None:
