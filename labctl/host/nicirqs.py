@@ -60,6 +60,8 @@ def _q(prefix: str, *, rank: bool = False, roles: tuple[tuple[str, Role], ...] =
 
 
 LINK = "link and other causes (no queue)"
+SAME_NAME_HINT = ("; without the device's msi_irqs listing the rows are matched by name only, and another "
+                  "device may use the same name (an interface of that name in another network namespace)")
 DRIVERS: dict[str, DriverNaming] = {d.driver: d for d in (
     DriverNaming("virtio_net", (
         VectorRule(r"{dev}-input\.(?P<n>\d+)", "rx"),
@@ -94,9 +96,11 @@ DRIVERS: dict[str, DriverNaming] = {d.driver: d for d in (
     DriverNaming("mlx5_core", (
         VectorRule(r"mlx5_comp(?P<n>\d+)@pci:{pci}", "rxtx"),
         VectorRule(r"mlx5_async\d*@pci:{pci}", "other", why="async events: commands, pages, port state (no queue)"),
+        VectorRule(r"mlx5_async_eq@pci:{pci}", "other", why="async events (no queue)"),
         VectorRule(r"mlx5_(?:ctrl|pages|cmd)_eq@pci:{pci}", "other", why="control event queue (no queue)"),
     ), "drivers/net/ethernet/mellanox/mlx5/core/pci_irq.c (\"mlx5_comp%d\", \"mlx5_async%d\" "
-       "+ \"@pci:%s\"); channel i uses completion vector i"),
+       "+ \"@pci:%s\"; older kernels, e.g. RHEL 7's 3.10, eq.c: \"mlx5_cmd_eq\", \"mlx5_async_eq\", "
+       "\"mlx5_pages_eq\"); channel i uses completion vector i"),
     DriverNaming("bnxt_en", _q("{if}", rank=True),
                  "drivers/net/ethernet/broadcom/bnxt/bnxt.c (\"%s-%s-%d\" with TxRx/rx/tx and the "
                  "completion ring index: tx vectors count on from the rx rings)"),
@@ -280,6 +284,15 @@ def _place(queues: dict[int, str], queue: int, irq: str, nic: NicIdentity, role:
     queues[queue] = irq
 
 
+def _refuse_repeated_names(vectors: list[_Named], nic: NicIdentity) -> None:
+    """A ranked role's vectors carry distinct numbers; one number twice means two devices' vectors
+    (the same interface name in two network namespaces: two VFs both named net1, say)."""
+    for first, second in zip(vectors, vectors[1:]):
+        if first.number == second.number:
+            raise ProbeOutputError(f"/proc/interrupts: {nic.interface}: IRQ {first.irq} and IRQ {second.irq} "
+                                   f"are both named {first.name!r}")
+
+
 def _assign(named: list[_Named], nic: NicIdentity) -> tuple[dict[int, str], dict[int, str]]:
     rx: dict[int, str] = {}
     tx: dict[int, str] = {}
@@ -289,6 +302,8 @@ def _assign(named: list[_Named], nic: NicIdentity) -> tuple[dict[int, str], dict
             by_rule.setdefault(vector.rule, []).append(vector)
     for rule, vectors in by_rule.items():
         vectors.sort(key=lambda v: v.number or 0)
+        if rule.numbering == "rank":
+            _refuse_repeated_names(vectors, nic)
         for rank, vector in enumerate(vectors):
             assert vector.number is not None
             queue = rank if rule.numbering == "rank" else vector.number
@@ -304,13 +319,16 @@ def _assign(named: list[_Named], nic: NicIdentity) -> tuple[dict[int, str], dict
     return dict(sorted(rx.items())), dict(sorted(tx.items()))
 
 
-def _unmapped(named: list[_Named], naming: DriverNaming, used: set[str]) -> tuple[UnmappedVector, ...]:
+def _unmapped(named: list[_Named], naming: DriverNaming, used: set[str],
+              refused: bool = False) -> tuple[UnmappedVector, ...]:
     result = []
     for vector in named:
         if vector.irq in used:
             continue
         if vector.rule is not None and vector.rule.role == "other":
             why = vector.rule.why
+        elif vector.rule is not None and refused:
+            why = "a queue vector left unmapped: its queue number is ambiguous (see the note)"
         elif vector.rule is not None:
             why = "a queue vector that no queue uses now"
         elif not vector.name:
@@ -352,15 +370,16 @@ def map_queue_irqs(nic: NicIdentity, table: InterruptTable | None,
     note = _gve_check(named) if naming.driver == "gve" else ""
     rx: dict[int, str] = {}
     tx: dict[int, str] = {}
+    refused = False
     if not note:
         try:
             rx, tx = _assign(named, nic)
         except ProbeOutputError as err:          # two vectors name one queue: say so, map none
-            note = str(err)
+            note, refused = str(err) + ("" if msi_irqs else SAME_NAME_HINT), True
     if not rx and naming.single_vector and len(named) == 1 and named[0].name == nic.interface:
         rx, tx = {0: named[0].irq}, {0: named[0].irq}      # MSI or INTx: one vector, one queue
     vectors = {v.irq: v.name for v in named}
-    unmapped = _unmapped(named, naming, set(rx.values()) | set(tx.values()))
+    unmapped = _unmapped(named, naming, set(rx.values()) | set(tx.values()), refused)
     if vectors and not rx and not note:
         note = (f"{nic.interface} ({naming.driver}): none of its {len(vectors)} vector(s) names an "
                 "RX queue")

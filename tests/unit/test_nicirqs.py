@@ -52,6 +52,20 @@ def test_ixgbe_eth0_txrx_maps_and_its_other_vector_is_listed() -> None:
     assert not got.unusable
 
 
+def test_ixgbe_real_x540_two_ports_txrx_and_link_vector() -> None:
+    """A real X540-AT2 (ixgbe), two ports, 8 TxRx vectors each plus the link vector named IF
+    (randomizedcoder/usgUltraTest): each port gets only its own vectors, with or without msi_irqs."""
+    host = table(f"{NICS}/ixgbe/usgultratest-x540-2ports-interrupts.excerpt.txt")
+    ports = {"enp1s0f0": ("0000:01:00.0", 67), "enp1s0f1": ("0000:01:00.1", 77)}
+    for iface, (pci, first) in ports.items():
+        nic = NicIdentity(iface, "ixgbe", pci, pci)
+        got = map_queue_irqs(nic, host, msi(f"ixgbe/usgultratest-x540-msi_irqs-{pci[5:].replace(':', '-')}.txt"))
+        assert got.method == METHOD_TABLE and got.rx == irqs(first, 8) and got.tx == got.rx and not got.note
+        assert [(v.irq, v.name, v.why) for v in got.unmapped] == [(str(first + 8), iface, "link and other causes (no queue)")]
+        names_only = map_queue_irqs(nic, host)
+        assert (names_only.rx, names_only.vectors) == (got.rx, got.vectors)
+
+
 PCP_1152 = "interrupts/pcp-interrupts-1152cpu-x86_64.txt.bz2"
 
 
@@ -100,6 +114,22 @@ def test_mlx5_real_s390x_capture_old_async_name() -> None:
     got = map_queue_irqs(NicIdentity("eth0", "mlx5_core", "0002:00:00.0", "0002:00:00.0"), host)
     assert got.method == METHOD_TABLE and got.rx[0] == "4" and sorted(got.rx)[:3] == [0, 1, 2]
     assert [(v.irq, v.name) for v in got.unmapped] == [("3", "mlx5_async@pci:0002:00:00.0")]
+
+
+def test_mlx5_real_x86_two_devices_old_eq_names() -> None:
+    """Two mlx5 VFs of an Azure VM (LKML 2023-01-27, CentOS 7's 3.10 kernel): completion vectors
+    mlx5_comp0..7 per device, and the older control names mlx5_pages_eq / mlx5_cmd_eq /
+    mlx5_async_eq, which are listed with why (the async one was not in the table before)."""
+    host = table(f"{NICS}/mlx5_core/lkml-2023-01-27-azure-two-vfs-interrupts.txt")
+    assert host.cpus == tuple(range(8))
+    for pci, first, control in (("8b76:00:02.0", 28, 24), ("83a4:00:02.0", 40, 36)):
+        got = map_queue_irqs(NicIdentity("eth1", "mlx5_core", pci, pci), host)
+        assert got.method == METHOD_TABLE and got.rx == irqs(first, 8) == got.tx and not got.note
+        assert [(v.irq, v.name, v.why) for v in got.unmapped] == [
+            (str(control), f"mlx5_pages_eq@pci:{pci}", "control event queue (no queue)"),
+            (str(control + 1), f"mlx5_cmd_eq@pci:{pci}", "control event queue (no queue)"),
+            (str(control + 2), f"mlx5_async_eq@pci:{pci}", "async events (no queue)")]
+    assert host.by_irq("28").total == 123648      # type: ignore[union-attr]   # all on CPU 0: the report
 
 
 # --------------------------------------------------------------------------- every driver
@@ -164,6 +194,21 @@ def test_ice_real_capture_misc_and_the_other_ports_ctrl_vector() -> None:
     assert [(v.irq, v.name) for v in got.unmapped] == [("77", "ice-0000:65:00.1:misc")]
     other = map_queue_irqs(NicIdentity("lan0", "ice", "0000:65:00.0", "0000:65:00.0"), host)
     assert other.rx == {} and [v.why for v in other.unmapped] == ["Flow Director control VSI (no netdev queue)"]
+
+
+def test_iavf_two_vfs_with_one_name_are_refused_not_interleaved() -> None:
+    """A real report (LKML 2021-01-29): two iavf VFs, each named net1 in its own network
+    namespace, so /proc/interrupts holds iavf-net1-TxRx-0..3 twice. Matched by name only, the
+    ranked TxRx vectors must not become 8 queues of one device (they did: 942, 962, 943, ...):
+    the mapping is refused and says that the device's msi_irqs listing is needed."""
+    host = table(f"{NICS}/iavf/lkml-2021-01-29-two-vfs-net1-interrupts.excerpt.txt")
+    got = map_queue_irqs(NicIdentity("net1", "iavf", "0000:b5:03.6", "0000:b5:03.6"), host)
+    assert got.method == METHOD_NONE and got.rx == {} and got.tx == {} and got.unusable
+    assert "IRQ 942 and IRQ 962 are both named 'iavf-net1-TxRx-0'" in got.note and "msi_irqs" in got.note
+    whys = {v.irq: v.why for v in got.unmapped}
+    assert whys["941"] == "mailbox to the PF (no queue)" and "961" not in whys   # the other VF's mailbox
+    assert set(whys) == {"941", "942", "943", "944", "945", "962", "963", "964", "965"}
+    assert "ambiguous" in whys["962"]
 
 
 def test_iavf_mailbox_vector() -> None:

@@ -320,6 +320,14 @@ def test_ethtool_channels_virtio_and_veth() -> None:
     assert supports_combined(host)
 
 
+def test_ethtool_channels_real_i40e_with_an_other_channel() -> None:
+    """A real PCI NIC's `ethtool -l` (i40e, quoted in an intel-wired-lan patch, 2021): 64 combined
+    channels and the misc vector counted as "Other: 1"."""
+    i40e = parse_ethtool_channels(fixture("nics/i40e/intel-wired-lan-2021-04-16-ethtool-l.txt"))
+    assert i40e.maximum == {"rx": 0, "tx": 0, "other": 1, "combined": 64} == i40e.current
+    assert supports_combined(i40e)
+
+
 def test_ethtool_channels_error_output_raises() -> None:
     with pytest.raises(ProbeOutputError):
         parse_ethtool_channels("netlink error: Operation not supported\n")
