@@ -101,12 +101,24 @@ def test_several_nics_on_one_host_each_get_only_their_own_vectors(big_host: Inte
     assert with_msi.rx == names_only.rx and with_msi.vectors == names_only.vectors
 
 
-def test_connectx_mlx5_comp_vectors_map_per_port() -> None:
-    host = table(f"{NICS}/mlx5_core/format-string-2ports.interrupts.txt")
-    port0 = map_queue_irqs(NicIdentity("ens1f0np0", "mlx5_core", "0000:3b:00.0", "0000:3b:00.0"), host)
-    port1 = map_queue_irqs(NicIdentity("ens1f1np1", "mlx5_core", "0000:3b:00.1", "0000:3b:00.1"), host)
-    assert port0.rx == irqs(61, 4) and port1.rx == irqs(71, 4)
-    assert [v.name for v in port0.unmapped] == ["mlx5_async0@pci:0000:3b:00.0"]
+def test_connectx5_two_ports_real_capture_with_gaps() -> None:
+    """A real ConnectX-5 (MCX516A-CCAT), two ports 0000:01:00.0/.1 on a 12-CPU x86 host (the
+    issue's mlx5_comp0@pci:0000:... style; jrife.github.io "100 GbE Lab"): port 0's completion
+    vectors are IRQ 99 and 109-119 (not consecutive: port 1's async0/comp0 took 101-102), port 1
+    has comp0 only. Each port maps to its own vectors by comp number, with or without msi_irqs;
+    the async vector is listed. The same 12 IRQs are what mlnx-tools found for enp1s0f0np0."""
+    host = table(f"{NICS}/mlx5_core/jrife-100gbe-2ports-interrupts.excerpt.txt")
+    assert len(host.cpus) == 12
+    port0 = NicIdentity("enp1s0f0np0", "mlx5_core", "0000:01:00.0", "0000:01:00.0")
+    got = map_queue_irqs(port0, host, msi("mlx5_core/jrife-100gbe-msi_irqs-01-00.0.txt"))
+    assert got.method == METHOD_TABLE and got.rx == {0: "99", **{q: str(108 + q) for q in range(1, 12)}} == got.tx
+    assert [(v.irq, v.name, v.why) for v in got.unmapped] == [
+        ("98", "mlx5_async0@pci:0000:01:00.0", "async events: commands, pages, port state (no queue)")]
+    assert map_queue_irqs(port0, host).rx == got.rx
+    port1 = NicIdentity("enp1s0f1np1", "mlx5_core", "0000:01:00.1", "0000:01:00.1")
+    other = map_queue_irqs(port1, host, msi("mlx5_core/jrife-100gbe-msi_irqs-01-00.1.txt"))
+    assert other.rx == {0: "102"} and [v.irq for v in other.unmapped] == ["101"]
+    assert not set(other.vectors) & set(got.vectors)
 
 
 def test_mlx5_real_s390x_capture_old_async_name() -> None:
