@@ -292,6 +292,17 @@ def test_single_queue_and_msi_mode(capture: str, listing: list[str], rx: dict[in
     assert (got.rx, got.tx, [v.irq for v in got.unmapped]) == (rx, tx, other)
 
 
+def test_e1000e_real_82574l_riscv_guest() -> None:
+    """e1000e on an 82574L (QEMU's, passed through by vfio to a RISC-V KVM guest; LKML 2025-08-11):
+    one rx and one tx vector, the link vector named IF, with or without the derived msi_irqs."""
+    host = table(f"{NICS}/e1000e/lkml-2025-08-11-riscv-guest-interrupts.txt")
+    nic = NicIdentity("eth0", "e1000e", "0000:00:01.0", "0000:00:01.0")
+    for listing in (msi("e1000e/lkml-2025-08-11-riscv-guest-msi_irqs-00-01.0.txt"), None):
+        got = map_queue_irqs(nic, host, listing)
+        assert (got.method, got.rx, got.tx) == (METHOD_TABLE, {0: "12"}, {0: "13"})
+        assert [(v.irq, v.name, v.why) for v in got.unmapped] == [("14", "eth0", "link and other causes (no queue)")]
+
+
 def test_igb_real_driver_on_qemu_82576() -> None:
     """The guest kernel's own igb driver on QEMU 10's emulated 82576 (the igb lab, 4 queues):
     separate rx/tx vectors named after the interface, the link vector named IF."""

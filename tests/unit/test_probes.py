@@ -320,6 +320,18 @@ def test_ethtool_channels_virtio_and_veth() -> None:
     assert supports_combined(host)
 
 
+def test_interrupts_chip_name_with_a_space() -> None:
+    """RISC-V's "RISC-V INTC" chip (a real guest, tests/fixtures/nics/e1000e): the chip keeps both
+    words and the action is riscv-timer, not "INTC   5 Edge      riscv-timer"."""
+    table = parse_interrupts(fixture("nics/e1000e/lkml-2025-08-11-riscv-guest-interrupts.txt"))
+    timer = table.by_irq("10")
+    assert timer is not None and (timer.chip, timer.hwirq, timer.trigger, timer.actions) == (
+        "RISC-V INTC", "5", "Edge", ("riscv-timer",))
+    rx = table.by_irq("12")
+    assert rx is not None and (rx.chip, rx.hwirq, rx.actions) == ("PCI-MSIX-0000:00:01.0", "0", ("eth0-rx-0",))
+    assert table.cpus == (0, 1, 2, 3) and timer.total == 49856 + 218638 + 192244 + 58721
+
+
 def test_ethtool_channels_real_i40e_with_an_other_channel() -> None:
     """A real PCI NIC's `ethtool -l` (i40e, quoted in an intel-wired-lan patch, 2021): 64 combined
     channels and the misc vector counted as "Other: 1"."""
