@@ -340,6 +340,18 @@ def test_ethtool_channels_real_i40e_with_an_other_channel() -> None:
     assert supports_combined(i40e)
 
 
+def test_ethtool_channels_real_tg3_rx_tx_without_combined() -> None:
+    """A real BCM5719 (tg3; netdev, Oct 2021): 4 RX and 1 TX channels, "Combined: 0" (not "n/a"),
+    so `ethtool -L combined` is not offered; its `ethtool -x` has no key but names its hash."""
+    base = "nics/tg3/netdev-2021-10-bcm5719-ethtool-"
+    tg3 = parse_ethtool_channels(fixture(base + "l.txt"))
+    assert tg3.maximum == {"rx": 4, "tx": 4, "other": 0, "combined": 0}
+    assert tg3.current == {"rx": 4, "tx": 1, "other": 0, "combined": 0} and not supports_combined(tg3)
+    rss = parse_ethtool_rss(fixture(base + "x.txt"))
+    assert rss.key is None and rss.hash_functions == {"toeplitz": True, "xor": False, "crc32": False}
+    assert parse_ethtool_info(fixture(base + "i.txt"))["bus-info"] == "0000:02:00.0"
+
+
 def test_ethtool_channels_error_output_raises() -> None:
     with pytest.raises(ProbeOutputError):
         parse_ethtool_channels("netlink error: Operation not supported\n")

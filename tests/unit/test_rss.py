@@ -66,6 +66,7 @@ def i40e_facts() -> HostFacts:
 @pytest.mark.parametrize(("name", "rings", "size", "spread"), [
     (IXGBE_X, 63, 128, Spread(equal=16)),                 # ixgbe: RSS over 16 of 63 rings
     (MLX5_X, 63, 256, Spread(equal=63)),                  # mlx5 (ConnectX-5): 256 entries, i mod 63
+    ("nics/tg3/netdev-2021-10-bcm5719-ethtool-x.txt", 4, 128, Spread(equal=4)),   # tg3, no key
     (BLOCKS_X, 8, 128, Spread(weights=(1,) * 8)),         # blocks of 16: weights, not equal
     (KERNEL_DOC_X, 8, 8, Spread(equal=8)),
 ])
