@@ -51,6 +51,7 @@ class DriverNaming:
     rules: tuple[VectorRule, ...]
     source: str                         # the driver source that holds the format strings
     single_vector: bool = False         # MSI/INTx: one vector named IF serves the one queue
+    name_limit: int = 0                 # older versions cut names to this many characters
 
 
 def _q(prefix: str, *, rank: bool = False, roles: tuple[tuple[str, Role], ...] = (
@@ -103,7 +104,8 @@ DRIVERS: dict[str, DriverNaming] = {d.driver: d for d in (
        "\"mlx5_pages_eq\"); channel i uses completion vector i"),
     DriverNaming("bnxt_en", _q("{if}", rank=True),
                  "drivers/net/ethernet/broadcom/bnxt/bnxt.c (\"%s-%s-%d\" with TxRx/rx/tx and the "
-                 "completion ring index: tx vectors count on from the rx rings)"),
+                 "completion ring index: tx vectors count on from the rx rings; before 6.12 the name "
+                 "field was char[IFNAMSIZ + 2], so names were cut to 17 characters)", name_limit=17),
     DriverNaming("ena", (
         VectorRule(r"{if}-Tx-Rx-(?P<n>\d+)", "rxtx"),
         VectorRule(r"ena-mgmnt@pci:{pci}", "other", why="management/admin queue (no queue)"),
@@ -261,7 +263,19 @@ def _classify(row_names: tuple[str, ...], irq: str, rules: list[tuple[VectorRule
 
 def _rules(naming: DriverNaming, nic: NicIdentity) -> list[tuple[VectorRule, re.Pattern[str]]]:
     compiled = ((rule, _compile(rule, nic)) for rule in naming.rules)
-    return [(rule, regex) for rule, regex in compiled if regex is not None]
+    return [(rule, regex) for rule, regex in compiled if regex is not None] + _cut_name_rules(naming, nic)
+
+
+def _cut_name_rules(naming: DriverNaming, nic: NicIdentity) -> list[tuple[VectorRule, re.Pattern[str]]]:
+    """Names an older driver cut to `name_limit` characters before the ring number ("enp4s0f0np0-TxRx-"
+    on bnxt_en before 6.12): known, listed with why, never numbered. A cut inside the number
+    ("...-TxRx-1" for ring 12) reads as a valid name; two rings then share it and are refused."""
+    cuts = {f"{nic.interface}-{word}-"[:naming.name_limit] for word in ("TxRx", "rx", "tx")
+            if naming.name_limit and nic.interface and len(f"{nic.interface}-{word}-") >= naming.name_limit}
+    why = (f"name cut to {naming.name_limit} characters by the driver (an older {naming.driver}): "
+           "its ring number is lost")
+    rules = [VectorRule(re.escape(cut), "other", why=why) for cut in sorted(cuts)]
+    return [(rule, re.compile(rule.pattern)) for rule in rules]
 
 
 def _device_rows(table: InterruptTable, msi_irqs: list[str] | None,

@@ -239,6 +239,26 @@ def test_bnxt_txrx_and_separate_rings(capture: str, rx: dict[int, str], tx: dict
     assert (got.rx, got.tx, got.unmapped) == (rx, tx, ())
 
 
+def test_bnxt_names_cut_to_17_characters_are_known_and_refused() -> None:
+    """bnxt_en before 6.12 cut IRQ names to 17 characters: "enp4s0f0np0-TxRx-0" became
+    "enp4s0f0np0-TxRx-" (the example of the fix, netdev 2024-09-09). Matched by name only such rows
+    were not found at all (the NIC looked like one without vectors, tuning silently skipped); now they
+    are the device's vectors, listed with why, and IRQ tuning is refused."""
+    host = table(f"{NICS}/bnxt_en/format-string-cut-names.interrupts.txt")
+    nic = NicIdentity("enp4s0f0np0", "bnxt_en", "0000:04:00.0", "0000:04:00.0")
+    for listing in (None, ["90", "91", "92", "93"]):
+        got = map_queue_irqs(nic, host, listing)
+        assert got.method == METHOD_NONE and got.rx == {} and got.unusable
+        assert set(got.vectors) == {"90", "91", "92", "93"}
+        assert all("cut to 17 characters" in v.why for v in got.unmapped)
+    cut_in_number = "\n".join(["           CPU0"] + [
+        f" {100 + ring}:          0  IR-PCI-MSIX-0000:04:00.0 {ring}-edge      enp4s0f0np-TxRx-{str(ring)[:1]}"
+        for ring in range(12)])                        # rings 10 and 11 read as ring 1
+    got = map_queue_irqs(NicIdentity("enp4s0f0np", "bnxt_en", "0000:04:00.0", "0000:04:00.0"),
+                         parse_interrupts(cut_in_number))
+    assert got.rx == {} and "both named 'enp4s0f0np-TxRx-1'" in got.note
+
+
 def test_ixgbe_separate_rx_tx_vectors() -> None:
     got = map_queue_irqs(NicIdentity("eth0", "ixgbe", "0000:3b:00.0", "0000:3b:00.0"),
                          table(f"{NICS}/ixgbe/format-string-rx-tx.interrupts.txt"))
