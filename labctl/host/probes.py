@@ -242,10 +242,10 @@ def _split_irq_source(rest: str) -> tuple[str, str, str, str]:
         return "", "", "", ""
     chip, tail = parts[0], (parts[1] if len(parts) > 1 else "")
     hw = _HWIRQ.match(tail)
-    for count in (2, 3) if not hw else ():
+    for count in (2, 3) if not (hw or chip.isdigit()) else ():
         words = rest.split(None, count)
         longer = _HWIRQ.match(words[count]) if len(words) > count else None
-        if longer and (longer.group(2) or longer.group(3)):
+        if longer and (longer.group(2) or longer.group(3)) and not any(w.isdigit() for w in words[1:count]):
             chip, tail, hw = " ".join(words[:count]), words[count], longer
             break
     if not hw:  # old kernels ("IO-APIC-edge  timer"), Xen, s390: no hwirq column
