@@ -51,6 +51,7 @@ class DriverNaming:
     rules: tuple[VectorRule, ...]
     source: str                         # the driver source that holds the format strings
     single_vector: bool = False         # MSI/INTx: one vector named IF serves the one queue
+    name_limit: int = 0                 # older versions cut names to this many characters
 
 
 def _q(prefix: str, *, rank: bool = False, roles: tuple[tuple[str, Role], ...] = (
@@ -60,6 +61,8 @@ def _q(prefix: str, *, rank: bool = False, roles: tuple[tuple[str, Role], ...] =
 
 
 LINK = "link and other causes (no queue)"
+SAME_NAME_HINT = ("; without the device's msi_irqs listing the rows are matched by name only, and another "
+                  "device may use the same name (an interface of that name in another network namespace)")
 DRIVERS: dict[str, DriverNaming] = {d.driver: d for d in (
     DriverNaming("virtio_net", (
         VectorRule(r"{dev}-input\.(?P<n>\d+)", "rx"),
@@ -94,12 +97,15 @@ DRIVERS: dict[str, DriverNaming] = {d.driver: d for d in (
     DriverNaming("mlx5_core", (
         VectorRule(r"mlx5_comp(?P<n>\d+)@pci:{pci}", "rxtx"),
         VectorRule(r"mlx5_async\d*@pci:{pci}", "other", why="async events: commands, pages, port state (no queue)"),
+        VectorRule(r"mlx5_async_eq@pci:{pci}", "other", why="async events (no queue)"),
         VectorRule(r"mlx5_(?:ctrl|pages|cmd)_eq@pci:{pci}", "other", why="control event queue (no queue)"),
     ), "drivers/net/ethernet/mellanox/mlx5/core/pci_irq.c (\"mlx5_comp%d\", \"mlx5_async%d\" "
-       "+ \"@pci:%s\"); channel i uses completion vector i"),
+       "+ \"@pci:%s\"; older kernels, e.g. RHEL 7's 3.10, eq.c: \"mlx5_cmd_eq\", \"mlx5_async_eq\", "
+       "\"mlx5_pages_eq\"); channel i uses completion vector i"),
     DriverNaming("bnxt_en", _q("{if}", rank=True),
                  "drivers/net/ethernet/broadcom/bnxt/bnxt.c (\"%s-%s-%d\" with TxRx/rx/tx and the "
-                 "completion ring index: tx vectors count on from the rx rings)"),
+                 "completion ring index: tx vectors count on from the rx rings; before 6.12 the name "
+                 "field was char[IFNAMSIZ + 2], so names were cut to 17 characters)", name_limit=17),
     DriverNaming("ena", (
         VectorRule(r"{if}-Tx-Rx-(?P<n>\d+)", "rxtx"),
         VectorRule(r"ena-mgmnt@pci:{pci}", "other", why="management/admin queue (no queue)"),
@@ -257,7 +263,19 @@ def _classify(row_names: tuple[str, ...], irq: str, rules: list[tuple[VectorRule
 
 def _rules(naming: DriverNaming, nic: NicIdentity) -> list[tuple[VectorRule, re.Pattern[str]]]:
     compiled = ((rule, _compile(rule, nic)) for rule in naming.rules)
-    return [(rule, regex) for rule, regex in compiled if regex is not None]
+    return [(rule, regex) for rule, regex in compiled if regex is not None] + _cut_name_rules(naming, nic)
+
+
+def _cut_name_rules(naming: DriverNaming, nic: NicIdentity) -> list[tuple[VectorRule, re.Pattern[str]]]:
+    """Names an older driver cut to `name_limit` characters before the ring number ("enp4s0f0np0-TxRx-"
+    on bnxt_en before 6.12): known, listed with why, never numbered. A cut inside the number
+    ("...-TxRx-1" for ring 12) reads as a valid name; two rings then share it and are refused."""
+    cuts = {f"{nic.interface}-{word}-"[:naming.name_limit] for word in ("TxRx", "rx", "tx")
+            if naming.name_limit and nic.interface and len(f"{nic.interface}-{word}-") >= naming.name_limit}
+    why = (f"name cut to {naming.name_limit} characters by the driver (an older {naming.driver}): "
+           "its ring number is lost")
+    rules = [VectorRule(re.escape(cut), "other", why=why) for cut in sorted(cuts)]
+    return [(rule, re.compile(rule.pattern)) for rule in rules]
 
 
 def _device_rows(table: InterruptTable, msi_irqs: list[str] | None,
@@ -280,6 +298,15 @@ def _place(queues: dict[int, str], queue: int, irq: str, nic: NicIdentity, role:
     queues[queue] = irq
 
 
+def _refuse_repeated_names(vectors: list[_Named], nic: NicIdentity) -> None:
+    """A ranked role's vectors carry distinct numbers; one number twice means two devices' vectors
+    (the same interface name in two network namespaces: two VFs both named net1, say)."""
+    for first, second in zip(vectors, vectors[1:]):
+        if first.number == second.number:
+            raise ProbeOutputError(f"/proc/interrupts: {nic.interface}: IRQ {first.irq} and IRQ {second.irq} "
+                                   f"are both named {first.name!r}")
+
+
 def _assign(named: list[_Named], nic: NicIdentity) -> tuple[dict[int, str], dict[int, str]]:
     rx: dict[int, str] = {}
     tx: dict[int, str] = {}
@@ -289,6 +316,8 @@ def _assign(named: list[_Named], nic: NicIdentity) -> tuple[dict[int, str], dict
             by_rule.setdefault(vector.rule, []).append(vector)
     for rule, vectors in by_rule.items():
         vectors.sort(key=lambda v: v.number or 0)
+        if rule.numbering == "rank":
+            _refuse_repeated_names(vectors, nic)
         for rank, vector in enumerate(vectors):
             assert vector.number is not None
             queue = rank if rule.numbering == "rank" else vector.number
@@ -304,13 +333,16 @@ def _assign(named: list[_Named], nic: NicIdentity) -> tuple[dict[int, str], dict
     return dict(sorted(rx.items())), dict(sorted(tx.items()))
 
 
-def _unmapped(named: list[_Named], naming: DriverNaming, used: set[str]) -> tuple[UnmappedVector, ...]:
+def _unmapped(named: list[_Named], naming: DriverNaming, used: set[str],
+              refused: bool = False) -> tuple[UnmappedVector, ...]:
     result = []
     for vector in named:
         if vector.irq in used:
             continue
         if vector.rule is not None and vector.rule.role == "other":
             why = vector.rule.why
+        elif vector.rule is not None and refused:
+            why = "a queue vector left unmapped: its queue number is ambiguous (see the note)"
         elif vector.rule is not None:
             why = "a queue vector that no queue uses now"
         elif not vector.name:
@@ -352,15 +384,16 @@ def map_queue_irqs(nic: NicIdentity, table: InterruptTable | None,
     note = _gve_check(named) if naming.driver == "gve" else ""
     rx: dict[int, str] = {}
     tx: dict[int, str] = {}
+    refused = False
     if not note:
         try:
             rx, tx = _assign(named, nic)
         except ProbeOutputError as err:          # two vectors name one queue: say so, map none
-            note = str(err)
+            note, refused = str(err) + ("" if msi_irqs else SAME_NAME_HINT), True
     if not rx and naming.single_vector and len(named) == 1 and named[0].name == nic.interface:
         rx, tx = {0: named[0].irq}, {0: named[0].irq}      # MSI or INTx: one vector, one queue
     vectors = {v.irq: v.name for v in named}
-    unmapped = _unmapped(named, naming, set(rx.values()) | set(tx.values()))
+    unmapped = _unmapped(named, naming, set(rx.values()) | set(tx.values()), refused)
     if vectors and not rx and not note:
         note = (f"{nic.interface} ({naming.driver}): none of its {len(vectors)} vector(s) names an "
                 "RX queue")

@@ -234,12 +234,20 @@ def _parse_irq_line(line: str, cpus: tuple[int, ...], number: int) -> IrqRow:
 
 
 def _split_irq_source(rest: str) -> tuple[str, str, str, str]:
-    """Split "PCI-MSI 49153-edge  virtio1-input.0" into chip, hwirq, trigger and name."""
+    """Split "PCI-MSI 49153-edge  virtio1-input.0" into chip, hwirq, trigger and name. A chip
+    name may hold spaces ("RISC-V INTC   5 Edge", "Hyper-V PCIe MSI 2701534461953-edge"): up to
+    three words are taken as the chip when a hwirq with its trigger follows them."""
     parts = rest.split(None, 1)
     if not parts:
         return "", "", "", ""
     chip, tail = parts[0], (parts[1] if len(parts) > 1 else "")
     hw = _HWIRQ.match(tail)
+    for count in (2, 3) if not (hw or chip.isdigit()) else ():
+        words = rest.split(None, count)
+        longer = _HWIRQ.match(words[count]) if len(words) > count else None
+        if longer and (longer.group(2) or longer.group(3)) and not any(w.isdigit() for w in words[1:count]):
+            chip, tail, hw = " ".join(words[:count]), words[count], longer
+            break
     if not hw:  # old kernels ("IO-APIC-edge  timer"), Xen, s390: no hwirq column
         return chip, "", "", tail.strip()
     return chip, hw.group(1), hw.group(2) or hw.group(3) or "", tail[hw.end():].strip()

@@ -52,6 +52,20 @@ def test_ixgbe_eth0_txrx_maps_and_its_other_vector_is_listed() -> None:
     assert not got.unusable
 
 
+def test_ixgbe_real_x540_two_ports_txrx_and_link_vector() -> None:
+    """A real X540-AT2 (ixgbe), two ports, 8 TxRx vectors each plus the link vector named IF
+    (randomizedcoder/usgUltraTest): each port gets only its own vectors, with or without msi_irqs."""
+    host = table(f"{NICS}/ixgbe/usgultratest-x540-2ports-interrupts.excerpt.txt")
+    ports = {"enp1s0f0": ("0000:01:00.0", 67), "enp1s0f1": ("0000:01:00.1", 77)}
+    for iface, (pci, first) in ports.items():
+        nic = NicIdentity(iface, "ixgbe", pci, pci)
+        got = map_queue_irqs(nic, host, msi(f"ixgbe/usgultratest-x540-msi_irqs-{pci[5:].replace(':', '-')}.txt"))
+        assert got.method == METHOD_TABLE and got.rx == irqs(first, 8) and got.tx == got.rx and not got.note
+        assert [(v.irq, v.name, v.why) for v in got.unmapped] == [(str(first + 8), iface, "link and other causes (no queue)")]
+        names_only = map_queue_irqs(nic, host)
+        assert (names_only.rx, names_only.vectors) == (got.rx, got.vectors)
+
+
 PCP_1152 = "interrupts/pcp-interrupts-1152cpu-x86_64.txt.bz2"
 
 
@@ -87,12 +101,24 @@ def test_several_nics_on_one_host_each_get_only_their_own_vectors(big_host: Inte
     assert with_msi.rx == names_only.rx and with_msi.vectors == names_only.vectors
 
 
-def test_connectx_mlx5_comp_vectors_map_per_port() -> None:
-    host = table(f"{NICS}/mlx5_core/format-string-2ports.interrupts.txt")
-    port0 = map_queue_irqs(NicIdentity("ens1f0np0", "mlx5_core", "0000:3b:00.0", "0000:3b:00.0"), host)
-    port1 = map_queue_irqs(NicIdentity("ens1f1np1", "mlx5_core", "0000:3b:00.1", "0000:3b:00.1"), host)
-    assert port0.rx == irqs(61, 4) and port1.rx == irqs(71, 4)
-    assert [v.name for v in port0.unmapped] == ["mlx5_async0@pci:0000:3b:00.0"]
+def test_connectx5_two_ports_real_capture_with_gaps() -> None:
+    """A real ConnectX-5 (MCX516A-CCAT), two ports 0000:01:00.0/.1 on a 12-CPU x86 host (the
+    issue's mlx5_comp0@pci:0000:... style; jrife.github.io "100 GbE Lab"): port 0's completion
+    vectors are IRQ 99 and 109-119 (not consecutive: port 1's async0/comp0 took 101-102), port 1
+    has comp0 only. Each port maps to its own vectors by comp number, with or without msi_irqs;
+    the async vector is listed. The same 12 IRQs are what mlnx-tools found for enp1s0f0np0."""
+    host = table(f"{NICS}/mlx5_core/jrife-100gbe-2ports-interrupts.excerpt.txt")
+    assert len(host.cpus) == 12
+    port0 = NicIdentity("enp1s0f0np0", "mlx5_core", "0000:01:00.0", "0000:01:00.0")
+    got = map_queue_irqs(port0, host, msi("mlx5_core/jrife-100gbe-msi_irqs-01-00.0.txt"))
+    assert got.method == METHOD_TABLE and got.rx == {0: "99", **{q: str(108 + q) for q in range(1, 12)}} == got.tx
+    assert [(v.irq, v.name, v.why) for v in got.unmapped] == [
+        ("98", "mlx5_async0@pci:0000:01:00.0", "async events: commands, pages, port state (no queue)")]
+    assert map_queue_irqs(port0, host).rx == got.rx
+    port1 = NicIdentity("enp1s0f1np1", "mlx5_core", "0000:01:00.1", "0000:01:00.1")
+    other = map_queue_irqs(port1, host, msi("mlx5_core/jrife-100gbe-msi_irqs-01-00.1.txt"))
+    assert other.rx == {0: "102"} and [v.irq for v in other.unmapped] == ["101"]
+    assert not set(other.vectors) & set(got.vectors)
 
 
 def test_mlx5_real_s390x_capture_old_async_name() -> None:
@@ -100,6 +126,22 @@ def test_mlx5_real_s390x_capture_old_async_name() -> None:
     got = map_queue_irqs(NicIdentity("eth0", "mlx5_core", "0002:00:00.0", "0002:00:00.0"), host)
     assert got.method == METHOD_TABLE and got.rx[0] == "4" and sorted(got.rx)[:3] == [0, 1, 2]
     assert [(v.irq, v.name) for v in got.unmapped] == [("3", "mlx5_async@pci:0002:00:00.0")]
+
+
+def test_mlx5_real_x86_two_devices_old_eq_names() -> None:
+    """Two mlx5 VFs of an Azure VM (LKML 2023-01-27, CentOS 7's 3.10 kernel): completion vectors
+    mlx5_comp0..7 per device, and the older control names mlx5_pages_eq / mlx5_cmd_eq /
+    mlx5_async_eq, which are listed with why (the async one was not in the table before)."""
+    host = table(f"{NICS}/mlx5_core/lkml-2023-01-27-azure-two-vfs-interrupts.txt")
+    assert host.cpus == tuple(range(8))
+    for pci, first, control in (("8b76:00:02.0", 28, 24), ("83a4:00:02.0", 40, 36)):
+        got = map_queue_irqs(NicIdentity("eth1", "mlx5_core", pci, pci), host)
+        assert got.method == METHOD_TABLE and got.rx == irqs(first, 8) == got.tx and not got.note
+        assert [(v.irq, v.name, v.why) for v in got.unmapped] == [
+            (str(control), f"mlx5_pages_eq@pci:{pci}", "control event queue (no queue)"),
+            (str(control + 1), f"mlx5_cmd_eq@pci:{pci}", "control event queue (no queue)"),
+            (str(control + 2), f"mlx5_async_eq@pci:{pci}", "async events (no queue)")]
+    assert host.by_irq("28").total == 123648      # type: ignore[union-attr]   # all on CPU 0: the report
 
 
 # --------------------------------------------------------------------------- every driver
@@ -166,6 +208,21 @@ def test_ice_real_capture_misc_and_the_other_ports_ctrl_vector() -> None:
     assert other.rx == {} and [v.why for v in other.unmapped] == ["Flow Director control VSI (no netdev queue)"]
 
 
+def test_iavf_two_vfs_with_one_name_are_refused_not_interleaved() -> None:
+    """A real report (LKML 2021-01-29): two iavf VFs, each named net1 in its own network
+    namespace, so /proc/interrupts holds iavf-net1-TxRx-0..3 twice. Matched by name only, the
+    ranked TxRx vectors must not become 8 queues of one device (they did: 942, 962, 943, ...):
+    the mapping is refused and says that the device's msi_irqs listing is needed."""
+    host = table(f"{NICS}/iavf/lkml-2021-01-29-two-vfs-net1-interrupts.excerpt.txt")
+    got = map_queue_irqs(NicIdentity("net1", "iavf", "0000:b5:03.6", "0000:b5:03.6"), host)
+    assert got.method == METHOD_NONE and got.rx == {} and got.tx == {} and got.unusable
+    assert "IRQ 942 and IRQ 962 are both named 'iavf-net1-TxRx-0'" in got.note and "msi_irqs" in got.note
+    whys = {v.irq: v.why for v in got.unmapped}
+    assert whys["941"] == "mailbox to the PF (no queue)" and "961" not in whys   # the other VF's mailbox
+    assert set(whys) == {"941", "942", "943", "944", "945", "962", "963", "964", "965"}
+    assert "ambiguous" in whys["962"]
+
+
 def test_iavf_mailbox_vector() -> None:
     got = map_queue_irqs(NicIdentity("eth1", "iavf", "0000:3b:01.0", "0000:3b:01.0"),
                          table(f"{NICS}/iavf/format-string.interrupts.txt"), ["100", "101", "102"])
@@ -180,6 +237,26 @@ def test_bnxt_txrx_and_separate_rings(capture: str, rx: dict[int, str], tx: dict
     got = map_queue_irqs(NicIdentity("ens1f0np0", "bnxt_en", "0000:c1:00.0", "0000:c1:00.0"),
                          table(f"{NICS}/bnxt_en/{capture}"))
     assert (got.rx, got.tx, got.unmapped) == (rx, tx, ())
+
+
+def test_bnxt_names_cut_to_17_characters_are_known_and_refused() -> None:
+    """bnxt_en before 6.12 cut IRQ names to 17 characters: "enp4s0f0np0-TxRx-0" became
+    "enp4s0f0np0-TxRx-" (the example of the fix, netdev 2024-09-09). Matched by name only such rows
+    were not found at all (the NIC looked like one without vectors, tuning silently skipped); now they
+    are the device's vectors, listed with why, and IRQ tuning is refused."""
+    host = table(f"{NICS}/bnxt_en/format-string-cut-names.interrupts.txt")
+    nic = NicIdentity("enp4s0f0np0", "bnxt_en", "0000:04:00.0", "0000:04:00.0")
+    for listing in (None, ["90", "91", "92", "93"]):
+        got = map_queue_irqs(nic, host, listing)
+        assert got.method == METHOD_NONE and got.rx == {} and got.unusable
+        assert set(got.vectors) == {"90", "91", "92", "93"}
+        assert all("cut to 17 characters" in v.why for v in got.unmapped)
+    cut_in_number = "\n".join(["           CPU0"] + [
+        f" {100 + ring}:          0  IR-PCI-MSIX-0000:04:00.0 {ring}-edge      enp4s0f0np-TxRx-{str(ring)[:1]}"
+        for ring in range(12)])                        # rings 10 and 11 read as ring 1
+    got = map_queue_irqs(NicIdentity("enp4s0f0np", "bnxt_en", "0000:04:00.0", "0000:04:00.0"),
+                         parse_interrupts(cut_in_number))
+    assert got.rx == {} and "both named 'enp4s0f0np-TxRx-1'" in got.note
 
 
 def test_ixgbe_separate_rx_tx_vectors() -> None:
@@ -233,6 +310,17 @@ def test_single_queue_and_msi_mode(capture: str, listing: list[str], rx: dict[in
     got = map_queue_irqs(NicIdentity("eth0", driver, "0000:00:19.0", "0000:00:19.0"), table(f"{NICS}/{capture}"),
                          listing)
     assert (got.rx, got.tx, [v.irq for v in got.unmapped]) == (rx, tx, other)
+
+
+def test_e1000e_real_82574l_riscv_guest() -> None:
+    """e1000e on an 82574L (QEMU's, passed through by vfio to a RISC-V KVM guest; LKML 2025-08-11):
+    one rx and one tx vector, the link vector named IF, with or without the derived msi_irqs."""
+    host = table(f"{NICS}/e1000e/lkml-2025-08-11-riscv-guest-interrupts.txt")
+    nic = NicIdentity("eth0", "e1000e", "0000:00:01.0", "0000:00:01.0")
+    for listing in (msi("e1000e/lkml-2025-08-11-riscv-guest-msi_irqs-00-01.0.txt"), None):
+        got = map_queue_irqs(nic, host, listing)
+        assert (got.method, got.rx, got.tx) == (METHOD_TABLE, {0: "12"}, {0: "13"})
+        assert [(v.irq, v.name, v.why) for v in got.unmapped] == [("14", "eth0", "link and other causes (no queue)")]
 
 
 def test_igb_real_driver_on_qemu_82576() -> None:

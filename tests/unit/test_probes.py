@@ -320,6 +320,38 @@ def test_ethtool_channels_virtio_and_veth() -> None:
     assert supports_combined(host)
 
 
+def test_interrupts_chip_name_with_a_space() -> None:
+    """RISC-V's "RISC-V INTC" chip (a real guest, tests/fixtures/nics/e1000e): the chip keeps both
+    words and the action is riscv-timer, not "INTC   5 Edge      riscv-timer"."""
+    table = parse_interrupts(fixture("nics/e1000e/lkml-2025-08-11-riscv-guest-interrupts.txt"))
+    timer = table.by_irq("10")
+    assert timer is not None and (timer.chip, timer.hwirq, timer.trigger, timer.actions) == (
+        "RISC-V INTC", "5", "Edge", ("riscv-timer",))
+    rx = table.by_irq("12")
+    assert rx is not None and (rx.chip, rx.hwirq, rx.actions) == ("PCI-MSIX-0000:00:01.0", "0", ("eth0-rx-0",))
+    assert table.cpus == (0, 1, 2, 3) and timer.total == 49856 + 218638 + 192244 + 58721
+
+
+def test_ethtool_channels_real_i40e_with_an_other_channel() -> None:
+    """A real PCI NIC's `ethtool -l` (i40e, quoted in an intel-wired-lan patch, 2021): 64 combined
+    channels and the misc vector counted as "Other: 1"."""
+    i40e = parse_ethtool_channels(fixture("nics/i40e/intel-wired-lan-2021-04-16-ethtool-l.txt"))
+    assert i40e.maximum == {"rx": 0, "tx": 0, "other": 1, "combined": 64} == i40e.current
+    assert supports_combined(i40e)
+
+
+def test_ethtool_channels_real_tg3_rx_tx_without_combined() -> None:
+    """A real BCM5719 (tg3; netdev, Oct 2021): 4 RX and 1 TX channels, "Combined: 0" (not "n/a"),
+    so `ethtool -L combined` is not offered; its `ethtool -x` has no key but names its hash."""
+    base = "nics/tg3/netdev-2021-10-bcm5719-ethtool-"
+    tg3 = parse_ethtool_channels(fixture(base + "l.txt"))
+    assert tg3.maximum == {"rx": 4, "tx": 4, "other": 0, "combined": 0}
+    assert tg3.current == {"rx": 4, "tx": 1, "other": 0, "combined": 0} and not supports_combined(tg3)
+    rss = parse_ethtool_rss(fixture(base + "x.txt"))
+    assert rss.key is None and rss.hash_functions == {"toeplitz": True, "xor": False, "crc32": False}
+    assert parse_ethtool_info(fixture(base + "i.txt"))["bus-info"] == "0000:02:00.0"
+
+
 def test_ethtool_channels_error_output_raises() -> None:
     with pytest.raises(ProbeOutputError):
         parse_ethtool_channels("netlink error: Operation not supported\n")

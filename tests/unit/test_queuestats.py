@@ -1,6 +1,6 @@
 """Per-queue RX counters of `ethtool -S` (labctl.host.queuestats) for every driver of the table,
-from real captures (isc-projects/ethq's test data, this machine) or, where none was found, the
-driver source's ethtool strings (tests/fixtures/nics/README.md says which)."""
+from real captures (isc-projects/ethq's test data, DataDog/datadog-agent's gve sample, this machine)
+or, where none was found, the driver source's ethtool strings (tests/fixtures/nics/README.md says which)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ Q = QueueCounters
      {0: Q(10198513532 + 3854315 + 124570464, 8926453110639 + 1184763754 + 7658835398, 11763190),
       1: Q(10418578771 + 9467129 + 295, 9012688698556 + 4167996334 + 18290, 10611365)}),
     ("ena", "nics/ena/ethq-ethtool-S.excerpt.txt", {0: Q(9300271, 64430725908), 1: Q(3667424, 27051044585)}),
-    ("gve", "nics/gve/format-string-ethtool-S.txt", {0: Q(100, 10000, 2), 1: Q(200, 20000, 0)}),
+    # gve's packets are completed descriptors; rx_bytes (no index) is the device total, not queue 0
+    ("gve", "nics/gve/datadog-agent-2rx-ethtool-S.txt", {0: Q(913, 558287, 0), 1: Q(262333, 382572185, 0)}),
     ("sfc", "nics/sfc/ethq-ethtool-S.excerpt.txt", {0: Q(232), 1: Q(115), 2: Q(86), 3: Q(130)}),
     ("hns3", "nics/hns3/format-string-ethtool-S.txt", {0: Q(100), 1: Q(200)}),
     ("e1000e", "nics/e1000e/ethq-11-ethtool-S.excerpt.txt", {0: Q(567425, 703224479)}),

@@ -29,6 +29,7 @@ from tests.helpers import NETNS_INVENTORY, FakeTransport, Res, fixture
 from tests.helpers.plans import guest_facts, igb_facts, igb_table, nic_facts, plan_for, scenario
 
 IXGBE_X = "nics/ixgbe/intel-wired-lan-82599es-63rings-ethtool-x.txt"
+MLX5_X = "nics/mlx5_core/intel-wired-lan-2025-01-03-mt27800-63rings-ethtool-x.txt"
 BLOCKS_X = "ethtool_rss/packagecloud-p1p1-8rings-blocks.txt"
 KERNEL_DOC_X = "ethtool_rss/kernel-doc-8rings-key-no-hfunc.txt"
 KEY = "6d:5a:56:da:25:5b:0e:c2:41:67:25:3d:43:a3:8f:b0:d0:ca:2b:cb:ae:7b:30:b4:77:cb:2d:a3:80:30:f2:0c:6a:42:b7:3b:be:ac:01:fa"
@@ -43,6 +44,8 @@ def i40e_facts() -> HostFacts:
 
 @pytest.mark.parametrize(("name", "rings", "size", "spread"), [
     (IXGBE_X, 63, 128, Spread(equal=16)),                 # ixgbe: RSS over 16 of 63 rings
+    (MLX5_X, 63, 256, Spread(equal=63)),                  # mlx5 (ConnectX-5): 256 entries, i mod 63
+    ("nics/tg3/netdev-2021-10-bcm5719-ethtool-x.txt", 4, 128, Spread(equal=4)),   # tg3, no key
     (BLOCKS_X, 8, 128, Spread(weights=(1,) * 8)),         # blocks of 16: weights, not equal
     (KERNEL_DOC_X, 8, 8, Spread(equal=8)),
 ])
