@@ -119,7 +119,7 @@ def domain_values(inventory: Inventory, lay: LabLayout, guest: GuestLayout, *, d
         "cpu_model": opts.cpu_model, "vcpus": guest.vcpus, "memory_mib": guest.memory_mib,
         "disk": disk, "seed_iso": seed_iso, "console_log": console_log,
         "interfaces": [
-            {"network": lay.mgmt_network, "mac": guest.mgmt_mac, "model": "virtio",
+            {"network": lay.mgmt_network, "mac": guest.mgmt_mac, "model": MGMT_NIC_MODEL,
              "queues": None, "driver": None},
             {"network": lay.data_network, "mac": guest.data_mac, "model": guest.nic,
              "queues": opts.queues if NIC_MODELS[guest.nic].libvirt_queues else None,
