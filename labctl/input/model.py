@@ -215,15 +215,24 @@ class SshAccess(Strict):
         return self
 
 
+NicModelName = Literal["virtio", "igb", "e1000e", "vmxnet3"]
+MGMT_NIC_MODEL = "virtio"       # the guests' management NIC; another test NIC model means two drivers
+
+
 class VmSpec(Strict):
     """A guest of the libvirt lab."""
 
     vcpus: int = Field(8, ge=1, le=256)
     memory_mib: int = Field(768, ge=256, le=1_048_576)
-    nic: Literal["virtio", "igb"] = Field("virtio", description=(
-        "model of the test NIC: virtio (virtio_net, `libvirt.queues` queues) or igb (an Intel "
-        "82576 as QEMU >= 8 emulates it: the guest's real igb driver, per-queue MSI-X vectors, "
-        "RSS with an indirection table; the driver picks its queue count, `ethtool -L` changes it)"))
+    nic: NicModelName = Field("virtio", description=(
+        "model of the test NIC, each driven by the guest's own driver: virtio (virtio_net, "
+        "`libvirt.queues` queues); igb (an Intel 82576, QEMU >= 8: per-queue MSI-X vectors, RSS "
+        "with an indirection table, the driver picks its queue count, `ethtool -L` changes it); "
+        "e1000e (an Intel 82574L: one RX and one TX queue, an MSI-X vector each plus one for the "
+        "link, no RSS table, no `ethtool -L`); vmxnet3 (VMware's paravirtual NIC: min(8, vCPUs) "
+        "combined queues, one MSI-X vector per queue pair plus one for events; the driver shows "
+        "an RSS table but QEMU delivers every packet to RX queue 0). Any but virtio needs an "
+        "`interface` name outside eth<N>"))
 
 
 def _no_tuned_exec(value: str) -> str:
@@ -275,7 +284,7 @@ class HostSpec(Strict):
     def _renamable_interface(self) -> HostSpec:
         """Guests name their NICs by MAC address; with two NIC drivers the kernel's eth0/eth1
         go to whichever driver loads first, so a rename into those names can collide."""
-        if self.vm.nic != "virtio" and re.fullmatch(r"eth\d+", self.interface):
+        if self.vm.nic != MGMT_NIC_MODEL and re.fullmatch(r"eth\d+", self.interface):
             raise ValueError(
                 f"interface {self.interface!r} with vm.nic {self.vm.nic}: the kernel names a "
                 "guest's NICs eth0, eth1... in the order their drivers load, so the test NIC "

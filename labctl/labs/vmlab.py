@@ -11,7 +11,26 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from labctl.input.model import Inventory
+from labctl.input.model import MGMT_NIC_MODEL, Inventory
+
+
+@dataclass(frozen=True)
+class NicModel:
+    """What a test NIC model (`hosts.NAME.vm.nic`) is: the guest driver that takes QEMU's
+    device, the oldest QEMU that has it, and whether libvirt's `queues` sizes it (virtio only:
+    the others' drivers pick their queue count from the device and the vCPUs)."""
+
+    driver: str
+    min_qemu: tuple[int, int, int] = (0, 0, 0)
+    libvirt_queues: bool = False
+
+
+NIC_MODELS: dict[str, NicModel] = {
+    "virtio": NicModel("virtio_net", libvirt_queues=True),
+    "igb": NicModel("igb", min_qemu=(8, 0, 0)),          # QEMU's 82576
+    "e1000e": NicModel("e1000e"),                        # QEMU's 82574L
+    "vmxnet3": NicModel("vmxnet3"),                      # VMware's paravirtual NIC
+}
 
 
 @dataclass(frozen=True)
@@ -32,7 +51,7 @@ class GuestLayout:
     def mgmt_interface(self) -> str:
         """eth0 where both NICs are virtio (the kernel names them in PCI order); with two
         drivers the kernel's order is the drivers' load order: a name outside eth<N>."""
-        return "eth0" if self.nic == "virtio" else "mgmt0"
+        return "eth0" if self.nic == MGMT_NIC_MODEL else "mgmt0"
 
 
 @dataclass(frozen=True)
@@ -100,16 +119,13 @@ def domain_values(inventory: Inventory, lay: LabLayout, guest: GuestLayout, *, d
         "cpu_model": opts.cpu_model, "vcpus": guest.vcpus, "memory_mib": guest.memory_mib,
         "disk": disk, "seed_iso": seed_iso, "console_log": console_log,
         "interfaces": [
-            {"network": lay.mgmt_network, "mac": guest.mgmt_mac, "model": "virtio",
+            {"network": lay.mgmt_network, "mac": guest.mgmt_mac, "model": MGMT_NIC_MODEL,
              "queues": None, "driver": None},
             {"network": lay.data_network, "mac": guest.data_mac, "model": guest.nic,
-             "queues": opts.queues if guest.nic == "virtio" else None,
-             "driver": backend if guest.nic == "virtio" else None},
+             "queues": opts.queues if NIC_MODELS[guest.nic].libvirt_queues else None,
+             "driver": backend if NIC_MODELS[guest.nic].libvirt_queues else None},
         ],
     }
-
-
-IGB_MIN_QEMU = (8, 0, 0)
 
 
 def version_text(number: int) -> str:
@@ -120,7 +136,8 @@ def version_text(number: int) -> str:
 def nic_model_problems(lay: LabLayout, qemu_version: int, libvirt_version: int) -> list[str]:
     """Guests whose test NIC model this hypervisor cannot give them, each with what to do."""
     qemu = (qemu_version // 1_000_000, qemu_version // 1_000 % 1_000, qemu_version % 1_000)
-    return [f"{g.host}: vm.nic igb needs QEMU >= 8.0 (this hypervisor has QEMU "
-            f"{version_text(qemu_version)}, libvirt {version_text(libvirt_version)}); on Debian 12 "
-            "scripts/setup.sh takes QEMU and libvirt from bookworm-backports"
-            for g in lay.guests if g.nic == "igb" and qemu < IGB_MIN_QEMU]
+    return [f"{g.host}: vm.nic {g.nic} needs QEMU >= {'.'.join(map(str, NIC_MODELS[g.nic].min_qemu[:2]))} "
+            f"(this hypervisor has QEMU {version_text(qemu_version)}, libvirt "
+            f"{version_text(libvirt_version)}); on Debian 12 scripts/setup.sh takes QEMU and "
+            "libvirt from bookworm-backports"
+            for g in lay.guests if qemu < NIC_MODELS[g.nic].min_qemu]

@@ -137,3 +137,13 @@ def paused_run(directory: Path, scenario: Path, checkpoint: str,
     finally:
         kill_if_running(proc)
     return proc.returncode, err, result
+
+
+def guest_outputs(state: dict[str, Any], host: str, commands: dict[str, str], *,
+                  check: bool = True) -> dict[str, str]:
+    """Name -> stdout of each command run on a VM lab's guest (over SSH, as labctl reaches it:
+    the target in the lab's state); without `check` a failing command's output is kept."""
+    from labctl.transport.ssh import SshTransport
+    from labctl.transport.target import SshTarget
+    with SshTransport(SshTarget.from_dict(state["targets"][host])) as guest:
+        return {name: guest.run(command, check=check).stdout for name, command in commands.items()}

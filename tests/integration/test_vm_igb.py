@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers.labs import labctl_in, paused_run, vm_lab_dir
+from tests.helpers.labs import guest_outputs, labctl_in, paused_run, vm_lab_dir
 from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -40,16 +40,14 @@ def igb_lab(libvirt_host: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 def _dut_state(state: dict[str, Any]) -> dict[str, str]:
     """What runs change and must put back: channels, RPS masks, the NIC's vectors' affinities
     (found by their names, as igb re-requests them on `ethtool -L`)."""
-    from labctl.transport.ssh import SshTransport
-    from labctl.transport.target import SshTarget
-    with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
-        return {"channels": dut.run("ethtool -l data0 | tail -n 5").stdout,
-                "rps": dut.run("grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus").stdout,
-                "affinity": dut.run("for d in /proc/irq/*/data0*; do echo \"${d##*/} "
-                                    "$(cat ${d%/*}/smp_affinity_list)\"; done | sort").stdout,
-                "rss": dut.run("ethtool -x data0").stdout,
-                "udp4_hash": dut.run("ethtool -n data0 rx-flow-hash udp4").stdout,
-                "driver": dut.run("ethtool -i data0 | head -n 1").stdout}
+    return guest_outputs(state, "dut", {
+        "channels": "ethtool -l data0 | tail -n 5",
+        "rps": "grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus",
+        "affinity": "for d in /proc/irq/*/data0*; do echo \"${d##*/} "
+                    "$(cat ${d%/*}/smp_affinity_list)\"; done | sort",
+        "rss": "ethtool -x data0",
+        "udp4_hash": "ethtool -n data0 rx-flow-hash udp4",
+        "driver": "ethtool -i data0 | head -n 1"})
 
 
 def _table(text: str) -> list[int]:
@@ -69,14 +67,10 @@ def _rss_drift_from_outside(igb_lab: Path, state: dict[str, Any]) -> None:
     """The drift watchdog on RSS: paused in igb_rss's load window, the test spreads the table
     over all four queues again (another tool's `ethtool -X`); the run ends invalid (exit 6)
     naming the table, from the planned `equal 2` to `equal 4`, and is restored."""
-    from labctl.transport.ssh import SshTransport
-    from labctl.transport.target import SshTarget
     original = _dut_state(state)
 
     def respread(_: subprocess.Popen[str]) -> None:
-        with SshTransport(SshTarget.from_dict(state["targets"]["dut"])) as dut:
-            result = dut.run("ethtool -X data0 equal 4")
-            assert result.ok, result.output
+        guest_outputs(state, "dut", {"respread": "ethtool -X data0 equal 4"})     # checked: raises if refused
 
     code, err, _ = paused_run(igb_lab, igb_lab / "scenarios" / "igb_rss.yaml", "load-window", respread)
     assert code == 6, f"RSS drift: exit {code}\n{err[-3000:]}"

@@ -334,6 +334,32 @@ def test_igb_real_driver_on_qemu_82576() -> None:
     assert not got.note
 
 
+@pytest.mark.parametrize("listed", [True, False])
+def test_vmxnet3_real_driver_on_qemu(listed: bool) -> None:
+    """The guest kernel's own vmxnet3 driver on QEMU 10's vmxnet3 (4 vCPUs: 4 queues): one
+    vector per RX/TX queue pair named IF-rxtx-<vector index>, the events vector after them
+    (data0-event-4). By the msi_irqs listing or, without it, by the names alone: the same."""
+    listing = msi("vmxnet3/qemu10-guest-msi_irqs.txt") if listed else None
+    got = map_queue_irqs(NicIdentity("data0", "vmxnet3", "0000:00:03.0", "0000:00:03.0"),
+                         table(f"{NICS}/vmxnet3/qemu10-guest-interrupts.txt"), listing)
+    assert got.method == METHOD_TABLE and got.rx == irqs(24, 4) == got.tx
+    assert [(v.irq, v.name, v.why) for v in got.unmapped] == [("28", "data0-event-4", "device events (no queue)")]
+    assert not got.note
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_e1000e_real_driver_on_qemu_82574l(listed: bool) -> None:
+    """The guest kernel's own e1000e driver on QEMU 10's 82574L (2 vCPUs): MSI-X with one RX,
+    one TX and the link vector, named as e1000_request_msix names them; the virtio devices'
+    vectors in the same table are not taken for the NIC's."""
+    listing = msi("e1000e/qemu10-guest-msi_irqs.txt") if listed else None
+    got = map_queue_irqs(NicIdentity("data0", "e1000e", "0000:00:03.0", "0000:00:03.0"),
+                         table(f"{NICS}/e1000e/qemu10-guest-interrupts.txt"), listing)
+    assert got.method == METHOD_TABLE and (got.rx, got.tx) == ({0: "24"}, {0: "25"})
+    assert [(v.irq, v.name, v.why) for v in got.unmapped] == [("26", "data0", "link and other causes (no queue)")]
+    assert not got.note
+
+
 def test_igb_msix_link_vector() -> None:
     got = map_queue_irqs(NicIdentity("eth0", "igb", "0000:02:00.0", "0000:02:00.0"),
                          table(f"{NICS}/igb/format-string.interrupts.txt"))

@@ -24,6 +24,7 @@ from labctl.host.probes import (
     parse_ethtool_info,
     parse_ethtool_rss,
     parse_ethtool_stats,
+    parse_flow_hash,
     parse_interrupts,
     parse_isolcpus,
     parse_mask_file,
@@ -33,6 +34,7 @@ from labctl.host.probes import (
     parse_status_cpus_allowed,
     per_queue_stats,
     rps_cpus,
+    rss_refusal,
     smp_affinity,
     smp_affinity_list,
     supports_combined,
@@ -373,6 +375,26 @@ def test_ethtool_rss_with_table_and_key() -> None:
 def test_ethtool_rss_veth_has_nothing() -> None:
     rss = parse_ethtool_rss(fixture("ethtool_rss/veth-unsupported.txt"))
     assert (rss.ring_count, rss.indirection, rss.key, rss.hash_functions) == (None, None, None, {})
+
+
+def test_ethtool_of_the_real_vmxnet3_and_e1000e_on_qemu() -> None:
+    """The lab guests' own answers (tests/fixtures/nics/*/qemu10-guest-*): vmxnet3 has combined
+    channels and an `i mod 4` table but no key and no rx-flow-hash; e1000e has neither channels
+    nor a table, but says which fields it hashes."""
+    vmxnet3 = parse_ethtool_channels(fixture("nics/vmxnet3/qemu10-guest-ethtool-l.txt"))
+    assert vmxnet3.maximum == vmxnet3.current == {"rx": None, "tx": None, "other": 1, "combined": 4}
+    rss = parse_ethtool_rss(fixture("nics/vmxnet3/qemu10-guest-ethtool-x.txt"))
+    assert rss.ring_count == 4 and rss.indirection == [j % 4 for j in range(128)] and rss.key is None
+    assert rss.hash_functions == {"toeplitz": True, "xor": False, "crc32": False}
+    assert parse_flow_hash(fixture("nics/vmxnet3/qemu10-guest-ethtool-n-udp4.txt")) is None
+    with pytest.raises(ProbeOutputError):
+        parse_ethtool_channels(fixture("nics/e1000e/qemu10-guest-ethtool-l.txt"))
+    text = fixture("nics/e1000e/qemu10-guest-ethtool-x.txt")
+    assert parse_ethtool_rss(text).indirection is None
+    assert rss_refusal(text) == "Cannot get RX ring count: Operation not supported"
+    assert parse_flow_hash(fixture("nics/e1000e/qemu10-guest-ethtool-n-udp4.txt")) == "sd"
+    assert parse_ethtool_info(fixture("nics/e1000e/qemu10-guest-ethtool-i.txt"))["driver"] == "e1000e"
+    assert parse_ethtool_info(fixture("nics/vmxnet3/qemu10-guest-ethtool-i.txt"))["bus-info"] == "0000:00:03.0"
 
 
 def test_ethtool_rss_multiline_table_and_input_transformation() -> None:

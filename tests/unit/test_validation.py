@@ -162,6 +162,8 @@ def test_shipped_files_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert netns and {Path(p).stem for p in vm} >= {"baseline", "combined2", "irq_pin", "rps_isolated", "rps_cpu1"}
     assert cli.main(["-i", str(root / "inventories" / "netns.yaml"), "validate", *netns]) == 0
     assert cli.main(["-i", str(root / "inventory.yaml"), "validate", *vm]) == 0
+    assert cli.main(["-i", str(root / "inventories" / "nic-models.yaml"), "validate",
+                     str(root / "scenarios" / "vmxnet3_irq_pin.yaml")]) == 0
 
 
 def test_schema_is_generated_from_the_model(capsys: pytest.CaptureFixture[str]) -> None:

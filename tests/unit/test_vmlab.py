@@ -150,3 +150,43 @@ def test_igb_test_nic_named_eth_n_is_refused() -> None:
     data["hosts"]["dut"]["interface"] = "eth1"
     with pytest.raises(ValidationError, match="needs a name outside eth<N>, e.g. data0"):
         Inventory.model_validate(data)
+
+
+def models_inventory() -> Inventory:
+    return Inventory.model_validate(yaml.safe_load((ROOT / "inventories" / "nic-models.yaml").read_text()))
+
+
+def test_every_nic_model_of_the_input_has_its_facts() -> None:
+    from typing import get_args
+
+    from labctl.input.model import NicModelName
+    assert set(vmlab.NIC_MODELS) == set(get_args(NicModelName))
+    assert [m for m, facts in vmlab.NIC_MODELS.items() if facts.libvirt_queues] == ["virtio"]
+
+
+def test_vmxnet3_and_e1000e_guests_render_their_models_named_outside_eth_n() -> None:
+    inventory = models_inventory()
+    lay = vmlab.layout(inventory)
+    dut, loadgen = lay.guests
+    assert (dut.nic, loadgen.nic) == ("vmxnet3", "e1000e")
+    assert [(g.mgmt_interface, g.interface) for g in lay.guests] == [("mgmt0", "data0")] * 2
+    for guest in lay.guests:
+        xml = render("domain.xml.j2", **vmlab.domain_values(
+            inventory, lay, guest, domain_type="qemu", backend="qemu", disk="/d.qcow2",
+            seed_iso="/s.iso", console_log="/c.log")).replace('"', "'")
+        assert xml.count(f"<model type='{guest.nic}'/>") == 1 and xml.count("<model type='virtio'/>") == 1
+        assert "queues=" not in xml and "<driver name='qemu'/>" not in xml    # the driver picks its queues
+    # no QEMU floor for them (both in QEMU 7.2, Debian 12's own)
+    assert vmlab.nic_model_problems(lay, 7_002_000, 9_000_000) == []
+
+
+@pytest.mark.parametrize("model", ["igb", "e1000e", "vmxnet3"])
+def test_any_test_nic_other_than_virtio_named_eth_n_is_refused(model: str) -> None:
+    from pydantic import ValidationError
+    data = yaml.safe_load((ROOT / "inventories" / "nic-models.yaml").read_text())
+    data["hosts"]["loadgen"]["vm"]["nic"] = model
+    data["hosts"]["loadgen"]["interface"] = "eth1"
+    with pytest.raises(ValidationError, match=f"vm.nic {model}: .* needs a name outside eth<N>"):
+        Inventory.model_validate(data)
+    data["hosts"]["loadgen"]["vm"]["nic"] = "virtio"
+    Inventory.model_validate(data)
