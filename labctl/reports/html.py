@@ -399,27 +399,25 @@ def _preparation(s: Summary) -> Section | None:
 
 
 def _neighbours(s: Summary) -> Section | None:
-    head, rows, notes = neighbour_lines(s)
-    if not head:
-        return None
-    blocks: list[Block] = [Note(head, "warn" if rows else "pass")]
-    if rows:
-        blocks.append(Table([Cell(h) for h in NEIGHBOUR_HEADER], [[Cell(v) for v in row] for row in rows],
-                            "neighbours"))
-    blocks += [Note(n, "warn") for n in notes]
-    return Section("neighbours", "Neighbours", blocks)
+    return _watch_section("neighbours", "Neighbours", NEIGHBOUR_HEADER, neighbour_lines(s), "warn")
 
 
 def _drift(s: Summary) -> Section | None:
-    head, rows, notes = drift_lines(s)
+    return _watch_section("drift", "Drift", DRIFT_HEADER, drift_lines(s), "fail")
+
+
+def _watch_section(key: str, title: str, header: list[str], lines: tuple[str, list[list[str]], list[str]],
+                   found: str) -> Section | None:
+    """A section of one of the run's watches (drift, neighbours): its sentence (styled `found`
+    when it found something), a table of what it found, notes on hosts it could not watch."""
+    head, rows, notes = lines
     if not head:
         return None
-    blocks: list[Block] = [Note(head, "fail" if rows else "pass")]
+    blocks: list[Block] = [Note(head, found if rows else "pass")]
     if rows:
-        blocks.append(Table([Cell(h) for h in DRIFT_HEADER], [[Cell(v) for v in row] for row in rows],
-                            "drift"))
+        blocks.append(Table([Cell(h) for h in header], [[Cell(v) for v in row] for row in rows], key))
     blocks += [Note(n, "warn") for n in notes]
-    return Section("drift", "Drift", blocks)
+    return Section(key, title, blocks)
 
 
 def _expectations(s: Summary) -> Section:

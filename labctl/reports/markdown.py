@@ -161,12 +161,18 @@ DRIFT_HEADER = ["host", "what", "into the window", "sample time (UTC)", "from", 
 
 
 def _drift(s: Summary) -> list[str]:
-    head, rows, notes = drift_lines(s)
+    return _watch_section("Drift", DRIFT_HEADER, drift_lines(s))
+
+
+def _watch_section(title: str, header: list[str], lines: tuple[str, list[list[str]], list[str]]) -> list[str]:
+    """A section of one of the run's watches (drift, neighbours): its sentence, a table of what
+    it found, notes on hosts it could not watch; nothing when it did not run."""
+    head, rows, notes = lines
     if not head:
         return []
-    out = ["## Drift", "", head, ""]
+    out = [f"## {title}", "", head, ""]
     if rows:
-        out += [table(DRIFT_HEADER, rows), ""]
+        out += [table(header, rows), ""]
     return out + [f"- {n}" for n in notes] + ([""] if notes else [])
 
 
@@ -196,13 +202,7 @@ def _process_name(name: str) -> str:
 
 
 def _neighbours(s: Summary) -> list[str]:
-    head, rows, notes = neighbour_lines(s)
-    if not head:
-        return []
-    out = ["## Neighbours", "", head, ""]
-    if rows:
-        out += [table(NEIGHBOUR_HEADER, rows), ""]
-    return out + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return _watch_section("Neighbours", NEIGHBOUR_HEADER, neighbour_lines(s))
 
 
 def _expectations(s: Summary) -> list[str]:
