@@ -11,7 +11,9 @@ time includes appending the record to a file, the shell's only reading to a pipe
   (a) this machine's /proc/{interrupts,softirqs,net/softnet_stat,stat} and `ethtool -S IF`;
   (b) the same without ethtool (what ethtool costs is (a) - (b));
   (c) as (a), with /proc/interrupts replaced by the synthetic 256-CPU x 2,000-IRQ file of
-      bench/parse_interrupts.py (5.7 MB), read whole each sample as the sampler reads it.
+      bench/parse_interrupts.py (5.7 MB), read whole each sample as the sampler reads it;
+  (d) as (c), with `--keep` as labctl's planner gives it (the NIC eth0's 64 IRQ numbers and its
+      name): only the header and eth0's rows are appended; the ratio is against (c).
 On the collect side, per sample of (c): labctl.analysis.series.derive_series with
 parse_interrupts against the same with the old parser (bench/parse_interrupts.py), the ratio.
 IF defaults to the first interface (other than lo) that `ethtool -S` answers for.
@@ -86,8 +88,14 @@ def shell_baseline(files: dict[str, str], interface: str | None) -> Callable[[],
     return lambda: subprocess.run(["sh", "-c", script], stdout=subprocess.PIPE, check=False)
 
 
-def host_side(label: str, files: dict[str, str], interface: str | None, samples: int) -> None:
+def host_side(label: str, files: dict[str, str], interface: str | None, samples: int,
+              keep: str | None = None, baseline: float | None = None) -> float:
+    """CPU seconds per sample of the sampler; printed against a shell's cat, or against
+    `baseline` (another case's) when given."""
     chosen = sources(files, interface)
+    if keep is not None:
+        name, labels, words = sampler.keep_arg(keep)
+        next(s for s in chosen if s.name == name).keep = (labels, words)
     size = sum(len(s.read()[0]) for s in chosen)
     with tempfile.TemporaryFile() as out:
         def sample() -> None:       # what the sampler does each interval: read all, append
@@ -96,9 +104,14 @@ def host_side(label: str, files: dict[str, str], interface: str | None, samples:
                 out.truncate(0)
                 out.seek(0)
         ours = per_sample(sample, samples)
+    if baseline is not None:
+        print(f"{label:<58} {size / 1e6:5.2f} MB  sampler {ours * 1000:6.2f} ms CPU/sample  "
+              f"(c) {baseline * 1000:6.2f} ms  ratio {baseline / ours:4.1f}x")
+        return ours
     shell = per_sample(shell_baseline(files, interface), samples)
     print(f"{label:<58} {size / 1e6:5.2f} MB  sampler {ours * 1000:6.2f} ms CPU/sample  "
           f"shell+cat {shell * 1000:6.2f} ms  ratio {shell / ours:4.1f}x")
+    return ours
 
 
 def collect_side(files: dict[str, str], interface: str | None, samples: int) -> None:
@@ -142,7 +155,10 @@ def main() -> int:
         big.write(PARSE_BENCH.synthetic_interrupts(256, 2000))  # type: ignore[attr-defined]
         big.flush()
         files = dict(SERIES_FILES, interrupts=big.name)
-        host_side("(c) 256-CPU x 2,000-IRQ /proc/interrupts + ethtool -S", files, interface, args.samples)
+        whole = host_side("(c) 256-CPU x 2,000-IRQ /proc/interrupts + ethtool -S", files, interface,
+                          args.samples)
+        host_side("(d) as (c), --keep the NIC's rows", files, interface, args.samples,
+                  "interrupts=" + ",".join([*map(str, range(64)), "eth0"]), baseline=whole)
         collect_side(files, interface, min(args.samples, 20))
     return 0
 

@@ -6,11 +6,16 @@ library (3.9+ syntax) and imports nothing from labctl:
 
     sampler.py --output series.raw --interval 1 --deadline 90 \\
         --file interrupts=/proc/interrupts --file softirqs=/proc/softirqs \\
-        --command ethtool_stats='ethtool -S eth1'
+        --command ethtool_stats='ethtool -S eth1' --keep interrupts=37,38,virtio1,eth1
 
 Every `--interval` seconds (against absolute deadlines: no drift) it reads each `--file` whole
 and runs each `--command` (split into words like sh does, run without a shell; its stdout is
-kept), and appends one record with the raw text of all of them to `--output`. It stops on
+kept), and appends one record with the raw text of all of them to `--output`. `--keep
+NAME=WORD,...` keeps of that part only its first line and the lines a WORD names: the line's
+label (the text before its first `:`, e.g. an IRQ number) is a WORD, or a WORD with a letter in
+it is anywhere in the line (a device or interface name). So a 256-CPU x 2,000-IRQ
+/proc/interrupts (5.8 MB) becomes the header and the NIC's rows (tens of kB a sample): what the
+series and the live view use. Lines stay whole and in order. It stops on
 SIGTERM, SIGINT or SIGHUP (after one last sample: the end of the window) and by itself
 `--deadline` seconds after it started, so a sampler whose labctl died does not run forever.
 Signals are blocked while a sample is read and written and only taken while waiting, so a
@@ -60,8 +65,15 @@ class Source:
 
     def __init__(self, name: str, path: str = "", argv: list[str] | None = None):
         self.name, self.path, self.argv = name, path, argv
+        self.keep: tuple[frozenset[bytes], tuple[bytes, ...]] | None = None   # (labels, words)
 
     def read(self) -> tuple[bytes, int]:
+        data, status = self._read()
+        if self.keep is not None and status == 0:
+            data = kept_lines(data, *self.keep)
+        return data, status
+
+    def _read(self) -> tuple[bytes, int]:
         if self.argv is None:
             return read_file(self.path)
         try:
@@ -90,6 +102,24 @@ def read_file(path: str) -> tuple[bytes, int]:
     finally:
         os.close(fd)
     return b"".join(chunks), 0
+
+
+def kept_lines(data: bytes, labels: frozenset[bytes], words: tuple[bytes, ...]) -> bytes:
+    """The first line, and each other line whose label is in `labels` or that holds a word."""
+    lines = data.splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:]
+                        if line.split(b":", 1)[0].strip() in labels or any(w in line for w in words)]
+    return b"".join(kept)
+
+
+def keep_arg(text: str) -> tuple[str, frozenset[bytes], tuple[bytes, ...]]:
+    """NAME=WORD,... -> (name, every word as a label, the words with a letter)."""
+    name, sep, value = text.partition("=")
+    words = [w for w in value.split(",") if w]
+    if not sep or not name or not words:
+        raise argparse.ArgumentTypeError(f"expected NAME=WORD[,WORD...], got {text!r}")
+    encoded = [w.encode() for w in words]
+    return name, frozenset(encoded), tuple(w for w in encoded if not w.isdigit())
 
 
 def json_line(record: dict[str, object]) -> bytes:
@@ -213,12 +243,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         default=[], metavar="NAME=PATH", help="a file read whole each sample")
     parser.add_argument("--command", dest="sources", action="append", type=source_arg("command"),
                         metavar="NAME=COMMAND", help="a command run each sample (its stdout)")
+    parser.add_argument("--keep", action="append", type=keep_arg, default=[], metavar="NAME=WORD,...",
+                        help="keep of part NAME only its first line and the lines the words name")
     args = parser.parse_args(argv)
     names = [source.name for source in args.sources]
     if not names:
         parser.error("give at least one --file or --command")
     if len(set(names)) != len(names):
         parser.error(f"a source name given twice: {names}")
+    by_name = {source.name: source for source in args.sources}
+    for name, labels, words in args.keep:
+        if name not in by_name:
+            parser.error(f"--keep {name}: no such part (parts: {', '.join(names)})")
+        by_name[name].keep = (labels, words)
     return args
 
 

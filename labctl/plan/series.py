@@ -80,7 +80,23 @@ def sampler_argv(scenario: Scenario, facts: HostFacts, workdir: str, host: str,
     sources = sampler_sources(scenario.snapshot.probes, SnapshotHost.of(facts))
     for kind, name, target in sources + readback_sources(readbacks or []):
         argv += [f"--{kind}", f"{name}={target}"]
+    rows = nic_interrupt_rows(facts)
+    if rows and any(name == "interrupts" for _, name, _ in sources):
+        argv += ["--keep", f"interrupts={','.join(rows)}"]
     return argv
+
+
+def nic_interrupt_rows(facts: HostFacts) -> list[str]:
+    """What the sampler keeps of /proc/interrupts (the series and the live view use only the
+    NIC's rows): the NIC's IRQ numbers, and its interface and device names, which every
+    driver's vector names hold one of — also vectors a channel change requested anew. None
+    for a NIC without IRQs (veth: the file is kept whole)."""
+    nic = facts.nic
+    irqs = sorted(set(nic.rx_irqs.values()) | set(nic.tx_irqs.values()) | set(nic.vectors),
+                  key=lambda irq: (len(irq), irq))
+    if not irqs and not nic.device:
+        return []
+    return irqs + [name for name in (nic.interface, nic.device) if name]
 
 
 def start_sampler_actions(scenario: Scenario, facts: dict[str, HostFacts], workdir: dict[str, str],

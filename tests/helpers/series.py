@@ -5,6 +5,7 @@ IRQs, drops on CPU 0, CPU time, and the server's received messages per second.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from labctl.agent import sampler
 from labctl.analysis.loadseries import RECEIVED
@@ -37,11 +38,15 @@ def chart_series() -> HostSeries:
               SeriesLine(metric=RECEIVED, values=[1900.0, 2000.0, 2100.0])])
 
 
-def sample_file(tmp_path: Path, contents: list[dict[str, str]], end: bool = True) -> bytes:
+def sample_file(tmp_path: Path, contents: list[dict[str, str]], end: bool = True,
+                keep: dict[str, Any] | None = None) -> bytes:
     """A sampler's file written by the agent's own code: one sample per dict (part name ->
-    text, the files it reads under tmp_path), and the end record unless `end` is False."""
+    text, the files it reads under tmp_path), and the end record unless `end` is False;
+    `keep`: part name -> what `--keep` gave that source (labels, words)."""
     files = {name: tmp_path / name for name in contents[0]}
     sources = [sampler.Source(name, path=str(path)) for name, path in files.items()]
+    for source in sources:
+        source.keep = (keep or {}).get(source.name)
     out = sampler.json_line({"kind": "start", "format": "labctl-series", "version": 1, "interval": 1.0,
                              "deadline": 60, "pid": 1, "sources": list(files), "time": 0.0, "mono": 0.0})
     for seq, texts in enumerate(contents):

@@ -32,7 +32,7 @@ from labctl.host.samples import parse_sample_stream, sampler_sources
 from labctl.host.snapshots import SnapshotHost
 from labctl.input.config import load_inventory, load_scenario
 from labctl.plan.actions import Fetch, Start, Stop, Upload, WaitFile
-from labctl.plan.series import series_interval
+from labctl.plan.series import nic_interrupt_rows, series_interval
 from labctl.reports.export import COLUMNS, ExportError, export_rows, parquet_table, write_csv
 from labctl.reports.series import render_series_markdown
 from labctl.runfiles.series import HostSeries, SeriesFile, SeriesLine
@@ -209,7 +209,57 @@ def test_the_sampler_takes_a_last_sample_on_sigterm(tmp_path: Path) -> None:
     assert len(stream.samples) == 2
 
 
+def test_keep_leaves_the_header_and_the_nics_rows_of_a_real_capture() -> None:
+    """igb's /proc/interrupts (the igb lab's capture): IRQ labels and the interface's name keep
+    the header, the queue vectors and the link vector; nothing else, and nothing changed."""
+    text = fixture("nics/igb/qemu10-guest-interrupts.txt").encode()
+    _, labels, words = sampler.keep_arg("interrupts=25,26,data0")
+    kept = sampler.kept_lines(text, labels, words)
+    lines = kept.decode().splitlines()
+    assert lines[0] == text.decode().splitlines()[0]
+    assert all(line in text.decode().splitlines() for line in lines)
+    names = [line.split()[-1] for line in lines[1:]]
+    assert names and all(name.startswith("data0") for name in names) and "data0" in names
+    assert len(kept) < len(text) / 2
+    table, whole = parse_interrupts(kept.decode()), parse_interrupts(text.decode())
+    assert {r.irq: r for r in table.rows} == {r.irq: r for r in whole.rows if r.name.startswith("data0")}
+    assert sampler.kept_lines(b"", labels, words) == b""
+
+
+def test_the_sampler_keeps_only_the_nics_rows_and_the_series_is_the_same(tmp_path: Path) -> None:
+    """A sample file with `--keep interrupts=...` as the planner gives it, against the whole
+    file: the same per-queue rates from a fraction of the bytes."""
+    samples = [_texts((100, 10), (1000, 50), (200, 0, 0), (10, 10, 70, 10), 500),
+               _texts((300, 10), (3000, 50), (600, 2, 40), (30, 30, 110, 30), 1500)]
+    for texts in samples:               # a big host's other IRQs
+        texts["interrupts"] += "".join(f"{n}: 1 2 PCI-MSI {n}-edge other{n}\n" for n in range(100, 400))
+    whole_data = _with_times(sample_file(tmp_path, samples), [100.0, 102.0])
+    whole = derive_series(parse_sample_stream(whole_data), guest_facts().to_json())
+    rows = nic_interrupt_rows(guest_facts())
+    assert rows[-2:] == ["eth1", "virtio1"] and "37" in rows
+    argv = ["--output", str(tmp_path / "o"), "--deadline", "1", "--file", f"interrupts={tmp_path / 'interrupts'}",
+            "--keep", "interrupts=" + ",".join(rows)]
+    (source,) = sampler.parse_args(argv).sources
+    data = _with_times(sample_file(tmp_path, samples, keep={"interrupts": source.keep}), [100.0, 102.0])
+    kept = derive_series(parse_sample_stream(data), guest_facts().to_json())
+    assert [(line.metric, line.cpu, line.queue, line.values) for line in kept.lines] == \
+        [(line.metric, line.cpu, line.queue, line.values) for line in whole.lines]
+    assert any(line.metric == "irqs_per_s" for line in kept.lines)
+    assert len(data) < len(whole_data) / 3
+
+
+def test_the_planner_keeps_the_nics_rows_only_where_the_nic_has_irqs() -> None:
+    start = next(a for a in plan_for(guest_facts(), {}, load=LOAD).actions
+                 if isinstance(a, Start) and a.process == "sampler-dut")
+    assert "--keep interrupts=" + ",".join(nic_interrupt_rows(guest_facts())) in start.command
+    veth = next(a for a in plan_for(veth_facts(), {}, load=LOAD).actions
+                if isinstance(a, Start) and a.process == "sampler-dut")
+    assert nic_interrupt_rows(veth_facts()) == [] and "--keep" not in veth.command
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--deadline", "1", "--file", "a=/x", "--keep", "b=1"], "--keep b: no such part"),
+    (["--deadline", "1", "--file", "a=/x", "--keep", "a="], "expected NAME=WORD"),
     (["--interval", "0.05", "--deadline", "1", "--file", "a=/proc/stat"], "at least 0.1"),
     (["--deadline", "1"], "at least one"),
     (["--deadline", "1", "--file", "a=/x", "--file", "a=/y"], "given twice"),
