@@ -9,8 +9,9 @@ the newest reading: each update parses one sample, whatever the sampler's interv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from labctl.analysis.series import Key, Reading, interval_values, read_sample
 from labctl.host.samples import Sample
@@ -71,9 +72,9 @@ def cpu_rows(values: dict[Key, float], cpus: Iterable[int], isolated: Iterable[i
 class LiveHost:
     """A host followed sample by sample: `update` takes new samples, `view` the last interval."""
 
-    def __init__(self, host: str, snapshot: SnapshotHost, device: str,
+    def __init__(self, host: str, snapshot: SnapshotHost, nic: Mapping[str, Any],
                  cpus: Sequence[int], isolated: Iterable[int]):
-        self.host, self.snapshot, self.device = host, snapshot, device
+        self.host, self.snapshot, self.nic = host, snapshot, nic
         self.cpus, self.isolated = tuple(cpus), frozenset(isolated)
         self.previous: Reading | None = None
         self.last: Reading | None = None
@@ -90,7 +91,7 @@ class LiveHost:
         self.previous, self.last = self.last, self._read(samples[-1])
 
     def _read(self, sample: Sample) -> Reading:
-        return read_sample(sample, self.snapshot, self.device, self.problems)
+        return read_sample(sample, self.snapshot, self.nic, self.problems)
 
     def view(self) -> HostView:
         if self.previous is None or self.last is None:

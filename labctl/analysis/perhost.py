@@ -7,7 +7,7 @@ CPU keys, used by the expectations and the reports and saved as summary.json.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from labctl.analysis import deltas
@@ -96,19 +96,24 @@ def nic_irq_deltas(before: Any, after: Any, device: str, nic: dict[str, Any] | N
     if not device:
         return []
     all_deltas = deltas.irq_deltas(before, after)
-    nic = nic or {}
-    driver = str(nic.get("driver") or "")
-    if driver:
-        identity = nicirqs.NicIdentity(str(nic.get("interface") or ""), driver, device,
-                                       str(nic.get("bus_info") or ""))
-        queues = nicirqs.queue_rows(nicirqs.map_queue_irqs(identity, after), after)
-    else:
-        queues = probes.nic_queue_irqs(after, device)
+    queues = nic_queue_rows(after, {**(nic or {}), "device": device})
     rows = []
     for queue, row in sorted(queues.items()):
         rows.append({"queue": queue, "irq": row.irq, "name": row.name,
                      "per_cpu": all_deltas.get(row.irq, {})})
     return rows
+
+
+def nic_queue_rows(table: probes.InterruptTable, nic: Mapping[str, Any]) -> dict[int, probes.IrqRow]:
+    """RX queue -> the NIC's IRQ row in `table` (the facts' `nic`): named by the driver table
+    where the facts name a driver (labctl.host.nicirqs: igb's `data0-rx-K`, mlx5's
+    `mlx5_compK@pci:...`, ...), else (facts of an older labctl) by the virtio-style name match."""
+    device, driver = str(nic.get("device") or ""), str(nic.get("driver") or "")
+    if driver:
+        identity = nicirqs.NicIdentity(str(nic.get("interface") or ""), driver, device,
+                                       str(nic.get("bus_info") or ""))
+        return nicirqs.queue_rows(nicirqs.map_queue_irqs(identity, table), table)
+    return probes.nic_queue_irqs(table, device) if device else {}
 
 
 def unmapped_irq_deltas(before: Any, after: Any, nic: dict[str, Any]) -> list[dict[str, Any]]:

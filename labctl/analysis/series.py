@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from labctl.analysis import deltas
-from labctl.host import probes
+from labctl.analysis.perhost import nic_queue_rows
 from labctl.host.probes import CpuTimes, InterruptTable, ProbeOutputError, SoftnetRow
 from labctl.host.samples import Sample, SampleStream
 from labctl.host.snapshots import SnapshotHost, parse_raw
@@ -54,12 +54,13 @@ def _parsed(sample: Sample, name: str, host: SnapshotHost, problems: list[str]) 
         return None
 
 
-def read_sample(sample: Sample, host: SnapshotHost, device: str, problems: list[str]) -> Reading:
-    """Parse one sample's parts and keep what the series needs."""
+def read_sample(sample: Sample, host: SnapshotHost, nic: Mapping[str, Any], problems: list[str]) -> Reading:
+    """Parse one sample's parts and keep what the series needs (`nic`: the facts' NIC, whose
+    queues' IRQ rows are found as in the before/after snapshots)."""
     table = _parsed(sample, "interrupts", host, problems)
     nic_irqs, queue_of_irq = None, {}
-    if table is not None and device:
-        queues = probes.nic_queue_irqs(table, device)
+    if table is not None and nic.get("device"):
+        queues = nic_queue_rows(table, nic)
         nic_irqs = InterruptTable(table.cpus, tuple(queues.values()))
         queue_of_irq = {row.irq: queue for queue, row in queues.items()}
     return Reading(sample.mono, nic_irqs, queue_of_irq,
@@ -112,14 +113,14 @@ def _softnet_values(cpu: int, row: SoftnetRow, seconds: float) -> dict[Key, floa
 def derive_series(stream: SampleStream, facts: Mapping[str, Any]) -> HostSeries:
     """A host's series from its sample stream and its facts (as the run's manifest keeps them)."""
     host = SnapshotHost.from_json(facts)
-    device = str(facts.get("nic", {}).get("device", "") or "")
+    nic: Mapping[str, Any] = facts.get("nic") or {}
     problems: list[str] = []
     first = stream.samples[0] if stream.samples else None
     times: list[float] = []
     intervals: list[dict[Key, float]] = []
     previous: Reading | None = None
     for sample in stream.samples:
-        reading = read_sample(sample, host, device, problems)
+        reading = read_sample(sample, host, nic, problems)
         if previous is not None and first is not None:
             times.append(round(reading.mono - first.mono, 6))
             intervals.append(interval_values(previous, reading))

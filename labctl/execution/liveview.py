@@ -45,7 +45,7 @@ class LiveDisplay(Protocol):
 
 
 def live_host(host: str, facts: HostFacts) -> LiveHost:
-    return LiveHost(host, SnapshotHost.of(facts), facts.nic.device, sorted(facts.cpus_online),
+    return LiveHost(host, SnapshotHost.of(facts), facts.to_json()["nic"], sorted(facts.cpus_online),
                     facts.isolated)
 
 

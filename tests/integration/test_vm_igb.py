@@ -122,6 +122,9 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
         print(f"{name}: " + "; ".join(f"{e['description']}: {e['measured']}" for e in summary["expectations"]))
     channels = summaries["igb_channels_rps"]["hosts"]["dut"]["nic_irqs"]
     assert [r["queue"] for r in channels] == [0, 1], "after ethtool -L 2 the re-requested vectors are read"
+    series = json.loads((runs["igb_baseline"] / "series.json").read_text())["hosts"]["dut"]["lines"]
+    irq_queues = {line["queue"] for line in series if line["metric"] == "irqs_per_s"}
+    assert irq_queues and irq_queues <= {"rx-0", "rx-1", "rx-2", "rx-3"}, "igb's queue IRQs per second"
     html = (runs["igb_baseline"] / "report.html").read_text()
     assert "test NIC dut igb" in html and f"QEMU {facts['qemu_version']}" in html
 

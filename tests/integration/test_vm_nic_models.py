@@ -102,6 +102,8 @@ def test_vmxnet3_and_e1000e(models_lab: Path, libvirt_host: Any, cpu_hog: Any,
     assert loadgen["rss_table"] is None and "not supported" in loadgen["rss_note"], loadgen
     summary = json.loads((run / "summary.json").read_text())
     assert summary["verdict"]["status"] == "passed"
+    series = json.loads((run / "series.json").read_text())["hosts"]["dut"]["lines"]
+    assert "rx-0" in {line["queue"] for line in series if line["metric"] == "irqs_per_s"}, "vmxnet3's rx-0 IRQs/s"
     assert all(r["status"] == "ok" for r in summary["restore"])
     print(f"{SCENARIO}: " + "; ".join(f"{e['description']}: {e['measured']}" for e in summary["expectations"]))
     assert "test NIC dut vmxnet3, loadgen e1000e" in (run / "report.html").read_text()

@@ -163,7 +163,7 @@ def test_cpu_rows_sum_the_queues_and_fill_quiet_cpus() -> None:
 def test_a_host_waits_for_two_samples_then_shows_the_time_between_refreshes(tmp_path: Path) -> None:
     samples = list(parse_sample_stream(sample_file(
         tmp_path, [capture("before"), capture("after"), capture("after")], end=False)).samples)
-    live = LiveHost("dut", live_host("dut", guest_facts()).snapshot, "virtio1", range(8), [4])
+    live = LiveHost("dut", live_host("dut", guest_facts()).snapshot, guest_facts().to_json()["nic"], range(8), [4])
     assert live.view().note == "waiting for samples"
     live.update(samples[:1])
     assert live.view().note == "waiting for samples"

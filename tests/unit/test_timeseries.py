@@ -248,6 +248,24 @@ def test_the_sampler_keeps_only_the_nics_rows_and_the_series_is_the_same(tmp_pat
     assert len(data) < len(whole_data) / 3
 
 
+def test_a_pci_nics_queue_irqs_are_in_the_series_named_by_its_driver(tmp_path: Path) -> None:
+    """igb's vectors are `data0-rx-K`, not named after the PCI device: the series (and the live
+    view, which reads samples the same way) finds them with the driver table, as the report
+    does. Two samples of the igb lab's capture, the second with 500 more rx-1 IRQs on CPU 3
+    and the sampler keeping only the NIC's rows as planned."""
+    first = fixture("nics/igb/qemu10-guest-interrupts.txt")
+    second = first.replace("  9642      11041 ", "  9642      11541 ")
+    assert second != first
+    facts = {"cpus_online": "0-7", "nic": {"interface": "data0", "driver": "igb", "device": "0000:00:03.0",
+                                           "bus_info": "0000:00:03.0"}}
+    _, labels, words = sampler.keep_arg("interrupts=" + ",".join([*map(str, range(24, 33)), "data0", "0000:00:03.0"]))
+    data = _with_times(sample_file(tmp_path, [{"interrupts": first}, {"interrupts": second}],
+                                   keep={"interrupts": (labels, words)}), [10.0, 12.0])
+    series = derive_series(parse_sample_stream(data), facts)
+    irq_lines = {(line.cpu, line.queue): line.values for line in series.lines if line.metric == "irqs_per_s"}
+    assert irq_lines == {(3, "rx-1"): [250.0]}
+
+
 def test_the_planner_keeps_the_nics_rows_only_where_the_nic_has_irqs() -> None:
     start = next(a for a in plan_for(guest_facts(), {}, load=LOAD).actions
                  if isinstance(a, Start) and a.process == "sampler-dut")
