@@ -78,7 +78,13 @@ from labctl.plan.generator import (
     recorded_ceiling,
 )
 from labctl.plan.planner import build_plan, profile_cpus, rate_text
-from labctl.plan.series import SAMPLES_LOCAL, planned_readbacks, sampler_paths, series_interval
+from labctl.plan.series import (
+    SAMPLES_LOCAL,
+    nic_interrupt_rows,
+    planned_readbacks,
+    sampler_paths,
+    series_interval,
+)
 from labctl.reports.compare import Comparison as RunsCompared
 from labctl.reports.compare import compare, render_compare_html, render_compare_text
 from labctl.reports.comparemany import (
@@ -253,7 +259,8 @@ def lab_watch(inventory_path: Path, host: str | None, interval: float,
     state = load_state(inventory_path, inventory)
     with connected(state, [name]) as transports:
         facts = gather_facts(transports, inventory)
-        followed = [Followed(live_host(name, facts[name]), proc_reader(transports[name]))]
+        followed = [Followed(live_host(name, facts[name]),
+                             proc_reader(transports[name], nic_interrupt_rows(facts[name])))]
         if progress is not None:
             progress(f"watching {name} every {interval:g} s" + ("" if count else "; Ctrl-C ends"))
         return watch(followed, interval, show, count)

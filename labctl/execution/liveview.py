@@ -71,10 +71,12 @@ def sampler_reader(transport: Transport, path: str, tail: SampleTail | None = No
     return read
 
 
-def proc_reader(transport: Transport, clock: Callable[[], float] = time.monotonic) -> Reader:
-    """One sample of /proc per call, read with one `cat` round trip (nothing written)."""
+def proc_reader(transport: Transport, keep: Sequence[str] = (),
+                clock: Callable[[], float] = time.monotonic) -> Reader:
+    """One sample of /proc per call, read with one round trip (nothing written); of
+    /proc/interrupts only the rows `keep` names (the NIC's)."""
     seq = 0
-    script = watch_script()
+    script = watch_script(keep)
 
     def read() -> list[Sample]:
         nonlocal seq

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -242,9 +242,26 @@ def tail_command(path: str, offset: int, window: int | None = None) -> str:
     return f"f={shlex.quote(path)}; {start}; echo \"$o\"; tail -c +$((o + 1)) \"$f\" | base64"
 
 
-def watch_script() -> str:
-    """One read-only round trip: the raw text of every /proc file the sampler reads."""
-    return build_script({name: f"cat {shlex.quote(path)}" for name, path in SERIES_FILES.items()})
+def watch_script(keep: Sequence[str] = ()) -> str:
+    """One read-only round trip: the raw text of every /proc file the sampler reads; of
+    /proc/interrupts only the lines `keep` names, as the sampler's `--keep` (kept_rows_command)."""
+    commands = {name: f"cat {shlex.quote(path)}" for name, path in SERIES_FILES.items()}
+    if keep:
+        commands["interrupts"] = kept_rows_command(SERIES_FILES["interrupts"], keep)
+    return build_script(commands)
+
+
+KEPT_ROWS_AWK = ('BEGIN { n = split(words, w, " ") } NR == 1 { print; next } '
+                 '{ l = $1; sub(/:$/, "", l); if (index(labels, " " l " ")) { print; next } '
+                 'for (i = 1; i <= n; i++) if (index($0, w[i])) { print; next } }')
+
+
+def kept_rows_command(path: str, keep: Sequence[str]) -> str:
+    """`awk` that prints of `path` what the sampler's `--keep` keeps: the first line, and each
+    line whose label (before its `:`) is a word or that holds a word with a letter in it."""
+    labels = " " + " ".join(keep) + " "
+    words = " ".join(word for word in keep if not word.isdigit())
+    return shlex.join(["awk", "-v", f"labels={labels}", "-v", f"words={words}", KEPT_ROWS_AWK, path])
 
 
 def watch_sample(seq: int, wall: float, mono: float, output: str) -> Sample:

@@ -14,6 +14,7 @@ left behind.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -127,6 +128,12 @@ def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: An
     assert irq_queues and irq_queues <= {"rx-0", "rx-1", "rx-2", "rx-3"}, "igb's queue IRQs per second"
     html = (runs["igb_baseline"] / "report.html").read_text()
     assert "test NIC dut igb" in html and f"QEMU {facts['qemu_version']}" in html
+
+    capsys.readouterr()               # `labctl watch` reads igb's queue rows (awk on the guest)
+    assert labctl_in(igb_lab, "watch", "--count", "2", "--interval", "0.5") == 0
+    table = [t for t in capsys.readouterr().out.split("\n\n") if t.strip()][-1].split("\n")
+    assert table[1].split()[:4] == ["CPU", "NET_RX/s", "%sirq", "IRQs/s"], table
+    assert all(re.fullmatch(r"[\d.]+[kM]?", row.split()[3]) for row in table[2:]), table
 
     shares = {e["description"]: e["measured"] for e in summaries["igb_rss"]["expectations"]}
     print(f"igb_rss: {shares}")

@@ -293,7 +293,7 @@ class ProcHost(FakeTransport):
 def test_watch_shows_count_views_and_writes_nothing() -> None:
     host, shown = ProcHost(), []
     clock = iter(float(i) for i in range(100))
-    followed = [Followed(live_host("dut", guest_facts()), proc_reader(host, lambda: next(clock)))]
+    followed = [Followed(live_host("dut", guest_facts()), proc_reader(host, clock=lambda: next(clock)))]
     assert watch(followed, 0.1, shown.append, count=3, sleep=lambda s: None) == 3
     assert len(shown) == 3 and host.reads == 4
     assert all(kind == "run_script" for kind, _ in host.calls)

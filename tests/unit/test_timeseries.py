@@ -28,7 +28,7 @@ from labctl.agent import sampler
 from labctl.analysis.series import busy_cpus, derive_series
 from labctl.errors import ValidationError
 from labctl.host.probes import ProbeOutputError, parse_interrupts
-from labctl.host.samples import parse_sample_stream, sampler_sources
+from labctl.host.samples import kept_rows_command, parse_sample_stream, sampler_sources, watch_script
 from labctl.host.snapshots import SnapshotHost
 from labctl.input.config import load_inventory, load_scenario
 from labctl.plan.actions import Fetch, Start, Stop, Upload, WaitFile
@@ -264,6 +264,23 @@ def test_a_pci_nics_queue_irqs_are_in_the_series_named_by_its_driver(tmp_path: P
     series = derive_series(parse_sample_stream(data), facts)
     irq_lines = {(line.cpu, line.queue): line.values for line in series.lines if line.metric == "irqs_per_s"}
     assert irq_lines == {(3, "rx-1"): [250.0]}
+
+
+@pytest.mark.parametrize(("capture", "keep"), [
+    ("nics/igb/qemu10-guest-interrupts.txt", ["25", "26", "27", "28", "data0", "0000:00:03.0"]),
+    ("interrupts/debian12-guest-8cpu.a_combined2.after.txt", ["37", "39", "eth1", "virtio1"]),
+    ("nics/mlx5_core/jrife-100gbe-2ports-interrupts.excerpt.txt", ["99", "0000:01:00.1"]),
+])
+def test_labctl_watch_keeps_with_awk_what_the_sampler_keeps(capture: str, keep: list[str], tmp_path: Path) -> None:
+    """`labctl watch` reads the same rows with one awk on the host: the same bytes as the
+    sampler's --keep, run here on real captures."""
+    path = tmp_path / "interrupts"
+    path.write_text(fixture(capture))
+    awk = subprocess.run(["sh", "-c", kept_rows_command(str(path), keep)], capture_output=True, check=True).stdout
+    _, labels, words = sampler.keep_arg("interrupts=" + ",".join(keep))
+    assert awk == sampler.kept_lines(path.read_bytes(), labels, words)
+    assert 1 < len(awk.splitlines()) < len(path.read_bytes().splitlines())
+    assert "awk" in watch_script(keep) and "awk" not in watch_script()
 
 
 def test_the_planner_keeps_the_nics_rows_only_where_the_nic_has_irqs() -> None:
