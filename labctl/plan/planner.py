@@ -420,8 +420,9 @@ def start_client_action(inventory: Inventory, load: Load, workdir: str,
     c, s = load.client, load.server
     argv = client_argv(f"{workdir}/{LOADGEN_REMOTE_NAME}", s.protocol, server_address(inventory, s.host),
                        s.port, c, f"{workdir}/client.json", interval=interval)
+    flows = "a new socket (flow) per message" if c.new_socket_per_message else f"{c.flows} flow(s)"
     return Start(c.host, "load",
-                 f"start the client: {rate_text(c.rate)} for {c.duration:g} s, {c.flows} flow(s), "
+                 f"start the client: {rate_text(c.rate)} for {c.duration:g} s, {flows}, "
                  f"{c.workers} worker(s), {c.payload} B", command=detached_command(argv, f"{workdir}/client.log"),
                  process="client")
 
