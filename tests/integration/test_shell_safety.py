@@ -413,7 +413,8 @@ FIELDS = [
     Field("facts: NIC TX IRQ number (tuning actions)", tuning_only_field(tx_irq)),
     Field("facts: current channel count", dut_facts_field(channel_count)),
     Field("facts: RPS queue name", dut_facts_field(rps_queue), may_refuse=(TypeError,)),
-    Field("facts: NIC device, driver, bus", dut_facts_field(device), reaches=False),
+    # the device name is one of the words the sampler keeps rows of /proc/interrupts by
+    Field("facts: NIC device, driver, bus", dut_facts_field(device)),
     Field("facts: hostname, kernel, cmdline, tuned, sysctls", dut_facts_field(free_text), reaches=False),
     Field("facts_script(interface)", facts_script_field),
     Field("prepare.tuned.profile", profile_field),
