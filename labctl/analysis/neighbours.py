@@ -131,14 +131,13 @@ def started_pids(steps: Iterable[StepRecord], hosts: Iterable[str]) -> frozenset
 def host_processes(read: RawReader, facts: Mapping[str, Any], own: frozenset[int],
                    controller: int | None = None) -> HostProcesses | str:
     """One host's side of the check from its raw snapshot files, or why it has none."""
-    missing = [f"{name}.{phase}" for name in ("processes", "stat") for phase in ("before", "after")
-               if not (read(name, phase) or "").strip()]
+    texts = {(name, phase): read(name, phase) or "" for name in ("processes", "stat") for phase in ("before", "after")}
+    missing = [f"{name}.{phase}" for (name, phase), text in texts.items() if not text.strip()]
     if missing:
         return f"no {', '.join(missing)} snapshot (a run of a labctl before this check, or a failed snapshot)"
     host = SnapshotHost.from_json(facts)
     try:
-        before, after, stat_before, stat_after = (parse_raw(name, read(name, phase) or "", host)
-                                                  for name in ("processes", "stat") for phase in ("before", "after"))
+        before, after, stat_before, stat_after = (parse_raw(name, text, host) for (name, _), text in texts.items())
     except ProbeOutputError as exc:
         return f"unreadable snapshot: {exc}"
     return HostProcesses(before, after, stat_before, stat_after, own, controller)

@@ -16,20 +16,19 @@ from labctl.input.model import MGMT_NIC_MODEL, Inventory
 
 @dataclass(frozen=True)
 class NicModel:
-    """What a test NIC model (`hosts.NAME.vm.nic`) is: the guest driver that takes QEMU's
-    device, the oldest QEMU that has it, and whether libvirt's `queues` sizes it (virtio only:
-    the others' drivers pick their queue count from the device and the vCPUs)."""
+    """What a test NIC model (`hosts.NAME.vm.nic`) needs: the oldest QEMU that has it, and
+    whether libvirt's `queues` sizes it (virtio only: the others' drivers pick their queue
+    count from the device and the vCPUs)."""
 
-    driver: str
     min_qemu: tuple[int, int, int] = (0, 0, 0)
     libvirt_queues: bool = False
 
 
 NIC_MODELS: dict[str, NicModel] = {
-    "virtio": NicModel("virtio_net", libvirt_queues=True),
-    "igb": NicModel("igb", min_qemu=(8, 0, 0)),          # QEMU's 82576
-    "e1000e": NicModel("e1000e"),                        # QEMU's 82574L
-    "vmxnet3": NicModel("vmxnet3"),                      # VMware's paravirtual NIC
+    "virtio": NicModel(libvirt_queues=True),       # the guest's virtio_net
+    "igb": NicModel(min_qemu=(8, 0, 0)),           # QEMU's 82576, the guest's igb
+    "e1000e": NicModel(),                          # QEMU's 82574L, the guest's e1000e
+    "vmxnet3": NicModel(),                         # VMware's paravirtual NIC, the guest's vmxnet3
 }
 
 

@@ -99,6 +99,29 @@ def labctl_in(directory: Path, *args: str) -> int:
     return cli.main(["-i", str(directory / "inventory.yaml"), "--runs-dir", str(directory / "runs"), *args])
 
 
+def vm_lab_state(directory: Path, lab: str) -> dict[str, Any]:
+    """The state file of the VM lab `lab` in `directory` (what `up` created, facts it learnt)."""
+    state: dict[str, Any] = json.loads((directory / ".labctl" / lab / "state.json").read_text())
+    return state
+
+
+def vm_lab_up(directory: Path, lab: str, errors: Callable[[], str]) -> tuple[float, dict[str, Any]]:
+    """`labctl up` of the VM lab `lab` in `directory`, which must succeed (`errors`: what to
+    say if not, e.g. the captured stderr): the seconds it took and the lab's state."""
+    started = time.monotonic()
+    assert labctl_in(directory, "up") == 0, errors()
+    return time.monotonic() - started, vm_lab_state(directory, lab)
+
+
+# what a run on a guest's test NIC `data0` changes and must put back: channels, RPS masks and the
+# NIC's vectors' affinities (found by their names: drivers such as igb re-request them on `ethtool -L`)
+DATA0_TUNING = {
+    "channels": "ethtool -l data0 | tail -n 5",
+    "rps": "grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus",
+    "affinity": "for d in /proc/irq/*/data0*; do echo \"${d##*/} $(cat ${d%/*}/smp_affinity_list)\"; done | sort",
+}
+
+
 def vm_lab_dir(directory: Path, inventory: Path, lab: str, libvirt_host: Any) -> Path:
     """A VM lab's working directory: `inventory` renamed `lab`, its networks in the session's
     private libvirtd (libvirt_host), and a copy of the scenarios; the guest image built first

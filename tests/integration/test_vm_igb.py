@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers.labs import guest_outputs, labctl_in, paused_run, vm_lab_dir
+from tests.helpers.labs import DATA0_TUNING, guest_outputs, labctl_in, paused_run, vm_lab_dir, vm_lab_up
 from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -40,12 +40,9 @@ def igb_lab(libvirt_host: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _dut_state(state: dict[str, Any]) -> dict[str, str]:
     """What runs change and must put back: channels, RPS masks, the NIC's vectors' affinities
-    (found by their names, as igb re-requests them on `ethtool -L`)."""
+    (found by their names, as igb re-requests them on `ethtool -L`), RSS."""
     return guest_outputs(state, "dut", {
-        "channels": "ethtool -l data0 | tail -n 5",
-        "rps": "grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus",
-        "affinity": "for d in /proc/irq/*/data0*; do echo \"${d##*/} "
-                    "$(cat ${d%/*}/smp_affinity_list)\"; done | sort",
+        **DATA0_TUNING,
         "rss": "ethtool -x data0",
         "udp4_hash": "ethtool -n data0 rx-flow-hash udp4",
         "driver": "ethtool -i data0 | head -n 1"})
@@ -88,10 +85,7 @@ def _rss_drift_from_outside(igb_lab: Path, state: dict[str, Any]) -> None:
 
 def test_the_blog_procedure_on_igb(igb_lab: Path, libvirt_host: Any, cpu_hog: Any,
                                    capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.monotonic()
-    assert labctl_in(igb_lab, "up") == 0, capsys.readouterr().err
-    up_seconds = time.monotonic() - started
-    state = json.loads((igb_lab / ".labctl" / "ligb" / "state.json").read_text())
+    up_seconds, state = vm_lab_up(igb_lab, "ligb", lambda: capsys.readouterr().err)
     facts = state["facts"]
     assert facts["test_nic_models"] == {"dut": "igb", "loadgen": "virtio"}
     assert int(facts["qemu_version"].split(".")[0]) >= 8, facts["qemu_version"]

@@ -24,7 +24,7 @@ import yaml
 
 from labctl import cli
 from tests.helpers import ROOT
-from tests.helpers.labs import labctl_in, paused_run, vm_lab_dir
+from tests.helpers.labs import labctl_in, paused_run, vm_lab_dir, vm_lab_state, vm_lab_up
 from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -99,10 +99,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     the DUT: irqbalance off, tuned realtime 4-7, a restart; the load generator's ceiling is
     measured once) -> irq_pin again -> rps_isolated refused -> collect -> faults -> the ssh
     provider's prepare/unprepare on an existing host -> down, nothing left behind."""
-    started = time.monotonic()
-    assert labctl_in(vm_lab, "up") == 0, capsys.readouterr().err
-    up_seconds = time.monotonic() - started
-    state = json.loads((vm_lab / ".labctl" / "lvm" / "state.json").read_text())
+    up_seconds, state = vm_lab_up(vm_lab, "lvm", lambda: capsys.readouterr().err)
     assert state["facts"]["accelerator"] in ("tcg", "kvm")
     assert state["facts"]["virtio_net_backend"] in ("vhost", "qemu")
     started = time.monotonic()
@@ -125,7 +122,7 @@ def test_the_blog_procedure_on_the_vm_lab(vm_lab: Path, libvirt_host: Any, cpu_h
     assert "loadgen" not in manifest["preparation"]
     assert manifest["lab"]["facts"]["virtio_net_backend"] == state["facts"]["virtio_net_backend"]
     # the generator's ceiling, measured once for the lab in the blog's mode, in every manifest
-    ceilings = json.loads((vm_lab / ".labctl" / "lvm" / "state.json").read_text())["facts"]["generator_ceilings"]
+    ceilings = vm_lab_state(vm_lab, "lvm")["facts"]["generator_ceilings"]
     assert list(ceilings) == ["loadgen->dut/udp/64B/4w/new-socket/cpus=any"]
     for run in runs.values():
         generator = json.loads((run / "manifest.json").read_text())["generator"]    # None: no load

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers.labs import guest_outputs, labctl_in, vm_lab_dir
+from tests.helpers.labs import DATA0_TUNING, guest_outputs, labctl_in, vm_lab_dir, vm_lab_up
 from tests.helpers.processes import processes_mentioning
 
 pytestmark = pytest.mark.integration
@@ -48,12 +48,7 @@ def models_lab(libvirt_host: Any, tmp_path_factory: pytest.TempPathFactory) -> A
 
 def _dut_state(state: dict[str, Any]) -> dict[str, str]:
     """What the run changes and must put back: the vectors' affinities, RPS masks, irqbalance."""
-    return guest_outputs(state, "dut", {
-        "affinity": "for d in /proc/irq/*/data0*; do echo \"${d##*/} "
-                    "$(cat ${d%/*}/smp_affinity_list)\"; done | sort",
-        "rps": "grep -H . /sys/class/net/data0/queues/rx-*/rps_cpus",
-        "irqbalance": "systemctl is-active irqbalance || true",
-        "channels": "ethtool -l data0 | tail -n 5"})
+    return guest_outputs(state, "dut", {**DATA0_TUNING, "irqbalance": "systemctl is-active irqbalance || true"})
 
 
 def _capture(state: dict[str, Any], drivers: dict[str, str]) -> None:
@@ -71,10 +66,7 @@ def _capture(state: dict[str, Any], drivers: dict[str, str]) -> None:
 
 def test_vmxnet3_and_e1000e(models_lab: Path, libvirt_host: Any, cpu_hog: Any,
                             capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.monotonic()
-    assert labctl_in(models_lab, "up") == 0, capsys.readouterr().err
-    up_seconds = time.monotonic() - started
-    state = json.loads((models_lab / ".labctl" / LAB / "state.json").read_text())
+    up_seconds, state = vm_lab_up(models_lab, LAB, lambda: capsys.readouterr().err)
     assert state["facts"]["test_nic_models"] == {"dut": "vmxnet3", "loadgen": "e1000e"}
     assert labctl_in(models_lab, "prepare") == 0, capsys.readouterr().err
     before = _dut_state(state)
